@@ -1,0 +1,159 @@
+"""Typed, frozen configuration loaded from ``configs/*.yaml`` with command-line overrides.
+
+Every model forbids unknown fields (a typo is an error, not a silent default) and is
+immutable; :func:`config_id` gives a stable hash so a run can be reproduced and cached by it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from aio_ray.errors import ConfigError
+
+
+class Frozen(BaseModel):
+    """Base of all configuration models: strict, immutable, hashable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SpikeRule(Frozen):
+    """A tick is a spike when its mid-price lies far from the median of its neighbours.
+
+    With ``dev = |mid - median(mid over a centred window)|`` and ``sigma`` the robust scale
+    (1.4826 x median absolute tick-to-tick mid change of the partition), a tick is quarantined
+    when ``dev > k * sigma`` and ``dev > min_bps`` basis points of the mid. Both must hold, so a
+    quiet day's tiny sigma cannot flag ordinary moves and a news burst cannot hide a bad print.
+    """
+
+    window: int = Field(11, ge=3, description="centred window, ticks (odd)")
+    k: float = Field(50.0, gt=0, description="threshold in robust sigmas of tick changes")
+    min_bps: float = Field(20.0, ge=0, description="minimum deviation, basis points of mid")
+
+    @field_validator("window")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError("window must be odd")
+        return v
+
+
+class ValidationConfig(Frozen):
+    """Rules that quarantine bad ticks (each with its reason)."""
+
+    spike: SpikeRule = SpikeRule()
+    check_spikes: bool = True
+
+
+class DukascopyConfig(Frozen):
+    """Where and how hour files are fetched."""
+
+    base_url: str = "https://datafeed.dukascopy.com/datafeed"
+    timeout_s: float = Field(20.0, gt=0, description="per request, seconds")
+    retries: int = Field(4, ge=0, description="retries after the first attempt")
+    backoff_s: float = Field(0.5, ge=0, description="first retry delay; doubles each retry")
+    cache_dir: Path | None = Field(
+        None, description="local cache in Dukascopy's layout; None: <out>/_cache/dukascopy"
+    )
+    hours_per_task: int = Field(24, ge=1, description="hour files fetched by one Ray task")
+
+
+class SyntheticConfig(Frozen):
+    """The seeded synthetic tick generator (calibrated on real EUR/USD ticks)."""
+
+    seed: int = 7
+    start_price: float = Field(1.10, gt=0, description="mid at the start, quote currency")
+    intensity: float = Field(1.0, gt=0, description="multiplier on the calibrated tick rate")
+    annual_vol: float = Field(0.07, gt=0, description="annualized volatility of the mid")
+
+
+class BarsConfig(Frozen):
+    """Which bars are built and how days are cut."""
+
+    timeframes: tuple[str, ...] = ("1m", "5m", "15m", "30m", "1h", "4h", "1d")
+    daily_close: Literal["utc", "new_york_close"] = "utc"
+
+
+class RayConfig(Frozen):
+    """How the driver joins Ray: ``address`` None starts (or joins via RAY_ADDRESS) a local head."""
+
+    address: str | None = None
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local head; None: all")
+
+
+class DataConfig(Frozen):
+    """What the pipeline ingests by default."""
+
+    source: Literal["synthetic", "dukascopy", "files"] = "synthetic"
+    symbol: str = "EURUSD"
+    start: dt.date = dt.date(2025, 7, 1)
+    end: dt.date = dt.date(2025, 8, 1)
+    workdir: Path = Path("data")
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str) -> str:
+        if not (len(v) == 6 and v.isalpha()):
+            raise ValueError(f"symbol must be six letters such as EURUSD, got {v!r}")
+        return v.upper()
+
+
+class AppConfig(Frozen):
+    """The whole configuration of a run."""
+
+    data: DataConfig = DataConfig()
+    validation: ValidationConfig = ValidationConfig()
+    dukascopy: DukascopyConfig = DukascopyConfig()
+    synthetic: SyntheticConfig = SyntheticConfig()
+    bars: BarsConfig = BarsConfig()
+    ray: RayConfig = RayConfig()
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
+    node[keys[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> AppConfig:
+    """Load ``path`` (YAML; None: defaults) and apply ``key.path=value`` overrides (values YAML).
+
+    Raises ConfigError naming the file or override and the field that is wrong.
+    """
+    tree: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{p}: cannot read configuration: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: top level must be a mapping")
+        tree = loaded
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, raw = item.split("=", 1)
+        _set_path(tree, key.strip(), yaml.safe_load(raw))
+    try:
+        return AppConfig.model_validate(tree)
+    except ValidationError as exc:
+        where = str(path) if path else "configuration"
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def config_id(cfg: BaseModel) -> str:
+    """A stable 12-hex-digit id of a configuration (sha256 of its canonical JSON)."""
+    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -1,0 +1,1 @@
+"""Tick sources, validation and the tick dataset."""

@@ -1,0 +1,1 @@
+"""Strategy families, the compiled backtest engine, search and ranking."""
