@@ -1,0 +1,237 @@
+"""The ``aio`` command: one verb per job; every option has a default from ``configs/*.yaml``.
+
+Global options (before the verb): ``--config FILE`` loads a configuration, ``--set key=value``
+overrides one field (repeatable), ``--log-level``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from aio_ray.config import AppConfig, load_config
+from aio_ray.errors import AioError
+
+app = typer.Typer(
+    name="aio",
+    help="aio-ray: EUR/USD ticks -> bars -> indicators -> strategy search -> ranked, verified Pine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ingest_app = typer.Typer(help="Read ticks from a source, quarantine bad ticks, write the tick dataset.",
+                         no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+
+
+class State:
+    config: AppConfig = AppConfig()
+
+
+state = State()
+
+
+@app.callback()
+def main(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration (configs/*.yaml).")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a config field: section.key=value (repeatable).")] = [],  # noqa: B006
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """aio-ray command line."""
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        state.config = load_config(config, set_)
+    except AioError as exc:
+        _fail(exc)
+
+
+def _fail(exc: Exception, code: int = 2) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _date(value: str, name: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2019-02-04", param_hint=name) from None
+
+
+def _print_ingest(report: Any, as_json: bool) -> None:
+    d = report.to_dict()
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in d.items() if k != "days"}, default=str))
+    else:
+        t = d["totals"]
+        typer.echo(
+            f"ingest {d['source']}: {d['days_written']} day(s) written, {d['days_skipped']} skipped; "
+            f"{t['input']:,} ticks in, {t['kept']:,} kept, "
+            + ", ".join(f"{k} {t[k]:,}" for k in t if k not in ("input", "kept")) + " quarantined"
+        )
+        for e in d["errors"]:
+            typer.secho(f"  problem: {e['source']}: {e['problem']}", fg=typer.colors.YELLOW, err=True)
+        if d["days_incomplete"]:
+            typer.secho(f"  incomplete day(s), rerun to retry: {', '.join(d['days_incomplete'])}",
+                        fg=typer.colors.YELLOW, err=True)
+        typer.echo(f"report: {Path(d['out']) / '_ingest_report.json'}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+LocalOpt = Annotated[bool, typer.Option("--local", help="Run in this process without Ray (small inputs, debugging).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Tick dataset folder (Parquet, partitioned by symbol and UTC day).")]
+
+
+def _ray(local: bool) -> bool:
+    if local:
+        return False
+    from aio_ray.raycluster import ensure_ray
+
+    ensure_ray(state.config.ray)
+    return True
+
+
+@ingest_app.command("synthetic")
+def ingest_synthetic_cmd(
+    out: OutOpt,
+    symbol: Annotated[str, typer.Option(help="Six-letter symbol.")] = "EURUSD",
+    start: Annotated[str, typer.Option(help="First UTC day (YYYY-MM-DD).")] = "2025-07-01",
+    end: Annotated[str, typer.Option(help="Day after the last (exclusive).")] = "2025-08-01",
+    seed: Annotated[Optional[int], typer.Option(help="Generator seed (default from config).")] = None,
+    local: LocalOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Seeded, realistic synthetic ticks (the embedded default data)."""
+    from aio_ray.data.ingest import ingest_synthetic
+    from aio_ray.progress import stage_progress
+
+    cfg = state.config
+    scfg = cfg.synthetic if seed is None else cfg.synthetic.model_copy(update={"seed": seed})
+    try:
+        with stage_progress("ingest") as prog:
+            rep = ingest_synthetic(symbol.upper(), _date(start, "--start"), _date(end, "--end"), out,
+                                   scfg, cfg.validation, use_ray=_ray(local), progress=prog)
+    except AioError as exc:
+        _fail(exc)
+    _print_ingest(rep, as_json)
+
+
+@ingest_app.command("dukascopy")
+def ingest_dukascopy_cmd(
+    out: OutOpt,
+    symbol: Annotated[str, typer.Option(help="Six-letter symbol.")] = "EURUSD",
+    start: Annotated[str, typer.Option(help="First UTC day (YYYY-MM-DD).")] = "2019-02-04",
+    end: Annotated[str, typer.Option(help="Day after the last (exclusive).")] = "2019-02-06",
+    mirror: Annotated[Optional[Path], typer.Option(help="Read Dukascopy's folder layout from disk; no HTTP.")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="Datafeed base URL (default from config).")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Download cache (default OUT/_cache/dukascopy).")] = None,
+    local: LocalOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Dukascopy hour files (.bi5), downloaded in parallel as Ray tasks or read from a mirror."""
+    from aio_ray.data.ingest import ingest_dukascopy
+    from aio_ray.progress import stage_progress
+
+    cfg = state.config
+    if mirror is not None and base_url is not None:
+        raise typer.BadParameter("give either --mirror or --base-url, not both", param_hint="--mirror")
+    if mirror is not None and not mirror.is_dir():
+        raise typer.BadParameter(f"{mirror} is not a folder", param_hint="--mirror")
+    upd: dict[str, Any] = {}
+    if base_url:
+        upd["base_url"] = base_url.rstrip("/")
+    if cache_dir:
+        upd["cache_dir"] = cache_dir
+    dcfg = cfg.dukascopy.model_copy(update=upd)
+    try:
+        with stage_progress("ingest") as prog:
+            rep = ingest_dukascopy(symbol.upper(), _date(start, "--start"), _date(end, "--end"), out,
+                                   mirror=mirror, dcfg=dcfg, vcfg=cfg.validation,
+                                   use_ray=_ray(local), progress=prog)
+    except AioError as exc:
+        _fail(exc)
+    _print_ingest(rep, as_json)
+
+
+@ingest_app.command("files")
+def ingest_files_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Parquet or CSV tick files.")],
+    out: OutOpt,
+    symbol: Annotated[str, typer.Option(help="Six-letter symbol the files hold.")] = "EURUSD",
+    fmt: Annotated[str, typer.Option("--format", help="auto, parquet or csv.")] = "auto",
+    map_: Annotated[list[str], typer.Option("--map", help="Column mapping canonical=file_column, e.g. ts=time (repeatable).")] = [],  # noqa: B006
+    ts_unit: Annotated[str, typer.Option(help="Unit of integer timestamps: s, ms, us or ns.")] = "ms",
+    local: LocalOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Parquet/CSV tick files with a column mapping."""
+    from aio_ray.data.files import ColumnMapping
+    from aio_ray.data.ingest import ingest_files
+    from aio_ray.progress import stage_progress
+
+    if fmt not in ("auto", "parquet", "csv"):
+        raise typer.BadParameter(f"{fmt!r}: accepted are auto, parquet, csv", param_hint="--format")
+    fields: dict[str, str] = {}
+    for item in map_:
+        if "=" not in item:
+            raise typer.BadParameter(f"{item!r} must look like ts=time", param_hint="--map")
+        k, v = item.split("=", 1)
+        fields[k.strip()] = v.strip()
+    try:
+        mapping = ColumnMapping(**fields, ts_unit=ts_unit)
+    except TypeError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--map") from None
+    try:
+        with stage_progress("ingest") as prog:
+            rep = ingest_files(list(paths), symbol.upper(), out, mapping=mapping, fmt=fmt,
+                               vcfg=state.config.validation, use_ray=_ray(local), progress=prog)
+    except AioError as exc:
+        _fail(exc)
+    _print_ingest(rep, as_json)
+
+
+@app.command("bars")
+def bars_cmd(
+    ticks: Annotated[Path, typer.Option("--ticks", help="Tick dataset folder written by `aio ingest`.")],
+    out: Annotated[Path, typer.Option("--out", help="Bars folder: OUT/timeframe=1m/symbol=EURUSD/part-0.parquet.")],
+    timeframes: Annotated[Optional[str], typer.Option(help="Comma list, e.g. 1m,5m,15m,1h,4h,1d (default from config).")] = None,
+    daily_close: Annotated[Optional[str], typer.Option(help="utc (midnight) or new_york_close (17:00 New York).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Resample the tick dataset to multi-timeframe bid/ask/mid OHLC bars on Ray Data."""
+    from aio_ray.bars.build import build_bars
+    from aio_ray.raycluster import ensure_ray
+
+    cfg = state.config.bars
+    tfs = [t.strip() for t in timeframes.split(",") if t.strip()] if timeframes else list(cfg.timeframes)
+    mode = daily_close or cfg.daily_close
+    if mode not in ("utc", "new_york_close"):
+        raise typer.BadParameter(f"{mode!r}: accepted are utc, new_york_close", param_hint="--daily-close")
+    if not ticks.is_dir():
+        raise typer.BadParameter(f"{ticks} is not a folder", param_hint="--ticks")
+    try:
+        ensure_ray(state.config.ray)
+        summary = build_bars(ticks, out, tfs, daily_close=mode)
+    except AioError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(summary, default=str) if as_json else _bars_text(summary))
+
+
+def _bars_text(summary: dict[str, Any]) -> str:
+    lines = [f"bars -> {summary.get('bars_dir', '')}"]
+    for key, val in summary.items():
+        if key != "bars_dir":
+            lines.append(f"  {key}: {val}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,171 @@
+"""The tick dataset on disk: Parquet (zstd), hive-partitioned by symbol and UTC day.
+
+Layout::
+
+    TICKS_DIR/symbol=EURUSD/date=2019-02-04/part-0.parquet          kept ticks, sorted by ts
+    TICKS_DIR/_quarantine/symbol=EURUSD/date=2019-02-04/part-0.parquet   quarantined, with reason
+    TICKS_DIR/_ingest_report.json                                   what the last ingest did
+
+Names starting with ``_`` or ``.`` are not data for Parquet dataset readers (pyarrow, Ray Data),
+so the quarantine, reports and temporary files never leak into the bars.
+
+Writes are atomic: a file is written under a hidden temporary name in its final folder, then
+renamed. The kept-ticks file is written last and is the commit point of a partition; its
+Parquet metadata records ``aio.complete`` (false when hours were missing or failed), the
+counts per reason and the source, so a rerun skips exactly the complete partitions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from aio_ray.schema import QUARANTINE_SCHEMA, TICK_SCHEMA
+
+PART_NAME = "part-0.parquet"
+QUARANTINE_DIR = "_quarantine"
+REPORT_NAME = "_ingest_report.json"
+_META_KEY = b"aio.partition"
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """One day partition of the tick dataset and what its metadata says."""
+
+    symbol: str
+    day: dt.date
+    path: Path
+    complete: bool
+    meta: dict[str, Any]
+
+
+def partition_dir(root: Path, symbol: str, day: dt.date) -> Path:
+    """Folder of a (symbol, UTC day) partition under ``root``."""
+    return Path(root) / f"symbol={symbol.upper()}" / f"date={day.isoformat()}"
+
+
+def _atomic_write_table(table: pa.Table, path: Path, meta: dict[str, Any] | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    if meta is not None:
+        schema_meta = dict(table.schema.metadata or {})
+        schema_meta[_META_KEY] = json.dumps(meta, sort_keys=True, default=str).encode()
+        table = table.replace_schema_metadata(schema_meta)
+    try:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_partition(
+    root: Path,
+    symbol: str,
+    day: dt.date,
+    kept: pa.Table,
+    quarantined: pa.Table,
+    meta: dict[str, Any],
+) -> Path:
+    """Write one day's kept ticks (sorted by ts) and its quarantine, atomically.
+
+    ``meta`` must hold ``complete`` (bool); counts and source notes are recorded with it.
+    The quarantine is written first, the kept ticks last: a partition whose kept file exists
+    has its quarantine too. An existing partition is replaced as a whole.
+    """
+    root = Path(root)
+    kept = kept.cast(TICK_SCHEMA)
+    if kept.num_rows:
+        kept = kept.take(pc.sort_indices(kept, sort_keys=[("ts", "ascending")]))
+    qpath = partition_dir(root / QUARANTINE_DIR, symbol, day) / PART_NAME
+    if quarantined.num_rows:
+        _atomic_write_table(quarantined.cast(QUARANTINE_SCHEMA), qpath)
+    elif qpath.exists():
+        qpath.unlink()
+    path = partition_dir(root, symbol, day) / PART_NAME
+    full_meta = {"symbol": symbol.upper(), "date": day.isoformat(), "rows": kept.num_rows, **meta}
+    _atomic_write_table(kept, path, full_meta)
+    return path
+
+
+def read_partition_meta(path: Path) -> dict[str, Any]:
+    """The ``aio.partition`` metadata of a partition file ({} if absent or unreadable)."""
+    try:
+        md = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return {}
+    raw = md.get(_META_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def is_complete(root: Path, symbol: str, day: dt.date) -> bool:
+    """True when the partition exists and its metadata says it is complete."""
+    path = partition_dir(root, symbol, day) / PART_NAME
+    return path.exists() and bool(read_partition_meta(path).get("complete"))
+
+
+def list_partitions(root: Path, symbol: str | None = None) -> list[PartitionInfo]:
+    """Every day partition under ``root`` (optionally one symbol), sorted by symbol and day."""
+    root = Path(root)
+    out: list[PartitionInfo] = []
+    for sym_dir in sorted(root.glob("symbol=*")):
+        sym = sym_dir.name.split("=", 1)[1]
+        if symbol is not None and sym != symbol.upper():
+            continue
+        for day_dir in sorted(sym_dir.glob("date=*")):
+            path = day_dir / PART_NAME
+            if not path.exists():
+                continue
+            meta = read_partition_meta(path)
+            day = dt.date.fromisoformat(day_dir.name.split("=", 1)[1])
+            out.append(PartitionInfo(sym, day, path, bool(meta.get("complete")), meta))
+    return out
+
+
+def read_ticks(root: Path, symbol: str, start: dt.date | None = None, end: dt.date | None = None) -> pa.Table:
+    """Kept ticks of ``symbol`` for days in [start, end), concatenated in time order."""
+    parts = [
+        p for p in list_partitions(root, symbol)
+        if (start is None or p.day >= start) and (end is None or p.day < end)
+    ]
+    if not parts:
+        return TICK_SCHEMA.empty_table()
+    return pa.concat_tables([pq.read_table(p.path).cast(TICK_SCHEMA) for p in parts])
+
+
+def read_quarantine(root: Path, symbol: str | None = None) -> pa.Table:
+    """Every quarantined tick under ``root`` (optionally one symbol), with its reason."""
+    tables = [
+        pq.read_table(p).select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA)
+        for p in sorted((Path(root) / QUARANTINE_DIR).glob("symbol=*/date=*/" + PART_NAME))
+        if symbol is None or f"symbol={symbol.upper()}" in p.parts
+    ]
+    return pa.concat_tables(tables) if tables else QUARANTINE_SCHEMA.empty_table()
+
+
+def write_report(root: Path, report: dict[str, Any]) -> Path:
+    """Write the ingest report JSON atomically next to the data."""
+    path = Path(root) / REPORT_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    tmp.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def iter_days(start: dt.date, end: dt.date) -> Iterator[dt.date]:
+    """UTC days in [start, end)."""
+    d = start
+    while d < end:
+        yield d
+        d += dt.timedelta(days=1)

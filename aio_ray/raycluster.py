@@ -1,0 +1,28 @@
+"""Joining Ray: one place that decides between a local head and an existing cluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from aio_ray.config import RayConfig
+
+log = logging.getLogger(__name__)
+
+
+def ensure_ray(cfg: RayConfig | None = None) -> None:
+    """Initialise Ray once: ``cfg.address`` or ``RAY_ADDRESS`` joins a cluster; otherwise a
+    local head with ``cfg.num_cpus`` CPUs starts in this process. A no-op when Ray is up
+    (e.g. inside ``ray job submit``)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    cfg = cfg or RayConfig()
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    kwargs: dict[str, object] = {"log_to_driver": False, "configure_logging": False}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, **kwargs)
+    log.info("ray: %s", ray.cluster_resources())
