@@ -100,6 +100,16 @@ class DataConfig(Frozen):
     start: dt.date = dt.date(2025, 7, 1)
     end: dt.date = dt.date(2025, 8, 1)
     workdir: Path = Path("data")
+    mirror: Path | None = Field(None, description="dukascopy: read this local mirror, no HTTP")
+    files: tuple[Path, ...] = Field((), description="files: Parquet/CSV tick files to ingest")
+
+    @property
+    def ticks_dir(self) -> Path:
+        return self.workdir / "ticks"
+
+    @property
+    def bars_dir(self) -> Path:
+        return self.workdir / "bars"
 
     @field_validator("symbol")
     @classmethod
