@@ -58,12 +58,15 @@ def _decompress(raw: bytes, name: str, record: int) -> bytes:
 def decode_ticks(raw: bytes, hour_start: dt.datetime, symbol: str, name: str = "<bytes>") -> pa.Table:
     """Decode one hour file's bytes into the canonical tick table.
 
-    ``hour_start`` is the UTC start of the hour; zero bytes mean "no ticks" (an empty table).
+    ``hour_start`` is the start of the hour (naive: taken as UTC); zero bytes mean "no ticks"
+    (an empty table with :data:`TICK_SCHEMA`).
     Raises CorruptFileError naming ``name`` when the bytes cannot be decoded.
     """
     data = _decompress(raw, name, TICK_RECORD.itemsize)
     rec = np.frombuffer(data, dtype=TICK_RECORD)
-    base_ms = int(hour_start.replace(tzinfo=dt.UTC).timestamp() * 1000)
+    # A naive hour is taken as UTC; an aware one is converted (not relabelled) to UTC.
+    start = hour_start.replace(tzinfo=dt.UTC) if hour_start.tzinfo is None else hour_start
+    base_ms = int(start.timestamp() * 1000)
     point = point_size(symbol)
     ts = rec["ms"].astype(np.int64) + base_ms
     arrays = [
