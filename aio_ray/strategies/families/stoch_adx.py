@@ -1,0 +1,50 @@
+"""``stoch_adx``: stochastic %K/%D cross taken only in a trend confirmed by ADX and +DI/-DI.
+
+The cross must agree with the DI direction: a pullback entry in the trend's direction. The
+position is closed when +DI/-DI cross against it (the trend has turned). Pine::
+
+    k = ta.sma(ta.stoch(close, high, low, kLen), smoothK)
+    d = ta.sma(k, dLen)
+    [plusDI, minusDI, adx] = ta.dmi(diLength, adxSmoothing)
+    trending = adx > adxThreshold
+    if ta.crossover(k, d) and trending and plusDI > minusDI
+        strategy.entry("L", strategy.long)
+    if ta.crossunder(k, d) and trending and minusDI > plusDI
+        strategy.entry("S", strategy.short)
+    if ta.crossunder(plusDI, minusDI)
+        strategy.close("L")
+    if ta.crossover(plusDI, minusDI)
+        strategy.close("S")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from aio_ray import indicators as ind
+from aio_ray.strategies.bars import BarArrays
+from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder
+
+
+class StochAdx(Family):
+    name = "stoch_adx"
+
+    def _indicators(self, bars: BarArrays, p: dict[str, Any]) -> dict[str, np.ndarray]:
+        k, d = ind.stoch(bars.high, bars.low, bars.close, p["k"], p["smooth_k"], p["d"])
+        plus, minus, adx = ind.dmi(
+            bars.high, bars.low, bars.close, p["di_length"], p["adx_smoothing"]
+        )
+        return {"stoch_k": k, "stoch_d": d, "plus_di": plus, "minus_di": minus, "adx": adx}
+
+    def _rules(self, bars: BarArrays, i: dict[str, np.ndarray], p: dict[str, Any]) -> Rules:
+        trending = i["adx"] > p["adx_threshold"]
+        up = i["plus_di"] > i["minus_di"]
+        down = i["minus_di"] > i["plus_di"]
+        return Rules(
+            long_entry=crossover(i["stoch_k"], i["stoch_d"]) & trending & up,
+            short_entry=crossunder(i["stoch_k"], i["stoch_d"]) & trending & down,
+            long_exit=crossunder(i["plus_di"], i["minus_di"]),
+            short_exit=crossover(i["plus_di"], i["minus_di"]),
+        )

@@ -1,0 +1,546 @@
+"""Parameter spaces of the strategy families, declared once, read by everyone.
+
+The declarations are plain frozen data (no lambdas) so that the Optuna search, the grid of the
+benchmarks, the Pine generator and the dashboard all read the same ranges, steps, defaults and
+constraints. Stable public API::
+
+    IntParam(name, low, high, step=1, default=..., doc="")     # inclusive range, on-step values
+    FloatParam(name, low, high, step, default=..., doc="")
+    ChoiceParam(name, choices, default=..., doc="")
+    Less(left, right)                                          # constraint: params[left] < params[right]
+    Space(family, params, constraints=(), doc="")
+    SPACES: dict[str, Space]                                   # every family's space
+    RISK_PARAMS                                                # atr_length, stop_atr, take_atr (all families)
+    validate(family, params) -> dict                           # raises ParameterError
+    defaults(family) -> dict
+    sample_optuna(trial, family) -> dict                       # always valid
+    grid(family, max_points, fixed=None) -> list[dict]         # deterministic, for benchmarks
+    describe(family) -> dict                                   # JSON-able
+
+Units: moving-average, RSI, MACD, Bollinger, stochastic, DMI and ATR lengths are in bars of the
+timeframe being tested; RSI/ADX thresholds in indicator points (0..100); Bollinger ``mult`` in
+standard deviations; ``stop_atr``/``take_atr`` in multiples of ATR (0 = off).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from aio_ray.errors import AioError
+
+__all__ = [
+    "RISK_PARAMS",
+    "SPACES",
+    "ChoiceParam",
+    "FloatParam",
+    "IntParam",
+    "Less",
+    "Param",
+    "ParameterError",
+    "Space",
+    "defaults",
+    "describe",
+    "grid",
+    "sample_optuna",
+    "validate",
+]
+
+_STEP_TOL = 1e-9
+
+
+class ParameterError(AioError, ValueError):
+    """A strategy parameter set is invalid. Names the family, the parameter, its value and
+    what is accepted (``param``/``value``/``accepted`` are None where they do not apply)."""
+
+    def __init__(
+        self,
+        family: str,
+        problem: str,
+        param: str | None = None,
+        value: Any = None,
+        accepted: str | None = None,
+    ) -> None:
+        super().__init__(f"{family}: {problem}")
+        self.family = family
+        self.param = param
+        self.value = value
+        self.accepted = accepted
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+@dataclass(frozen=True)
+class IntParam:
+    """An integer parameter taking ``low, low + step, ..., <= high`` (inclusive)."""
+
+    name: str
+    low: int
+    high: int
+    step: int = 1
+    default: int = 0
+    doc: str = ""
+    kind: Literal["int"] = field(default="int", init=False)
+
+    def __post_init__(self) -> None:
+        if not (self.step >= 1 and self.low <= self.high):
+            raise ValueError(f"IntParam {self.name}: need step >= 1 and low <= high")
+        if not self.contains(self.default):
+            raise ValueError(
+                f"IntParam {self.name}: default {self.default} not in {self.accepted()}"
+            )
+
+    def accepted(self) -> str:
+        step = f" step {self.step}" if self.step != 1 else ""
+        return f"int in [{self.low}, {self.high}]{step}"
+
+    def contains(self, v: int) -> bool:
+        return self.low <= v <= self.high and (v - self.low) % self.step == 0
+
+    def values(self) -> list[int]:
+        return list(range(self.low, self.high + 1, self.step))
+
+    def below(self, bound: float) -> int | None:
+        """The largest on-step value strictly below ``bound`` (None if there is none)."""
+        k = math.ceil((bound - self.low) / self.step) - 1
+        v = self.low + min(k, (self.high - self.low) // self.step) * self.step
+        return v if k >= 0 else None
+
+
+@dataclass(frozen=True)
+class FloatParam:
+    """A float parameter taking ``low + k * step`` for ``k = 0, 1, ...`` up to ``high``."""
+
+    name: str
+    low: float
+    high: float
+    step: float
+    default: float = 0.0
+    doc: str = ""
+    kind: Literal["float"] = field(default="float", init=False)
+
+    def __post_init__(self) -> None:
+        if not (self.step > 0 and self.low <= self.high):
+            raise ValueError(f"FloatParam {self.name}: need step > 0 and low <= high")
+        span = (self.high - self.low) / self.step
+        if abs(span - round(span)) > _STEP_TOL:
+            raise ValueError(f"FloatParam {self.name}: high - low must be a multiple of step")
+        if not self.contains(self.default):
+            raise ValueError(
+                f"FloatParam {self.name}: default {self.default} not in {self.accepted()}"
+            )
+
+    def accepted(self) -> str:
+        return f"float in [{_fmt(self.low)}, {_fmt(self.high)}] step {_fmt(self.step)}"
+
+    def _k(self, v: float) -> float:
+        return (v - self.low) / self.step
+
+    def contains(self, v: float) -> bool:
+        k = self._k(v)
+        eps = _STEP_TOL * max(1.0, abs(k))
+        return -eps <= k <= self._k(self.high) + eps and abs(k - round(k)) <= eps
+
+    def snap(self, v: float) -> float:
+        """``v`` moved onto the step grid (removes float noise such as 0.30000000000000004)."""
+        return round(self.low + round(self._k(v)) * self.step, 10)
+
+    def values(self) -> list[float]:
+        n = round(self._k(self.high))
+        return [self.snap(self.low + i * self.step) for i in range(n + 1)]
+
+    def below(self, bound: float) -> float | None:
+        k = math.ceil(self._k(bound) - _STEP_TOL) - 1
+        k = min(k, round(self._k(self.high)))
+        return self.snap(self.low + k * self.step) if k >= 0 else None
+
+
+@dataclass(frozen=True)
+class ChoiceParam:
+    """A categorical parameter (strings)."""
+
+    name: str
+    choices: tuple[str, ...]
+    default: str = ""
+    doc: str = ""
+    kind: Literal["choice"] = field(default="choice", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.choices or self.default not in self.choices:
+            raise ValueError(f"ChoiceParam {self.name}: default must be one of {self.choices}")
+
+    def accepted(self) -> str:
+        return "one of " + ", ".join(repr(c) for c in self.choices)
+
+    def contains(self, v: str) -> bool:
+        return v in self.choices
+
+    def values(self) -> list[str]:
+        return list(self.choices)
+
+
+Param = IntParam | FloatParam | ChoiceParam
+
+
+@dataclass(frozen=True)
+class Less:
+    """Constraint ``params[left] < params[right]`` (both numeric).
+
+    The sampler draws ``right`` first and then ``left`` below it, so it never proposes a
+    violation; ``expr`` is the same rule as a Pine/Python expression.
+    """
+
+    left: str
+    right: str
+    kind: Literal["less"] = field(default="less", init=False)
+
+    @property
+    def expr(self) -> str:
+        return f"{self.left} < {self.right}"
+
+    def holds(self, params: Mapping[str, Any]) -> bool:
+        return bool(params[self.left] < params[self.right])
+
+
+Constraint = Less
+
+
+@dataclass(frozen=True)
+class Space:
+    """One family's parameters (in sampling order) and constraints."""
+
+    family: str
+    params: tuple[Param, ...]
+    constraints: tuple[Constraint, ...] = ()
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise ValueError(f"space {self.family}: duplicate parameter names {names}")
+        by = dict(zip(names, self.params, strict=True))
+        for c in self.constraints:
+            lo, hi = by.get(c.left), by.get(c.right)
+            if not isinstance(lo, (IntParam, FloatParam)) or not isinstance(
+                hi, (IntParam, FloatParam)
+            ):
+                raise TypeError(
+                    f"space {self.family}: constraint {c.expr} needs two numeric parameters"
+                )
+            # Every value of `right` must leave room for `left`: the sampler never gets stuck.
+            if lo.low >= hi.low:
+                raise ValueError(
+                    f"space {self.family}: {c.expr} needs {c.left}.low < {c.right}.low"
+                )
+            if not c.holds({p.name: p.default for p in self.params}):
+                raise ValueError(f"space {self.family}: defaults violate {c.expr}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise ParameterError(
+            self.family, f"unknown parameter {name!r}; accepted: {', '.join(self.names)}", name
+        )
+
+
+# --------------------------------------------------------------------------- declarations
+
+RISK_PARAMS: tuple[Param, ...] = (
+    IntParam("atr_length", 5, 50, 1, default=14, doc="ATR length for stop/target distances, bars"),
+    FloatParam(
+        "stop_atr", 0.0, 5.0, 0.25, default=0.0, doc="stop-loss distance in ATRs; 0 = no stop"
+    ),
+    FloatParam(
+        "take_atr", 0.0, 10.0, 0.25, default=0.0, doc="take-profit distance in ATRs; 0 = no target"
+    ),
+)
+
+
+def _space(
+    family: str, doc: str, params: Iterable[Param], constraints: Iterable[Constraint] = ()
+) -> Space:
+    return Space(family, tuple(params) + RISK_PARAMS, tuple(constraints), doc)
+
+
+SPACES: dict[str, Space] = {
+    s.family: s
+    for s in (
+        _space(
+            "ma_cross",
+            "Moving-average crossover, always in the market: long when the fast MA crosses above "
+            "the slow one, short when it crosses below.",
+            (
+                IntParam("fast", 2, 100, 1, default=10, doc="fast MA length, bars"),
+                IntParam("slow", 5, 300, 1, default=30, doc="slow MA length, bars"),
+                ChoiceParam("ma", ("sma", "ema"), default="ema", doc="moving-average type"),
+            ),
+            (Less("fast", "slow"),),
+        ),
+        _space(
+            "rsi_reversion",
+            "RSI mean reversion: long when RSI crosses up through `lower`, short when it crosses "
+            "down through `upper`; exit when RSI crosses the 50 midline.",
+            (
+                IntParam("length", 2, 50, 1, default=14, doc="RSI length, bars"),
+                IntParam("lower", 10, 45, 1, default=30, doc="oversold level, RSI points"),
+                IntParam("upper", 55, 90, 1, default=70, doc="overbought level, RSI points"),
+            ),
+        ),
+        _space(
+            "macd_cross",
+            "MACD line crossing its signal line, always in the market.",
+            (
+                IntParam("fast", 2, 50, 1, default=12, doc="fast EMA length, bars"),
+                IntParam("slow", 5, 100, 1, default=26, doc="slow EMA length, bars"),
+                IntParam("signal", 2, 50, 1, default=9, doc="signal EMA length, bars"),
+            ),
+            (Less("fast", "slow"),),
+        ),
+        _space(
+            "bb_breakout",
+            "Bollinger breakout: long when the close crosses above the upper band, short below "
+            "the lower band; exit when the close crosses back through the middle band.",
+            (
+                IntParam("length", 5, 100, 1, default=20, doc="band length, bars"),
+                FloatParam(
+                    "mult", 1.0, 4.0, 0.1, default=2.0, doc="band width, standard deviations"
+                ),
+            ),
+        ),
+        _space(
+            "bb_reversion",
+            "Bollinger reversion: fade a close that crosses back inside the band (long from "
+            "below the lower band, short from above the upper); exit at the middle band.",
+            (
+                IntParam("length", 5, 100, 1, default=20, doc="band length, bars"),
+                FloatParam(
+                    "mult", 1.0, 4.0, 0.1, default=2.0, doc="band width, standard deviations"
+                ),
+            ),
+        ),
+        _space(
+            "stoch_adx",
+            "Stochastic %K/%D cross in the trend's direction: long on %K crossing above %D while "
+            "ADX > threshold and +DI > -DI, short on the mirror; exit when +DI/-DI cross against "
+            "the position.",
+            (
+                IntParam("k", 5, 50, 1, default=14, doc="stochastic length, bars"),
+                IntParam("smooth_k", 1, 10, 1, default=3, doc="%K smoothing, bars"),
+                IntParam("d", 1, 10, 1, default=3, doc="%D length, bars"),
+                IntParam("di_length", 5, 50, 1, default=14, doc="+DI/-DI length, bars"),
+                IntParam("adx_smoothing", 5, 50, 1, default=14, doc="ADX smoothing, bars"),
+                FloatParam(
+                    "adx_threshold", 10.0, 50.0, 1.0, default=20.0, doc="minimum ADX, points"
+                ),
+            ),
+        ),
+    )
+}
+
+
+# --------------------------------------------------------------------------- functions
+
+
+def _space_of(family: str) -> Space:
+    try:
+        return SPACES[family]
+    except (KeyError, TypeError):
+        raise ParameterError(
+            str(family), f"unknown strategy family {family!r}; known: {', '.join(sorted(SPACES))}"
+        ) from None
+
+
+def _coerce(family: str, p: Param, v: Any) -> Any:
+    def bad(problem: str) -> ParameterError:
+        return ParameterError(
+            family, f"parameter {p.name!r} = {v!r} {problem}", p.name, v, p.accepted()
+        )
+
+    if isinstance(p, ChoiceParam):
+        if not isinstance(v, str) or v not in p.choices:
+            raise bad(f"is not {p.accepted()}")
+        return v
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise bad(f"must be a number ({p.accepted()})")
+    if not math.isfinite(v):
+        raise bad(f"must be finite ({p.accepted()})")
+    if isinstance(p, IntParam):
+        if v != int(v):
+            raise bad(f"must be an int ({p.accepted()})")
+        iv = int(v)
+        if not p.low <= iv <= p.high:
+            raise bad(f"is out of range [{p.low}, {p.high}]")
+        if not p.contains(iv):
+            raise bad(f"is off the step grid: {p.low} + k * {p.step}")
+        return iv
+    fv = float(v)
+    if not p.low - _STEP_TOL * p.step <= fv <= p.high + _STEP_TOL * p.step:
+        raise bad(f"is out of range [{_fmt(p.low)}, {_fmt(p.high)}]")
+    if not p.contains(fv):
+        raise bad(f"is off the step grid: {_fmt(p.low)} + k * {_fmt(p.step)}")
+    return p.snap(fv)
+
+
+def validate(family: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a full parameter set of ``family`` and return it normalized.
+
+    Ints come back as ``int`` (an integral float such as ``14.0`` is accepted), floats snapped
+    onto their step grid, keys in declaration order.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown family, an unknown or missing parameter, a wrong type, a value out of
+        range or off the step grid, a choice not offered, or a violated constraint; the message
+        names the family, the parameter, the value and what is accepted.
+    """
+    space = _space_of(family)
+    if not isinstance(params, Mapping):
+        raise ParameterError(
+            family, f"parameters must be a mapping of name to value, got {type(params).__name__}"
+        )
+    unknown = [k for k in params if k not in space.names]
+    if unknown:
+        raise ParameterError(
+            family,
+            f"unknown parameter {unknown[0]!r}; accepted: {', '.join(space.names)}",
+            str(unknown[0]),
+        )
+    out: dict[str, Any] = {}
+    for p in space.params:
+        if p.name not in params:
+            raise ParameterError(
+                family, f"missing parameter {p.name!r} ({p.accepted()})", p.name, None, p.accepted()
+            )
+        out[p.name] = _coerce(family, p, params[p.name])
+    for c in space.constraints:
+        if not c.holds(out):
+            raise ParameterError(
+                family,
+                f"constraint {c.expr} violated: {c.left} = {out[c.left]}, {c.right} = {out[c.right]}",
+                c.left,
+                out[c.left],
+                c.expr,
+            )
+    return out
+
+
+def defaults(family: str) -> dict[str, Any]:
+    """The declared default of every parameter of ``family`` (a valid set)."""
+    return {p.name: p.default for p in _space_of(family).params}
+
+
+def _sampling_order(space: Space) -> list[Param]:
+    order = list(space.params)
+    for c in space.constraints:
+        names = [p.name for p in order]
+        li, ri = names.index(c.left), names.index(c.right)
+        if li < ri:
+            order.insert(ri, order.pop(li))  # left moves just after right
+    return order
+
+
+def sample_optuna(trial: Any, family: str) -> dict[str, Any]:
+    """Draw a valid parameter set of ``family`` from an Optuna ``trial``.
+
+    Uses ``suggest_int`` / ``suggest_float`` with the declared steps and ``suggest_categorical``.
+    For each ``Less(left, right)`` it draws ``right`` first and then ``left`` from its range cut
+    just below ``right`` (re-parameterization, so no trial is wasted). Should a cut range be
+    empty anyway, the trial is pruned (``optuna.TrialPruned``).
+    """
+    import optuna
+
+    space = _space_of(family)
+    out: dict[str, Any] = {}
+    for p in _sampling_order(space):
+        if isinstance(p, ChoiceParam):
+            out[p.name] = trial.suggest_categorical(p.name, list(p.choices))
+            continue
+        high: float = p.high
+        for c in space.constraints:
+            if c.left == p.name and c.right in out:
+                cut = p.below(out[c.right])
+                if cut is None or cut < p.low:
+                    raise optuna.TrialPruned(
+                        f"{family}: no {p.name} below {c.right} = {out[c.right]}"
+                    )
+                high = min(high, cut)
+        if isinstance(p, IntParam):
+            out[p.name] = trial.suggest_int(p.name, p.low, int(high), step=p.step)
+        else:
+            out[p.name] = p.snap(trial.suggest_float(p.name, p.low, high, step=p.step))
+    return validate(family, {p.name: out[p.name] for p in space.params})
+
+
+def _levels(p: Param, k: int) -> list[Any]:
+    vals = p.values()
+    if k == 1:
+        return [p.default]
+    idx = np.unique(np.round(np.linspace(0, len(vals) - 1, k)).astype(int))
+    return [vals[i] for i in idx]
+
+
+def grid(
+    family: str, max_points: int, fixed: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """A deterministic grid of at most ``max_points`` valid parameter sets of ``family``.
+
+    Each free parameter gets evenly spaced on-step levels (its default when it has one level,
+    both ends of its range from two on); levels are added round-robin while the Cartesian
+    product stays within ``max_points``; sets that violate a constraint are dropped. ``fixed``
+    pins parameters to one value (validated), e.g. ``{"stop_atr": 0.0}``.
+    """
+    space = _space_of(family)
+    if max_points < 1:
+        raise ParameterError(family, f"grid: max_points must be >= 1, got {max_points}")
+    fixed = dict(fixed or {})
+    for name in fixed:
+        space.param(name)
+    base = validate(family, {**defaults(family), **fixed})
+    free = [p for p in space.params if p.name not in fixed]
+    levels = {p.name: 1 for p in free}
+    growing = True
+    while growing:
+        growing = False
+        for p in sorted(free, key=lambda q: levels[q.name]):
+            trial = dict(levels, **{p.name: levels[p.name] + 1})
+            if trial[p.name] <= len(p.values()) and math.prod(trial.values()) <= max_points:
+                levels = trial
+                growing = True
+    axes = [_levels(p, levels[p.name]) for p in free]
+    points = []
+    for combo in itertools.product(*axes):
+        cand = dict(base, **dict(zip([p.name for p in free], combo, strict=True)))
+        if all(c.holds(cand) for c in space.constraints):
+            points.append(validate(family, cand))
+    return points
+
+
+def describe(family: str) -> dict[str, Any]:
+    """The space of ``family`` as JSON-able data (for the API, the dashboard, Pine inputs)."""
+    space = _space_of(family)
+    params = []
+    for p in space.params:
+        d: dict[str, Any] = {"name": p.name, "type": p.kind, "default": p.default, "doc": p.doc}
+        if isinstance(p, ChoiceParam):
+            d["choices"] = list(p.choices)
+        else:
+            d.update(low=p.low, high=p.high, step=p.step)
+        params.append(d)
+    constraints = [
+        {"type": c.kind, "left": c.left, "right": c.right, "expr": c.expr}
+        for c in space.constraints
+    ]
+    return {"family": space.family, "doc": space.doc, "params": params, "constraints": constraints}
