@@ -225,6 +225,33 @@ def bars_cmd(
     typer.echo(json.dumps(summary, default=str) if as_json else _bars_text(summary))
 
 
+@app.command("indicators")
+def indicators_cmd(
+    bars: Annotated[Path, typer.Option("--bars", help="Bars folder written by `aio bars`.")],
+    timeframe: Annotated[str, typer.Option(help="Timeframe to read, e.g. 1h.")],
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    symbol: Annotated[Optional[str], typer.Option(help="Symbol (default: the only one present).")] = None,
+    price: Annotated[str, typer.Option(help="mid, bid or ask OHLC as the input series.")] = "mid",
+) -> None:
+    """The eight indicators (TradingView semantics) at their customary defaults.
+
+    Writes ts, rsi, macd, macd_signal, macd_hist, bb_upper, bb_middle, bb_lower, sma, ema,
+    stoch_k, stoch_d, atr, adx, plus_di, minus_di (14; 12/26/9; 20/2; 20; 20; 14/3/3; 14; 14),
+    NaN during each warm-up.
+    """
+    from aio_ray.bars.store import read_bars
+    from aio_ray.indicators import compute_all
+
+    try:
+        frame = read_bars(bars, timeframe, symbol)
+        result = compute_all(frame, price=price)
+    except (AioError, ValueError) as exc:
+        _fail(exc)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.write_parquet(out, compression="zstd")
+    typer.echo(f"indicators: {result.height:,} bars x {result.width - 1} columns -> {out}")
+
+
 def _bars_text(summary: dict[str, Any]) -> str:
     lines = [f"bars -> {summary.get('bars_dir', '')}"]
     for key, val in summary.items():
