@@ -73,7 +73,9 @@ class SyntheticConfig(Frozen):
     """The seeded synthetic tick generator (calibrated on real EUR/USD ticks)."""
 
     seed: int = 7
-    start_price: float = Field(1.10, gt=0, description="mid at the start, quote currency")
+    start_price: float = Field(
+        1.10, gt=0, description="mid at 1970-01-01 UTC and the long-run level it reverts to"
+    )
     intensity: float = Field(1.0, gt=0, description="multiplier on the calibrated tick rate")
     annual_vol: float = Field(0.07, gt=0, description="annualized volatility of the mid")
 
