@@ -1,0 +1,690 @@
+"""The compiled backtest engine: public surface over :mod:`aio_ray.strategies.engine_nb`.
+
+- :class:`BacktestConfig`: frozen, strict costs / sizing / price model of a run.
+- :func:`run_backtest`: one signal set -> :class:`BacktestResult` (trade list, per-bar
+  equity, metrics).
+- :func:`run_batch`: many signal sets of one family on the same bars -> metrics matrix,
+  parallel over parameter sets (no trade lists), for a search trial.
+- :func:`run_crossover_batch`: the same for two-line crossovers, with the signals derived
+  inside the kernel from shared line series (no per-set signal arrays at all);
+  :func:`cross_signals` gives the same signals as :class:`Signals` for a single run.
+- :func:`prepare_bars`: validate bars once (:class:`PreparedBars`) for many runs on them.
+
+The fill rules live in :mod:`aio_ray.strategies.fills`; the metric formulas in
+:mod:`aio_ray.strategies.metrics`. Prices are float64 in quote currency, ``ts`` int64 UTC ms
+(bar open time), money in account currency (= quote currency, USD for EURUSD).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numba
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from aio_ray.errors import AioError, ConfigError
+from aio_ray.strategies import engine_nb as nb
+from aio_ray.strategies import fills
+from aio_ray.strategies import metrics as mt
+from aio_ray.strategies.signals import Signals
+
+__all__ = [
+    "METRIC_NAMES",
+    "TRADE_SCHEMA",
+    "BacktestConfig",
+    "BacktestConfigError",
+    "BacktestError",
+    "BacktestResult",
+    "BidAskArrays",
+    "OHLCBars",
+    "PreparedBars",
+    "cross_signals",
+    "metrics_frame",
+    "prepare_bars",
+    "run_backtest",
+    "run_batch",
+    "run_crossover_batch",
+]
+
+METRIC_NAMES = mt.METRIC_NAMES
+MIN_BARS = 2
+
+TRADE_SCHEMA: dict[str, pl.DataType] = {
+    "entry_bar": pl.Int64(),
+    "exit_bar": pl.Int64(),
+    "entry_ts": pl.Datetime("ms", "UTC"),
+    "exit_ts": pl.Datetime("ms", "UTC"),
+    "side": pl.Utf8(),
+    "size": pl.Float64(),
+    "entry_price": pl.Float64(),
+    "exit_price": pl.Float64(),
+    "pnl_pips": pl.Float64(),
+    "pnl": pl.Float64(),
+    "commission": pl.Float64(),
+    "exit_reason": pl.Utf8(),
+}
+"""Columns of ``BacktestResult.trades``: bars are 0-based indices; ``size`` in units;
+prices in quote currency; ``pnl_pips`` gross of commission; ``pnl`` and ``commission``
+(entry + exit) in account currency, ``pnl`` net of commission; ``side`` "long"/"short";
+``exit_reason`` one of ``fills.EXIT_REASONS``."""
+
+
+class BacktestError(AioError):
+    """Invalid backtest input or configuration; the message names the argument and what is
+    accepted."""
+
+
+class BacktestConfigError(BacktestError, ConfigError):
+    """An invalid :class:`BacktestConfig` field (also a ``ConfigError``, so a configuration
+    file that embeds the backtest section reports it like any other setting)."""
+
+
+class OHLCBars(Protocol):
+    """What the engine reads of bars (e.g. ``aio_ray.strategies.bars.BarArrays``): the
+    signal series, float64 quote-currency OHLC and int64 UTC-ms open times."""
+
+    @property
+    def ts(self) -> np.ndarray: ...
+    @property
+    def open(self) -> np.ndarray: ...
+    @property
+    def high(self) -> np.ndarray: ...
+    @property
+    def low(self) -> np.ndarray: ...
+    @property
+    def close(self) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, eq=False)
+class BidAskArrays:
+    """Bid and ask OHLC of the same bars (float64, quote currency), for ``bidask`` fills."""
+
+    bid_open: np.ndarray
+    bid_high: np.ndarray
+    bid_low: np.ndarray
+    bid_close: np.ndarray
+    ask_open: np.ndarray
+    ask_high: np.ndarray
+    ask_low: np.ndarray
+    ask_close: np.ndarray
+
+    @classmethod
+    def from_table(cls, table: pa.Table | pl.DataFrame) -> BidAskArrays:
+        """Read the ``bid_*`` / ``ask_*`` OHLC columns of a bar table (``schema.BAR_SCHEMA``)."""
+        df = table if isinstance(table, pl.DataFrame) else pl.from_arrow(table)
+        assert isinstance(df, pl.DataFrame)
+        names = [f"{s}_{p}" for s in ("bid", "ask") for p in ("open", "high", "low", "close")]
+        missing = [c for c in names if c not in df.columns]
+        if missing:
+            raise BacktestError(f"bid_ask table: missing column(s) {missing}; have {df.columns}")
+        return cls(*(df[c].to_numpy().astype(np.float64) for c in names))
+
+
+class BacktestConfig(BaseModel):
+    """Costs, sizing and price model of a backtest (frozen; unknown fields are errors).
+
+    Invalid values raise :class:`BacktestConfigError` (a :class:`BacktestError` and a
+    ``ConfigError``) naming the field and the accepted values.
+    ``aio_ray.config.config_id(cfg)`` gives a stable id.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    price_model: Literal["bidask", "single"] = Field(
+        "bidask",
+        description="bidask: buy at the ask, sell at the bid (needs bid/ask bars; for "
+        "ranking); single: one price series, the signal bars' OHLC (Pine's view)",
+    )
+    initial_capital: float = Field(10_000.0, gt=0, description="account currency (USD)")
+    commission_type: Literal["per_lot", "percent", "cash_per_order"] = Field(
+        "per_lot",
+        description="per_lot: account currency per 100,000 units per side; percent: percent "
+        "of the fill's value; cash_per_order: account currency per fill",
+    )
+    commission: float = Field(0.0, ge=0, description="rate, in the unit of commission_type")
+    slippage_points: float = Field(
+        0.0, ge=0, description="points (ticks, of point_size) against market and stop fills"
+    )
+    point_size: float = Field(1e-5, gt=0, description="price of one point / tick (EURUSD 1e-5)")
+    pip_size: float = Field(1e-4, gt=0, description="price of one pip (EURUSD 1e-4)")
+    sizing: Literal["fixed", "risk"] = Field(
+        "fixed", description="fixed: `units` per trade; risk: risk_fraction of equity vs stop"
+    )
+    units: float = Field(100_000.0, gt=0, description="units per trade (100,000 = 1 lot)")
+    risk_fraction: float = Field(0.01, gt=0, le=1, description="fraction of equity at risk")
+    lot_step: float = Field(1_000.0, gt=0, description="risk-sized units round down to this")
+    bars_per_year: float | None = Field(
+        None, gt=0, description="annualization; None: 260 x bars per day of the bars' spacing"
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _raise_backtest_error(cls, data: Any, handler: Any) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"BacktestConfig.{'.'.join(str(p) for p in e['loc']) or '?'}: {e['msg']}"
+                + (f" (got {e['input']!r})" if e["type"] != "missing" else "")
+                for e in exc.errors()
+            )
+            raise BacktestConfigError(problems) from None
+
+
+@dataclass(frozen=True, eq=False)
+class BacktestResult:
+    """The outcome of :func:`run_backtest`.
+
+    Attributes
+    ----------
+    trades
+        One row per closed trade, columns :data:`TRADE_SCHEMA`, in entry order.
+    equity
+        Equity at each bar's close (account currency), after the bar's fills; ``equity[0]``
+        is the initial capital and ``equity[-1]`` includes the ``"end"`` close.
+    ts
+        The bars' open times (int64 UTC ms), aligned with ``equity``.
+    metrics
+        :data:`METRIC_NAMES` -> value (see :mod:`aio_ray.strategies.metrics`).
+    config
+        The configuration of the run.
+    """
+
+    trades: pl.DataFrame
+    equity: np.ndarray
+    ts: np.ndarray
+    metrics: dict[str, float]
+    config: BacktestConfig = field(repr=False)
+
+    def equity_frame(self) -> pl.DataFrame:
+        """The equity curve as a table: ``ts`` (UTC ms) and ``equity``."""
+        return pl.DataFrame({"ts": self.ts, "equity": self.equity}).with_columns(
+            pl.col("ts").cast(pl.Datetime("ms", "UTC"))
+        )
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _ts_ms(ts: Any) -> np.ndarray:
+    a = np.asarray(ts)
+    if np.issubdtype(a.dtype, np.datetime64):
+        return a.astype("datetime64[ms]").astype(np.int64)
+    if not np.issubdtype(a.dtype, np.integer):
+        raise BacktestError(
+            f"bars.ts: expected int64 UTC milliseconds or datetime64, got {a.dtype}"
+        )
+    return a.astype(np.int64)
+
+
+def _price(name: str, x: Any, n: int) -> np.ndarray:
+    a = np.ascontiguousarray(x, dtype=np.float64)
+    if a.ndim != 1 or a.shape[0] != n:
+        raise BacktestError(f"{name}: expected {n} values (one per bar), got shape {a.shape}")
+    bad = ~np.isfinite(a)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise BacktestError(f"{name}: non-finite price {a[i]} at bar {i}; prices must be finite")
+    return a
+
+
+def _check_ohlc(prefix: str, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> None:
+    bad = (h < np.maximum(o, c)) | (lo > np.minimum(o, c)) | (lo <= 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise BacktestError(
+            f"{prefix}: bar {i} is not a valid OHLC bar (open {o[i]}, high {h[i]}, low {lo[i]}, "
+            f"close {c[i]}); need 0 < low <= open, close <= high"
+        )
+
+
+def _bars_arrays(bars: OHLCBars) -> tuple[np.ndarray, ...]:
+    for attr in ("ts", "open", "high", "low", "close"):
+        if not hasattr(bars, attr):
+            raise BacktestError(
+                f"bars: missing attribute {attr!r}; expected ts, open, high, low, close"
+            )
+    ts = _ts_ms(bars.ts)
+    n = ts.shape[0]
+    if n < MIN_BARS:
+        raise BacktestError(f"bars: too few bars ({n}); need at least {MIN_BARS}")
+    if np.any(np.diff(ts) <= 0):
+        i = int(np.argmax(np.diff(ts) <= 0)) + 1
+        raise BacktestError(f"bars.ts: not strictly increasing at bar {i}")
+    o, h, lo, c = (
+        _price(f"bars.{a}", getattr(bars, a), n) for a in ("open", "high", "low", "close")
+    )
+    _check_ohlc("bars", o, h, lo, c)
+    return ts, o, h, lo, c
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedBars:
+    """Bars validated once and laid out for the kernels (see :func:`prepare_bars`).
+
+    Attributes
+    ----------
+    ts
+        Bar open times, int64 UTC ms.
+    px
+        (9, n) float64 price matrix, rows ``fills.ROW_*`` (quote currency).
+    price_model
+        The price model the matrix was built for ("bidask" or "single").
+    bar_ms
+        Bar spacing inferred from ``ts`` (median gap, ms).
+    """
+
+    ts: np.ndarray
+    px: np.ndarray
+    price_model: str
+    bar_ms: int
+
+    @property
+    def n(self) -> int:
+        """Number of bars."""
+        return int(self.ts.shape[0])
+
+
+def prepare_bars(
+    bars: OHLCBars,
+    price_model: Literal["bidask", "single"] = "bidask",
+    bid_ask: BidAskArrays | None = None,
+) -> PreparedBars:
+    """Validate ``bars`` (and ``bid_ask``) once for many runs of the same price model.
+
+    Every ``run_*`` function accepts the result in place of ``bars`` (then ``bid_ask`` is
+    not needed), which skips the per-call validation: a search evaluating many batches on
+    one fold prepares it once.
+
+    Raises
+    ------
+    BacktestError
+        Too few bars, ``ts`` not strictly increasing, non-finite or inconsistent OHLC,
+        mismatched lengths, unknown ``price_model``, or ``bid_ask`` missing for "bidask".
+    """
+    if price_model not in fills.PRICE_MODELS:
+        raise BacktestError(f"price_model: {price_model!r} is not one of {fills.PRICE_MODELS}")
+    ts, o, h, lo, c = _bars_arrays(bars)
+    n = ts.shape[0]
+    px = np.empty((fills.N_PRICE_ROWS, n), dtype=np.float64)
+    px[fills.ROW_ANCHOR] = c
+    if price_model == "single":
+        px[fills.ROW_BUY_OPEN] = o
+        px[fills.ROW_SELL_OPEN] = o
+        px[fills.ROW_SELL_HIGH] = h
+        px[fills.ROW_BUY_HIGH] = h
+        px[fills.ROW_SELL_LOW] = lo
+        px[fills.ROW_BUY_LOW] = lo
+        px[fills.ROW_SELL_CLOSE] = c
+        px[fills.ROW_BUY_CLOSE] = c
+    else:
+        if bid_ask is None:
+            raise BacktestError(
+                "bid_ask: price_model 'bidask' needs the bars' bid and ask OHLC (BidAskArrays); "
+                "pass bid_ask=... or use price_model='single'"
+            )
+        arr = {
+            f: _price(f"bid_ask.{f}", getattr(bid_ask, f), n)
+            for f in BidAskArrays.__dataclass_fields__
+        }
+        _check_ohlc(
+            "bid_ask (bid)", arr["bid_open"], arr["bid_high"], arr["bid_low"], arr["bid_close"]
+        )
+        _check_ohlc(
+            "bid_ask (ask)", arr["ask_open"], arr["ask_high"], arr["ask_low"], arr["ask_close"]
+        )
+        px[fills.ROW_BUY_OPEN] = arr["ask_open"]
+        px[fills.ROW_SELL_OPEN] = arr["bid_open"]
+        px[fills.ROW_SELL_HIGH] = arr["bid_high"]
+        px[fills.ROW_SELL_LOW] = arr["bid_low"]
+        px[fills.ROW_BUY_HIGH] = arr["ask_high"]
+        px[fills.ROW_BUY_LOW] = arr["ask_low"]
+        px[fills.ROW_SELL_CLOSE] = arr["bid_close"]
+        px[fills.ROW_BUY_CLOSE] = arr["ask_close"]
+    return PreparedBars(ts=ts, px=px, price_model=price_model, bar_ms=mt.infer_bar_ms(ts))
+
+
+def _prepared(
+    bars: OHLCBars | PreparedBars, cfg: BacktestConfig, bid_ask: BidAskArrays | None
+) -> PreparedBars:
+    if isinstance(bars, PreparedBars):
+        if bars.price_model != cfg.price_model:
+            raise BacktestError(
+                f"bars: prepared for price_model {bars.price_model!r} but cfg.price_model is "
+                f"{cfg.price_model!r}; prepare them again"
+            )
+        return bars
+    return prepare_bars(bars, cfg.price_model, bid_ask)
+
+
+def _flags(name: str, x: Any, n: int) -> np.ndarray:
+    a = np.asarray(x)
+    if a.ndim != 1 or a.shape[0] != n:
+        raise BacktestError(f"{name}: expected {n} values (one per bar), got shape {a.shape}")
+    if a.dtype != np.bool_:
+        raise BacktestError(f"{name}: expected a boolean array, got dtype {a.dtype}")
+    return np.ascontiguousarray(a)
+
+
+def _distances(name: str, x: Any, n: int) -> np.ndarray:
+    a = np.ascontiguousarray(x, dtype=np.float64)
+    if a.ndim != 1 or a.shape[0] != n:
+        raise BacktestError(f"{name}: expected {n} values (one per bar), got shape {a.shape}")
+    bad = ~(np.isnan(a) | (np.isfinite(a) & (a > 0)))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise BacktestError(
+            f"{name}: {a[i]} at bar {i}; distances must be > 0 (price) or NaN (none)"
+        )
+    return a
+
+
+def _signal_arrays(sig: Signals, n: int, where: str = "signals") -> tuple[np.ndarray, ...]:
+    return (
+        _flags(f"{where}.long_entry", sig.long_entry, n),
+        _flags(f"{where}.short_entry", sig.short_entry, n),
+        _flags(f"{where}.long_exit", sig.long_exit, n),
+        _flags(f"{where}.short_exit", sig.short_exit, n),
+        _distances(f"{where}.stop_dist", sig.stop_dist, n),
+        _distances(f"{where}.take_dist", sig.take_dist, n),
+    )
+
+
+def _config_vector(cfg: BacktestConfig, pb: PreparedBars) -> np.ndarray:
+    """The kernel's configuration vector (``engine_nb.C_*`` slots)."""
+    cv = np.empty(nb.N_CONFIG, dtype=np.float64)
+    cv[nb.C_INITIAL] = cfg.initial_capital
+    cv[nb.C_SIZING] = fills.SIZING_MODES.index(cfg.sizing)
+    cv[nb.C_UNITS] = cfg.units
+    cv[nb.C_RISK] = cfg.risk_fraction
+    cv[nb.C_LOT_STEP] = cfg.lot_step
+    cv[nb.C_COMM_KIND] = fills.COMMISSION_TYPES.index(cfg.commission_type)
+    cv[nb.C_COMM_RATE] = cfg.commission
+    cv[nb.C_SLIP] = cfg.slippage_points * cfg.point_size
+    cv[nb.C_PIP] = cfg.pip_size
+    cv[nb.C_BARS_PER_YEAR] = (
+        cfg.bars_per_year if cfg.bars_per_year is not None else mt.bars_per_year(pb.bar_ms)
+    )
+    cv[nb.C_YEARS] = mt.span_years(pb.ts, pb.bar_ms)
+    return cv
+
+
+# ----------------------------------------------------------------------------- single run
+
+
+def run_backtest(
+    bars: OHLCBars | PreparedBars,
+    signals: Signals,
+    cfg: BacktestConfig | None = None,
+    bid_ask: BidAskArrays | None = None,
+) -> BacktestResult:
+    """Backtest one signal set on ``bars`` with the rules of :mod:`aio_ray.strategies.fills`.
+
+    Parameters
+    ----------
+    bars
+        The signal series (``ts`` int64 UTC ms, OHLC float64 quote currency); with
+        ``price_model="single"`` fills use these prices. Or :func:`prepare_bars`' result.
+    signals
+        Per-bar orders decided at each bar's close (same length as ``bars``).
+    cfg
+        Costs, sizing and price model (default: ``BacktestConfig()``, i.e. bidask, no costs).
+    bid_ask
+        Bid/ask OHLC of the same bars; required by ``price_model="bidask"``.
+
+    Raises
+    ------
+    BacktestError
+        Mismatched lengths, non-finite or inconsistent prices, too few bars, bad distances,
+        or a missing ``bid_ask``; the message names the argument.
+    """
+    cfg = cfg or BacktestConfig()
+    pb = _prepared(bars, cfg, bid_ask)
+    n = pb.n
+    le, se, lx, sx, sd, td = _signal_arrays(signals, n)
+    trades = np.zeros((n, nb.N_TRADE_COLS), dtype=np.float64)
+    equity = np.empty(n, dtype=np.float64)
+    out = np.empty(nb.N_METRICS, dtype=np.float64)
+    k = nb.simulate(pb.px, _config_vector(cfg, pb), le, se, lx, sx, sd, td, trades, equity, out)
+    return BacktestResult(
+        trades=_trade_frame(trades[:k], pb.ts),
+        equity=equity,
+        ts=pb.ts,
+        metrics={name: float(v) for name, v in zip(METRIC_NAMES, out, strict=True)},
+        config=cfg,
+    )
+
+
+def _trade_frame(rec: np.ndarray, ts: np.ndarray) -> pl.DataFrame:
+    e0 = rec[:, nb.TC_ENTRY_BAR].astype(np.int64)
+    e1 = rec[:, nb.TC_EXIT_BAR].astype(np.int64)
+    reasons = np.array(fills.EXIT_REASONS, dtype=object)
+    df = pl.DataFrame(
+        {
+            "entry_bar": e0,
+            "exit_bar": e1,
+            "entry_ts": ts[e0],
+            "exit_ts": ts[e1],
+            "side": np.where(rec[:, nb.TC_SIDE] > 0, "long", "short").astype(object),
+            "size": rec[:, nb.TC_UNITS],
+            "entry_price": rec[:, nb.TC_ENTRY_PRICE],
+            "exit_price": rec[:, nb.TC_EXIT_PRICE],
+            "pnl_pips": rec[:, nb.TC_PNL_PIPS],
+            "pnl": rec[:, nb.TC_PNL],
+            "commission": rec[:, nb.TC_COMMISSION],
+            "exit_reason": reasons[rec[:, nb.TC_REASON].astype(np.int64)],
+        },
+        schema={k: (pl.Int64 if k.endswith("_ts") else v) for k, v in TRADE_SCHEMA.items()},
+    )
+    return df.with_columns(pl.col("entry_ts", "exit_ts").cast(pl.Datetime("ms", "UTC")))
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def run_batch(
+    bars: OHLCBars | PreparedBars,
+    signals: Sequence[Signals],
+    cfg: BacktestConfig | None = None,
+    bid_ask: BidAskArrays | None = None,
+    *,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Metrics of many signal sets (e.g. one family's parameter sets) on the same bars.
+
+    Runs the same kernel as :func:`run_backtest` for each set, in parallel over sets
+    (``numba.prange``), without trade lists. Returns a float64 matrix of shape
+    ``(len(signals), len(METRIC_NAMES))``; row ``p`` equals ``run_backtest(bars,
+    signals[p], cfg, bid_ask).metrics``. Stop/target distances shared by every set are stored
+    once. ``threads``: how many threads share the sets (default: numba's thread count; in a
+    Ray task holding ``k`` CPUs pass ``k``, or set ``NUMBA_NUM_THREADS``).
+    """
+    cfg = cfg or BacktestConfig()
+    pb = _prepared(bars, cfg, bid_ask)
+    n = pb.n
+    if len(signals) == 0:
+        raise BacktestError("signals: empty sequence; need at least one signal set")
+    cols: list[list[np.ndarray]] = [[] for _ in range(6)]
+    for p, sig in enumerate(signals):
+        for j, a in enumerate(_signal_arrays(sig, n, where=f"signals[{p}]")):
+            cols[j].append(a)
+    le, se, lx, sx = (np.stack(c) for c in cols[:4])
+    sd, td = (_shared_rows(c) for c in cols[4:])
+    out = np.empty((len(signals), nb.N_METRICS), dtype=np.float64)
+    nb.batch_signals(pb.px, _config_vector(cfg, pb), le, se, lx, sx, sd, td, _threads(threads), out)
+    return out
+
+
+def _threads(threads: int | None) -> int:
+    if threads is None:
+        return int(numba.get_num_threads())
+    if threads < 1:
+        raise BacktestError(f"threads: must be >= 1, got {threads}")
+    return min(int(threads), int(numba.get_num_threads()))
+
+
+def _shared_rows(rows: list[np.ndarray]) -> np.ndarray:
+    first = rows[0]
+    if all(r is first or np.array_equal(r, first, equal_nan=True) for r in rows[1:]):
+        return first[None, :]
+    return np.stack(rows)
+
+
+def run_crossover_batch(
+    bars: OHLCBars | PreparedBars,
+    lines: np.ndarray,
+    fast: np.ndarray,
+    slow: np.ndarray,
+    cfg: BacktestConfig | None = None,
+    bid_ask: BidAskArrays | None = None,
+    *,
+    base_dist: np.ndarray | None = None,
+    stop_mult: np.ndarray | float | None = None,
+    take_mult: np.ndarray | float | None = None,
+    direction: Literal["both", "long", "short"] = "both",
+    threads: int | None = None,
+) -> np.ndarray:
+    """Metrics of many two-line crossover strategies, signals derived inside the kernel.
+
+    Parameter set ``p`` trades ``lines[fast[p]]`` against ``lines[slow[p]]`` exactly as
+    ``run_backtest(bars, cross_signals(lines[fast[p]], lines[slow[p]], ...), cfg, bid_ask)``
+    would, so each distinct line (e.g. one SMA per length) is computed once for the grid.
+
+    Parameters
+    ----------
+    lines
+        (K, n) float64 line series (NaN during warm-up).
+    fast, slow
+        (P,) integer row indices into ``lines``.
+    base_dist
+        (n,) price distance (e.g. ATR) that the stop/target multipliers scale; required when
+        a multiplier is given.
+    stop_mult, take_mult
+        Scalar or (P,) multipliers of ``base_dist``; NaN or None: no stop / no target.
+    direction
+        "both": crosses enter and reverse; "long": cross over enters long, cross under exits;
+        "short": mirrored.
+    threads
+        Threads sharing the sets (default: numba's thread count; see :func:`run_batch`).
+
+    Returns
+    -------
+    np.ndarray
+        (P, len(METRIC_NAMES)) float64.
+    """
+    cfg = cfg or BacktestConfig()
+    pb = _prepared(bars, cfg, bid_ask)
+    n = pb.n
+    lines = np.ascontiguousarray(lines, dtype=np.float64)
+    if lines.ndim != 2 or lines.shape[1] != n:
+        raise BacktestError(f"lines: expected shape (K, {n}), got {lines.shape}")
+    k_lines = lines.shape[0]
+    idx = []
+    for name, a in (("fast", fast), ("slow", slow)):
+        arr = np.asarray(a)
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise BacktestError(
+                f"{name}: expected a 1-D integer array of row indices, got {arr.dtype} {arr.shape}"
+            )
+        if arr.size and (arr.min() < 0 or arr.max() >= k_lines):
+            raise BacktestError(
+                f"{name}: row indices must lie in [0, {k_lines}), got {arr.min()}..{arr.max()}"
+            )
+        idx.append(np.ascontiguousarray(arr, dtype=np.int64))
+    if idx[0].shape != idx[1].shape or idx[0].size == 0:
+        raise BacktestError(
+            f"fast, slow: need the same non-zero length, got {idx[0].size} and {idx[1].size}"
+        )
+    n_sets = idx[0].size
+    mults = [
+        _mults(nm, m, n_sets) for nm, m in (("stop_mult", stop_mult), ("take_mult", take_mult))
+    ]
+    if base_dist is None:
+        if any(np.isfinite(m).any() for m in mults):
+            raise BacktestError("base_dist: required when stop_mult or take_mult is given")
+        base = np.full(n, np.nan)
+    else:
+        base = np.ascontiguousarray(base_dist, dtype=np.float64)
+        if base.shape != (n,):
+            raise BacktestError(
+                f"base_dist: expected {n} values (one per bar), got shape {base.shape}"
+            )
+        if np.any(base[np.isfinite(base)] <= 0):
+            raise BacktestError("base_dist: values must be > 0 or NaN")
+    directions = {"both": 0, "long": 1, "short": -1}
+    if direction not in directions:
+        raise BacktestError(f"direction: {direction!r} is not one of {tuple(directions)}")
+    out = np.empty((n_sets, nb.N_METRICS), dtype=np.float64)
+    nb.batch_crossover(
+        pb.px,
+        _config_vector(cfg, pb),
+        lines,
+        idx[0],
+        idx[1],
+        base,
+        mults[0],
+        mults[1],
+        directions[direction],
+        _threads(threads),
+        out,
+    )
+    return out
+
+
+def _mults(name: str, m: np.ndarray | float | None, n_sets: int) -> np.ndarray:
+    if m is None:
+        return np.full(n_sets, np.nan)
+    a = np.asarray(m, dtype=np.float64)
+    if a.ndim == 0:
+        a = np.full(n_sets, float(a))
+    if a.shape != (n_sets,):
+        raise BacktestError(f"{name}: expected a scalar or {n_sets} values, got shape {a.shape}")
+    if np.any(a[np.isfinite(a)] <= 0) or np.isinf(a).any():
+        raise BacktestError(f"{name}: multipliers must be > 0 and finite, or NaN (none)")
+    return np.ascontiguousarray(a)
+
+
+def cross_signals(
+    fast: np.ndarray,
+    slow: np.ndarray,
+    direction: Literal["both", "long", "short"] = "both",
+    stop_dist: np.ndarray | None = None,
+    take_dist: np.ndarray | None = None,
+) -> Signals:
+    """The signals :func:`run_crossover_batch` derives in its kernel, as :class:`Signals`.
+
+    Cross over (TradingView ``ta.crossover``): ``fast > slow and fast[1] <= slow[1]``; cross
+    under mirrored; NaN never crosses. "both": over -> long entry, under -> short entry;
+    "long": over -> long entry, under -> long exit; "short": under -> short entry, over ->
+    short exit. ``stop_dist``/``take_dist`` default to NaN (none).
+    """
+    f = np.asarray(fast, dtype=np.float64)
+    s = np.asarray(slow, dtype=np.float64)
+    n = f.shape[0]
+    fp = np.concatenate(([np.nan], f[:-1]))
+    sp = np.concatenate(([np.nan], s[:-1]))
+    with np.errstate(invalid="ignore"):
+        up = (f > s) & (fp <= sp)
+        dn = (f < s) & (fp >= sp)
+    none = np.zeros(n, dtype=bool)
+    nan = np.full(n, np.nan)
+    sd = nan if stop_dist is None else np.asarray(stop_dist, dtype=np.float64)
+    td = nan if take_dist is None else np.asarray(take_dist, dtype=np.float64)
+    if direction == "both":
+        return Signals(up, dn, none, none.copy(), sd, td)
+    if direction == "long":
+        return Signals(up, none, dn, none.copy(), sd, td)
+    if direction == "short":
+        return Signals(none, dn, none.copy(), up, sd, td)
+    raise BacktestError(f"direction: {direction!r} is not one of ('both', 'long', 'short')")
+
+
+def metrics_frame(matrix: np.ndarray, params: pl.DataFrame | None = None) -> pl.DataFrame:
+    """A metrics matrix from :func:`run_batch` as a table (``params`` columns first, if any)."""
+    m = pl.DataFrame({name: matrix[:, j] for j, name in enumerate(METRIC_NAMES)})
+    return m if params is None else pl.concat([params, m], how="horizontal")
