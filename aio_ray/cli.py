@@ -252,6 +252,74 @@ def indicators_cmd(
     typer.echo(f"indicators: {result.height:,} bars x {result.width - 1} columns -> {out}")
 
 
+def _parse_params(raw: str) -> dict[str, Any]:
+    try:
+        params = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not valid JSON: {exc}", param_hint="--params") from None
+    if not isinstance(params, dict):
+        raise typer.BadParameter('must be a JSON object such as {"fast": 10}', param_hint="--params")
+    return params
+
+
+def _iso(value: Any) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value is not None else ""
+
+
+@app.command("backtest")
+def backtest_cmd(
+    bars: Annotated[Path, typer.Option("--bars", help="Bars folder written by `aio bars`.")],
+    timeframe: Annotated[str, typer.Option(help="Timeframe, e.g. 1h.")],
+    family: Annotated[str, typer.Option(help="Strategy family, e.g. ma_cross (see `aio families`).")],
+    params: Annotated[str, typer.Option(help='Parameters as JSON, e.g. {"fast": 10, "slow": 20, "ma": "sma"}.')],
+    price_model: Annotated[str, typer.Option(help="bidask (buy at ask, sell at bid) or single (mid, Pine's view).")] = "bidask",
+    commission: Annotated[Optional[float], typer.Option(help="Commission (bidask: USD per lot per side; single: percent).")] = None,
+    symbol: Annotated[Optional[str], typer.Option(help="Symbol (default: the only one present).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Backtest one strategy on one timeframe: metrics and the trade list.
+
+    Signals are decided on each bar's close and filled at the next bar's open; stops and
+    targets fill inside the bar (rules: aio_ray/strategies/fills.py). Timestamps are UTC.
+    """
+    from aio_ray.bars.store import read_bars
+    from aio_ray.strategies.engine import BacktestConfig, run_backtest
+    from aio_ray.strategies.evaluate import MarketBars
+    from aio_ray.strategies.families import get_family
+    from aio_ray.strategies.space import defaults, validate
+
+    p = _parse_params(params)
+    if price_model not in ("bidask", "single"):
+        raise typer.BadParameter(f"{price_model!r}: accepted are bidask, single", param_hint="--price-model")
+    try:
+        fam = get_family(family)
+        # parameters not given take the family's defaults (the ATR stop/target are off by default)
+        checked = validate(family, {**defaults(family), **p})
+        frame = read_bars(bars, timeframe, symbol)
+        mb = MarketBars.from_frame(frame, timeframe)
+        update: dict[str, Any] = {"price_model": price_model}
+        if commission is not None:
+            update["commission"] = commission
+            update["commission_type"] = "per_lot" if price_model == "bidask" else "percent"
+        cfg = state.config.backtest.model_copy(update=update)
+        cfg = BacktestConfig.model_validate(cfg.model_dump())
+        result = run_backtest(mb.signal, fam.signals(mb.signal, checked), cfg, mb.bid_ask)
+    except (AioError, ValueError) as exc:
+        _fail(exc)
+    trades = [
+        {**row, "entry_ts": _iso(row["entry_ts"]), "exit_ts": _iso(row["exit_ts"])}
+        for row in result.trades.to_dicts()
+    ]
+    metrics = {k: (None if v != v else v) for k, v in result.metrics.items()}  # NaN -> null
+    if as_json:
+        typer.echo(json.dumps({"family": family, "params": checked, "timeframe": timeframe,
+                               "price_model": price_model, "metrics": metrics, "trades": trades}))
+        return
+    typer.echo(f"{family} {json.dumps(checked)} on {timeframe} ({price_model}): {len(trades)} trades")
+    for k, v in metrics.items():
+        typer.echo(f"  {k:>18}: {v}")
+
+
 def _bars_text(summary: dict[str, Any]) -> str:
     lines = [f"bars -> {summary.get('bars_dir', '')}"]
     for key, val in summary.items():

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aio_ray.errors import ConfigError
+from aio_ray.strategies.engine import BacktestConfig
 
 
 class Frozen(BaseModel):
@@ -129,6 +130,7 @@ class AppConfig(Frozen):
     dukascopy: DukascopyConfig = DukascopyConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     bars: BarsConfig = BarsConfig()
+    backtest: BacktestConfig = BacktestConfig()
     ray: RayConfig = RayConfig()
 
 
