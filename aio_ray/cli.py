@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -39,7 +40,7 @@ state = State()
 
 @app.callback()
 def main(
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration (configs/*.yaml).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration (configs/*.yaml).")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override a config field: section.key=value (repeatable).")] = [],  # noqa: B006
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
@@ -105,7 +106,7 @@ def ingest_synthetic_cmd(
     symbol: Annotated[str, typer.Option(help="Six-letter symbol.")] = "EURUSD",
     start: Annotated[str, typer.Option(help="First UTC day (YYYY-MM-DD).")] = "2025-07-01",
     end: Annotated[str, typer.Option(help="Day after the last (exclusive).")] = "2025-08-01",
-    seed: Annotated[Optional[int], typer.Option(help="Generator seed (default from config).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Generator seed (default from config).")] = None,
     local: LocalOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -130,9 +131,9 @@ def ingest_dukascopy_cmd(
     symbol: Annotated[str, typer.Option(help="Six-letter symbol.")] = "EURUSD",
     start: Annotated[str, typer.Option(help="First UTC day (YYYY-MM-DD).")] = "2019-02-04",
     end: Annotated[str, typer.Option(help="Day after the last (exclusive).")] = "2019-02-06",
-    mirror: Annotated[Optional[Path], typer.Option(help="Read Dukascopy's folder layout from disk; no HTTP.")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="Datafeed base URL (default from config).")] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Download cache (default OUT/_cache/dukascopy).")] = None,
+    mirror: Annotated[Path | None, typer.Option(help="Read Dukascopy's folder layout from disk; no HTTP.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Datafeed base URL (default from config).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Download cache (default OUT/_cache/dukascopy).")] = None,
     local: LocalOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -202,8 +203,8 @@ def ingest_files_cmd(
 def bars_cmd(
     ticks: Annotated[Path, typer.Option("--ticks", help="Tick dataset folder written by `aio ingest`.")],
     out: Annotated[Path, typer.Option("--out", help="Bars folder: OUT/timeframe=1m/symbol=EURUSD/part-0.parquet.")],
-    timeframes: Annotated[Optional[str], typer.Option(help="Comma list, e.g. 1m,5m,15m,1h,4h,1d (default from config).")] = None,
-    daily_close: Annotated[Optional[str], typer.Option(help="utc (midnight) or new_york_close (17:00 New York).")] = None,
+    timeframes: Annotated[str | None, typer.Option(help="Comma list, e.g. 1m,5m,15m,1h,4h,1d (default from config).")] = None,
+    daily_close: Annotated[str | None, typer.Option(help="utc (midnight) or new_york_close (17:00 New York).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Resample the tick dataset to multi-timeframe bid/ask/mid OHLC bars on Ray Data."""
@@ -230,7 +231,7 @@ def indicators_cmd(
     bars: Annotated[Path, typer.Option("--bars", help="Bars folder written by `aio bars`.")],
     timeframe: Annotated[str, typer.Option(help="Timeframe to read, e.g. 1h.")],
     out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
-    symbol: Annotated[Optional[str], typer.Option(help="Symbol (default: the only one present).")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Symbol (default: the only one present).")] = None,
     price: Annotated[str, typer.Option(help="mid, bid or ask OHLC as the input series.")] = "mid",
 ) -> None:
     """The eight indicators (TradingView semantics) at their customary defaults.
@@ -273,8 +274,8 @@ def backtest_cmd(
     family: Annotated[str, typer.Option(help="Strategy family, e.g. ma_cross (see `aio families`).")],
     params: Annotated[str, typer.Option(help='Parameters as JSON, e.g. {"fast": 10, "slow": 20, "ma": "sma"}.')],
     price_model: Annotated[str, typer.Option(help="bidask (buy at ask, sell at bid) or single (mid, Pine's view).")] = "bidask",
-    commission: Annotated[Optional[float], typer.Option(help="Commission (bidask: USD per lot per side; single: percent).")] = None,
-    symbol: Annotated[Optional[str], typer.Option(help="Symbol (default: the only one present).")] = None,
+    commission: Annotated[float | None, typer.Option(help="Commission (bidask: USD per lot per side; single: percent).")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Symbol (default: the only one present).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Backtest one strategy on one timeframe: metrics and the trade list.
@@ -301,7 +302,7 @@ def backtest_cmd(
         if commission is not None:
             update["commission"] = commission
             update["commission_type"] = "per_lot" if price_model == "bidask" else "percent"
-        cfg = state.config.backtest.model_copy(update=update)
+        cfg = state.config.search.backtest.model_copy(update=update)
         cfg = BacktestConfig.model_validate(cfg.model_dump())
         result = run_backtest(mb.signal, fam.signals(mb.signal, checked), cfg, mb.bid_ask)
     except (AioError, ValueError) as exc:
@@ -310,7 +311,7 @@ def backtest_cmd(
         {**row, "entry_ts": _iso(row["entry_ts"]), "exit_ts": _iso(row["exit_ts"])}
         for row in result.trades.to_dicts()
     ]
-    metrics = {k: (None if v != v else v) for k, v in result.metrics.items()}  # NaN -> null
+    metrics = {k: (None if math.isnan(v) else v) for k, v in result.metrics.items()}
     if as_json:
         typer.echo(json.dumps({"family": family, "params": checked, "timeframe": timeframe,
                                "price_model": price_model, "metrics": metrics, "trades": trades}))
@@ -320,12 +321,113 @@ def backtest_cmd(
         typer.echo(f"  {k:>18}: {v}")
 
 
+@app.command("optimize")
+def optimize_cmd(
+    bars: Annotated[Path, typer.Option("--bars", help="Bars folder written by `aio bars`.")],
+    timeframes: Annotated[str | None, typer.Option(help="Comma list, e.g. 15m,1h (default from config).")] = None,
+    families: Annotated[str, typer.Option(help="Comma list of families, or all.")] = "all",
+    trials: Annotated[int | None, typer.Option(help="Trial budget (default from config).")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Library URL: sqlite:///file.db or postgresql+psycopg://...")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run (same run id); finished trials are kept.")] = False,
+    run_id: Annotated[str | None, typer.Option(help="Run id (default: derived from the settings and bars folder).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampler seed (default from config).")] = None,
+    storage: Annotated[Path | None, typer.Option(help="Tune experiments folder (default WORKDIR/tune).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search families x parameters x timeframes with Ray Tune + Optuna on walk-forward folds,
+    rank the out-of-sample results (Deflated Sharpe, stability, drawdown...) and store them."""
+    from aio_ray.pipeline import run_optimize
+    from aio_ray.raycluster import ensure_ray
+
+    search = state.config.search
+    update: dict[str, Any] = {}
+    if timeframes:
+        update["timeframes"] = tuple(t.strip() for t in timeframes.split(",") if t.strip())
+    if families and families != "all":
+        update["families"] = tuple(f.strip() for f in families.split(",") if f.strip())
+    if trials is not None:
+        update["n_trials"] = trials
+    if seed is not None:
+        update["seed"] = seed
+    try:
+        search = type(search).model_validate({**search.model_dump(), **update})
+        cfg = state.config.model_copy(update={"search": search})
+        ensure_ray(cfg.ray)
+        outcome = run_optimize(bars, cfg, run_id=run_id, resume=resume, db_url=db, storage=storage)
+    except (AioError, ValueError) as exc:
+        _fail(exc)
+    tf_of = {t.strategy_id: t.timeframe for t in outcome.trials if t.strategy_id}
+    summary = {
+        "run_id": outcome.run_id, "complete": outcome.complete, "trials_ok": outcome.n_ok,
+        "trials_failed": outcome.n_failed, "seeds": outcome.seeds,
+        "top": [{"rank": i + 1, "strategy_id": r.strategy_id, "family": r.family,
+                 "timeframe": tf_of.get(r.strategy_id), "params": dict(r.params), "score": r.score}
+                for i, r in enumerate(outcome.ranking)],
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, default=str))
+        return
+    typer.echo(f"run {outcome.run_id}: {outcome.n_ok} trials ok, {outcome.n_failed} failed"
+               + ("" if outcome.complete else " (interrupted: rerun with --resume)"))
+    for row in summary["top"]:
+        typer.echo(f"  #{row['rank']} {row['family']:<14} {row['timeframe']:>4} score {row['score']:.3f} "
+                   f"{json.dumps(row['params'])}")
+
+
+@app.command("rank")
+def rank_cmd(
+    db: Annotated[str | None, typer.Option("--db", help="Library URL (default from config).")] = None,
+    top: Annotated[int, typer.Option(help="How many strategies.")] = 5,
+    run_id: Annotated[str | None, typer.Option(help="Run (default: the newest ranked run).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The top strategies of a search with their metrics, holdout figures and parameters.
+
+    The score uses out-of-sample walk-forward results only; holdout figures are shown beside
+    it and were never used to choose.
+    """
+    from aio_ray.library.repo import open_library
+    from aio_ray.pipeline import ranking_rows
+
+    if top < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--top")
+    try:
+        lib = open_library(db or state.config.library.url)
+        rows = ranking_rows(lib, run_id=run_id, top=top)
+    except AioError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(rows, default=str))
+        return
+    if not rows:
+        typer.echo("no ranked run in the library yet (run `aio optimize`)")
+        return
+    typer.echo(f"run {rows[0]['run_id']}")
+    for r in rows:
+        c, h = r["criteria"], r["holdout"] or {}
+        typer.echo(
+            f"#{r['rank']} {r['family']:<14} {r['timeframe']:>4} score {r['score']:.3f} "
+            f"| OOS sharpe {c.get('sharpe', float('nan')):.2f} dd {c.get('max_drawdown', float('nan')):.1%} "
+            f"DSR {c.get('dsr', float('nan')):.2f} | holdout sharpe {_num(h.get('sharpe'))} "
+            f"| {r['strategy_id']} {json.dumps(r['params'])}"
+        )
+
+
+def _num(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
 def _bars_text(summary: dict[str, Any]) -> str:
     lines = [f"bars -> {summary.get('bars_dir', '')}"]
     for key, val in summary.items():
         if key != "bars_dir":
             lines.append(f"  {key}: {val}")
     return "\n".join(lines)
+
+
+from aio_ray.pine.commands import register
+
+register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

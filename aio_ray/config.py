@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aio_ray.errors import ConfigError
 from aio_ray.strategies.engine import BacktestConfig
+from aio_ray.strategies.evaluate import ObjectiveConfig
+from aio_ray.strategies.ranking import RankingConfig
 
 
 class Frozen(BaseModel):
@@ -122,6 +124,71 @@ class DataConfig(Frozen):
         return v.upper()
 
 
+class SearchConfig(Frozen):
+    """What the search explores and how candidates are judged (frozen; unknown fields are errors)."""
+
+    families: tuple[str, ...] = Field(
+        (), description="strategy families to search; empty: every registered family"
+    )
+    timeframes: tuple[str, ...] = Field(("15m", "1h", "4h"), description="bar timeframes to search")
+    symbol: str = Field("EURUSD", description="symbol of the bars")
+    n_trials: int = Field(200, ge=1, description="trials (candidates) to evaluate")
+    seed: int = Field(0, ge=0, description="seed of the Optuna sampler")
+    max_concurrent: int | None = Field(
+        None, ge=1, description="trials at once; None: the cluster's CPUs. 1 reproduces exactly"
+    )
+    objective: Literal["penalized_sharpe", "sharpe_and_drawdown"] = Field(
+        "penalized_sharpe",
+        description="penalized_sharpe: TPE on the scalar objective; sharpe_and_drawdown: NSGA-II "
+        "maximizing OOS Sharpe and minimizing the worst OOS drawdown",
+    )
+    n_folds: int = Field(4, ge=1, description="walk-forward folds")
+    scheme: Literal["rolling", "anchored"] = Field("rolling", description="in-sample window scheme")
+    oos_fraction: float = Field(0.25, gt=0, lt=1, description="OOS share of a fold's IS+OOS window")
+    holdout_fraction: float = Field(0.2, ge=0, lt=1, description="final holdout, share of the span")
+    warmup_bars: int = Field(100, ge=0, description="bars reserved for indicator warm-up")
+    objective_config: ObjectiveConfig = ObjectiveConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    ranking: RankingConfig = RankingConfig()
+    top: int = Field(5, ge=1, description="strategies in the final ranking")
+
+    @field_validator("timeframes")
+    @classmethod
+    def _timeframes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from aio_ray.bars.timeframes import parse_timeframe
+
+        if not v:
+            raise ValueError("at least one timeframe is needed")
+        names = tuple(parse_timeframe(t).name for t in v)
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate timeframes in {v}")
+        return names
+
+    @field_validator("families")
+    @classmethod
+    def _families(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from aio_ray.strategies.space import SPACES
+
+        unknown = [f for f in v if f not in SPACES]
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; known: {sorted(SPACES)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate families in {v}")
+        return v
+
+    def family_names(self) -> tuple[str, ...]:
+        """The families searched (all registered ones when ``families`` is empty)."""
+        from aio_ray.strategies.space import SPACES
+
+        return self.families or tuple(sorted(SPACES))
+
+
+class LibraryConfig(Frozen):
+    """Where the strategy library lives (sqlmodel URL: SQLite file or PostgreSQL)."""
+
+    url: str = Field("sqlite:///data/library.db", description="e.g. postgresql+psycopg://u:p@host/db")
+
+
 class AppConfig(Frozen):
     """The whole configuration of a run."""
 
@@ -130,7 +197,8 @@ class AppConfig(Frozen):
     dukascopy: DukascopyConfig = DukascopyConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     bars: BarsConfig = BarsConfig()
-    backtest: BacktestConfig = BacktestConfig()
+    search: SearchConfig = SearchConfig()
+    library: LibraryConfig = LibraryConfig()
     ray: RayConfig = RayConfig()
 
 

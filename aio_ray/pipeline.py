@@ -58,3 +58,59 @@ def run_bars(cfg: AppConfig) -> dict[str, Any]:
                          daily_close=cfg.bars.daily_close)
     stamp.write_text(json.dumps(fp))
     return summary
+
+
+def default_run_id(bars_dir: Path, search: Any) -> str:
+    """A deterministic run id for a search of ``bars_dir`` with ``search`` settings, so that
+    rerunning the same command with ``--resume`` continues the same run."""
+    from aio_ray.config import config_id
+
+    return f"run-{config_id(search)}-{_dir_id(bars_dir)}"
+
+
+def _dir_id(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:6]
+
+
+def run_optimize(
+    bars_dir: Path,
+    cfg: AppConfig,
+    *,
+    run_id: str | None = None,
+    resume: bool = False,
+    db_url: str | None = None,
+    storage: Path | None = None,
+) -> Any:
+    """Search strategies on ``bars_dir`` (Ray Tune + Optuna), rank them and store everything
+    in the library. Returns the :class:`~aio_ray.strategies.search.SearchOutcome`."""
+    from aio_ray.strategies.search import run_search
+
+    run_id = run_id or default_run_id(bars_dir, cfg.search)
+    storage = Path(storage or cfg.data.workdir / "tune").resolve()
+    url = db_url or cfg.library.url
+    _ensure_sqlite_dir(url)
+    with stage_progress("search") as prog:
+        return run_search(bars_dir, cfg.search, storage_path=storage, run_id=run_id,
+                          resume=resume, db_url=url, progress=prog)
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    """A SQLite file's folder is created on first use (the library does not create it)."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url[len(prefix):] not in ("", ":memory:"):
+        Path(url[len(prefix):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def ranking_rows(lib: Any, run_id: str | None = None, top: int = 5) -> list[dict[str, Any]]:
+    """The top ``top`` of a run (default: the newest ranked run) as JSON-able rows."""
+    rows = []
+    for r in lib.top(run_id=run_id, n=top):
+        s = r.strategy
+        rows.append({
+            "rank": r.rank, "strategy_id": s.id, "family": s.family, "timeframe": s.timeframe,
+            "symbol": s.symbol, "params": s.params, "score": r.score, "criteria": r.criteria,
+            "holdout": r.holdout, "run_id": r.run_id, "rationale": r.rationale,
+        })
+    return rows
