@@ -413,6 +413,19 @@ def rank_cmd(
         )
 
 
+@app.command("pipeline")
+def pipeline_cmd(as_json: JsonOpt = False) -> None:
+    """The whole pipeline in this process, as configured (--config / --set): ingest, bars,
+    indicators, search, ranking, library. Complete stages are reused, so a rerun resumes."""
+    from aio_ray.pipeline import format_summary, run_pipeline
+
+    try:
+        summary = run_pipeline(state.config)
+    except AioError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(summary, default=str) if as_json else format_summary(summary))
+
+
 def _num(x: Any) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 

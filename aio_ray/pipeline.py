@@ -114,3 +114,82 @@ def ranking_rows(lib: Any, run_id: str | None = None, top: int = 5) -> list[dict
             "holdout": r.holdout, "run_id": r.run_id, "rationale": r.rationale,
         })
     return rows
+
+
+def run_indicators(cfg: AppConfig) -> dict[str, Any]:
+    """Write the eight indicators of every searched timeframe to ``<workdir>/indicators``."""
+    from aio_ray.bars.store import read_bars
+    from aio_ray.indicators import compute_all
+
+    out_dir = cfg.data.workdir / "indicators"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for tf in cfg.search.timeframes:
+        frame = compute_all(read_bars(cfg.data.bars_dir, tf, cfg.data.symbol))
+        frame.write_parquet(out_dir / f"{tf}.parquet", compression="zstd")
+        rows[tf] = frame.height
+    return {"dir": str(out_dir), "bars": rows}
+
+
+def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
+    """ingest -> bars -> indicators -> search -> ranking -> library, each stage resumable.
+
+    Returns a summary: ticks, bars, trials and the top strategies with key metrics.
+    """
+    import time
+
+    from aio_ray.library.repo import open_library
+    from aio_ray.raycluster import ensure_ray
+
+    t0 = time.perf_counter()
+    if use_ray:
+        ensure_ray(cfg.ray)
+    ingest = run_ingest(cfg, use_ray=use_ray)
+    if not ingest.ok:
+        log.warning("ingest finished with problems: %s", ingest.errors[:5])
+    bars = run_bars(cfg)
+    indicators = run_indicators(cfg)
+    run_id = default_run_id(cfg.data.bars_dir, cfg.search)
+    storage = (cfg.data.workdir / "tune").resolve()
+    outcome = run_optimize(cfg.data.bars_dir, cfg, run_id=run_id,
+                           resume=(storage / run_id).exists(), storage=storage)
+    lib = open_library(cfg.library.url)
+    top = ranking_rows(lib, run_id=outcome.run_id, top=cfg.search.top)
+    from aio_ray.data.store import list_partitions
+
+    kept = sum(int(p.meta.get("kept", 0)) for p in list_partitions(cfg.data.ticks_dir, cfg.data.symbol))
+    return {
+        "ticks": {"kept": kept, "this_run": ingest.totals, "problems": ingest.errors},
+        "bars": bars if bars.get("status") == "skipped" else {
+            "bars_dir": str(cfg.data.bars_dir),
+            "rows": {k: v for k, v in (bars.get("symbols", {}).get(cfg.data.symbol, {}).get("rows", {})).items()},
+        },
+        "indicators": indicators,
+        "search": {"run_id": outcome.run_id, "trials_ok": outcome.n_ok, "trials_failed": outcome.n_failed,
+                   "complete": outcome.complete, "seeds": outcome.seeds},
+        "top": top,
+        "library": cfg.library.url,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A terminal-friendly rendering of :func:`run_pipeline`'s summary."""
+    lines = [
+        f"ticks kept: {summary['ticks']['kept']:,}",
+        f"bars: {summary['bars']}",
+        f"search {summary['search']['run_id']}: {summary['search']['trials_ok']} trials ok, "
+        f"{summary['search']['trials_failed']} failed (seeds {summary['search']['seeds']})",
+        f"top {len(summary['top'])} (library {summary['library']}):",
+    ]
+    for r in summary["top"]:
+        c, h = r["criteria"], r["holdout"] or {}
+        hs = h.get("sharpe")
+        lines.append(
+            f"  #{r['rank']} {r['family']:<14} {r['timeframe']:>4}  score {r['score']:.3f}  "
+            f"OOS sharpe {c.get('sharpe', float('nan')):6.2f}  maxDD {c.get('max_drawdown', float('nan')):6.1%}  "
+            f"PF {c.get('profit_factor', float('nan')):5.2f}  trades {int(c.get('trades', 0)):4d}  "
+            f"holdout sharpe {'n/a' if hs is None else f'{hs:.2f}'}  id {r['strategy_id']}"
+        )
+    lines.append(f"done in {summary['seconds']} s")
+    return "\n".join(lines)
