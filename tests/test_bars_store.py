@@ -1,0 +1,127 @@
+"""The bars directory: atomic files per timeframe and symbol, the manifest, read_bars errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from aio_ray.bars import bars_from_ticks, bars_path, read_bars, read_manifest, write_bars
+from aio_ray.bars.store import updated_manifest, write_manifest
+from aio_ray.errors import BarsError
+from aio_ray.schema import BAR_SCHEMA, TICK_SCHEMA, TS_TYPE
+
+
+def some_bars(seed: int = 0) -> dict[str, pa.Table]:
+    rng = np.random.default_rng(seed)
+    n = 5_000
+    ts = int(dt.datetime(2019, 2, 4, tzinfo=dt.UTC).timestamp() * 1000) + np.cumsum(
+        rng.integers(0, 3_000, n)
+    )
+    bid = 1.1 + np.cumsum(rng.integers(-2, 3, n)) / 1e5
+    ticks = pa.Table.from_arrays(
+        [
+            pa.array(ts).cast(TS_TYPE),
+            pa.array(bid),
+            pa.array(bid + 2e-5),
+            pa.array(np.ones(n, np.float32)),
+            pa.array(np.ones(n, np.float32)),
+        ],
+        schema=TICK_SCHEMA,
+    )
+    return bars_from_ticks(ticks, ["1m", "1h"])
+
+
+def test_write_then_read_round_trips_every_value(tmp_path: Path) -> None:
+    bars = some_bars()
+    for tf, table in bars.items():
+        path = write_bars(tmp_path, tf, "eurusd", table)
+        assert path == tmp_path / f"timeframe={tf}" / "symbol=EURUSD" / "part-0.parquet"
+        assert pq.read_metadata(path).row_group(0).column(0).compression == "ZSTD"
+    for tf, table in bars.items():
+        df = read_bars(tmp_path, tf)
+        assert isinstance(df, pl.DataFrame)
+        assert df.columns == BAR_SCHEMA.names
+        assert df.equals(pl.from_arrow(table))
+        assert df.equals(read_bars(tmp_path, tf, "EURUSD"))
+    # No temporary files are left beside the data.
+    leftovers = [p.name for p in tmp_path.rglob("*") if p.is_file() and p.name != "part-0.parquet"]
+    assert leftovers == []
+
+
+def test_rows_are_written_sorted_by_time(tmp_path: Path) -> None:
+    table = some_bars()["1m"]
+    shuffled = table.take(np.random.default_rng(1).permutation(table.num_rows))
+    write_bars(tmp_path, "1m", "EURUSD", shuffled)
+    assert read_bars(tmp_path, "1m").equals(pl.from_arrow(table))
+
+
+def test_write_refuses_a_table_without_the_bar_schema_and_keeps_the_old_file(
+    tmp_path: Path,
+) -> None:
+    table = some_bars()["1h"]
+    write_bars(tmp_path, "1h", "EURUSD", table)
+    with pytest.raises(BarsError, match="bar schema"):
+        write_bars(tmp_path, "1h", "EURUSD", table.drop_columns(["spread_max"]))
+    assert read_bars(tmp_path, "1h").height == table.num_rows
+
+
+def test_read_bars_errors_name_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(BarsError, match="does not exist"):
+        read_bars(tmp_path / "nowhere", "1m")
+    bars = some_bars()
+    write_bars(tmp_path, "1m", "EURUSD", bars["1m"])
+    with pytest.raises(BarsError, match=r"no 4h bars; present: \['timeframe=1m'\]"):
+        read_bars(tmp_path, "4h")
+    with pytest.raises(BarsError, match=r"no 1m bars for symbol GBPUSD; present: \['EURUSD'\]"):
+        read_bars(tmp_path, "1m", "GBPUSD")
+    with pytest.raises(BarsError, match="unknown timeframe"):
+        read_bars(tmp_path, "7m")
+    write_bars(tmp_path, "1m", "GBPUSD", some_bars(1)["1m"])
+    with pytest.raises(BarsError, match="several symbols"):
+        read_bars(tmp_path, "1m")
+    assert read_bars(tmp_path, "1m", "gbpusd").height == some_bars(1)["1m"].num_rows
+
+
+def test_read_bars_rejects_a_file_with_the_wrong_schema(tmp_path: Path) -> None:
+    path = bars_path(tmp_path, "15m", "EURUSD")
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"ts": [1, 2], "close": [1.0, 1.1]}), path)
+    with pytest.raises(BarsError, match="not a bars file"):
+        read_bars(tmp_path, "15m")
+    path.write_bytes(b"not parquet at all")
+    with pytest.raises(BarsError, match="cannot read bars file"):
+        read_bars(tmp_path, "15m")
+
+
+def test_manifest_keeps_other_symbols_and_sums_ticks(tmp_path: Path) -> None:
+    with pytest.raises(BarsError, match="no bars manifest"):
+        read_manifest(tmp_path)
+    first = updated_manifest(
+        tmp_path,
+        symbols={"EURUSD": {"ticks": 10, "rows": {"1m": 3, "1d": 1}}},
+        daily_close="utc",
+        source_ticks_dir="/t",
+    )
+    write_manifest(tmp_path, first)
+    second = updated_manifest(
+        tmp_path,
+        symbols={"GBPUSD": {"ticks": 5, "rows": {"1m": 2}}},
+        daily_close="new_york_close",
+        source_ticks_dir="/u",
+    )
+    write_manifest(tmp_path, second)
+    m = read_manifest(tmp_path)
+    assert m["symbols"] == ["EURUSD", "GBPUSD"]
+    assert m["timeframes"] == ["1m", "1d"]
+    assert m["rows"] == {"1m": {"EURUSD": 3, "GBPUSD": 2}, "1d": {"EURUSD": 1}}
+    assert m["ticks_total"] == 15
+    assert m["daily_close"] == "new_york_close"
+    assert m["entries"]["EURUSD"]["daily_close"] == "utc"
+    assert json.loads((tmp_path / "_manifest.json").read_text()) == m
