@@ -304,6 +304,7 @@ def backtest_cmd(
             update["commission_type"] = "per_lot" if price_model == "bidask" else "percent"
         cfg = state.config.search.backtest.model_copy(update=update)
         cfg = BacktestConfig.model_validate(cfg.model_dump())
+        fam.warmup_bars(mb.signal, checked)  # too few bars for the warm-up: a clear error
         result = run_backtest(mb.signal, fam.signals(mb.signal, checked), cfg, mb.bid_ask)
     except (AioError, ValueError) as exc:
         _fail(exc)

@@ -91,6 +91,9 @@ def run_optimize(
     storage = Path(storage or cfg.data.workdir / "tune").resolve()
     url = db_url or cfg.library.url
     _ensure_sqlite_dir(url)
+    from aio_ray.library.repo import open_library
+
+    open_library(url)  # an unreachable library fails now, not after the search
     with stage_progress("search") as prog:
         return run_search(bars_dir, cfg.search, storage_path=storage, run_id=run_id,
                           resume=resume, db_url=url, progress=prog)

@@ -31,7 +31,7 @@ import numpy as np
 from aio_ray import indicators as ind
 from aio_ray.strategies.bars import BarArrays
 from aio_ray.strategies.signals import Signals
-from aio_ray.strategies.space import SPACES, Space, validate
+from aio_ray.strategies.space import SPACES, ParameterError, Space, validate
 
 __all__ = ["Family", "Rules", "crossover", "crossunder"]
 
@@ -85,6 +85,24 @@ class Family(ABC):
         out = self._indicators(bars, p)
         out["atr"] = ind.atr(bars.high, bars.low, bars.close, p["atr_length"])
         return out
+
+    def warmup_bars(self, bars: BarArrays, params: Mapping[str, Any]) -> int:
+        """Bars before every indicator the rules use is defined (first index with all finite).
+
+        Raises ParameterError when ``bars`` are too few for some indicator to be defined at
+        all, naming the family, the number of bars and the indicator.
+        """
+        p = validate(self.name, params)
+        first = 0
+        for name, series in self._indicators(bars, p).items():
+            finite = np.flatnonzero(np.isfinite(series))
+            if finite.size == 0:
+                raise ParameterError(
+                    self.name,
+                    f"{len(bars)} bars are too few for the warm-up: {name!r} is undefined on every bar",
+                )
+            first = max(first, int(finite[0]))
+        return first
 
     def signals(self, bars: BarArrays, params: Mapping[str, Any]) -> Signals:
         """Orders decided on each bar's close from bars ``0..i`` only (see module docstring).
