@@ -76,8 +76,12 @@ def _print_ingest(report: Any, as_json: bool) -> None:
             f"{t['input']:,} ticks in, {t['kept']:,} kept, "
             + ", ".join(f"{k} {t[k]:,}" for k in t if k not in ("input", "kept")) + " quarantined"
         )
-        for e in d["errors"]:
+        shown = d["errors"][:10]
+        for e in shown:
             typer.secho(f"  problem: {e['source']}: {e['problem']}", fg=typer.colors.YELLOW, err=True)
+        if len(d["errors"]) > len(shown):
+            typer.secho(f"  ... and {len(d['errors']) - len(shown)} more problem(s), all named in the report",
+                        fg=typer.colors.YELLOW, err=True)
         if d["days_incomplete"]:
             typer.secho(f"  incomplete day(s), rerun to retry: {', '.join(d['days_incomplete'])}",
                         fg=typer.colors.YELLOW, err=True)
