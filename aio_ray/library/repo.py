@@ -42,8 +42,10 @@ from aio_ray.library.models import (
     SAMPLES,
     TRADE_FIELDS,
     TRIAL_STATUSES,
+    ControlEvent,
     FoldMetric,
     HoldoutMetric,
+    PineVerification,
     RankedRecord,
     RankingRow,
     Run,
@@ -65,10 +67,21 @@ from aio_ray.library.models import (
     ts_ms,
 )
 
-RUNS, STRATEGIES, TRIALS, FOLDS, HOLDOUT, TRADES, RANKINGS = (
+RUNS, STRATEGIES, TRIALS, FOLDS, HOLDOUT, TRADES, RANKINGS, PINE = (
     table_of(m)
-    for m in (Run, Strategy, TrialResult, FoldMetric, HoldoutMetric, TradeRow, RankingRow)
+    for m in (
+        Run,
+        Strategy,
+        TrialResult,
+        FoldMetric,
+        HoldoutMetric,
+        TradeRow,
+        RankingRow,
+        PineVerification,
+    )
 )
+
+CONTROL = table_of(ControlEvent)
 
 DEFAULT_URL = "sqlite:///aio_library.db"
 """Used by :func:`open_library` when neither an argument nor ``AIO_LIBRARY_URL`` is given."""
@@ -718,6 +731,61 @@ class Library:
             )
         return out
 
+    # ------------------------------------------------------------------ Pine verification
+
+    def record_pine_verification(
+        self,
+        strategy_id: str,
+        kind: str,
+        *,
+        parsed: bool,
+        parity_passed: bool | None,
+        first_diff_bar: int | None,
+        report: Mapping[str, Any],
+    ) -> int:
+        """Store one check of a strategy's generated Pine script; returns the row id.
+
+        ``kind`` is "strategy" or "indicator"; ``parity_passed`` None means parity was not
+        run (syntax error or runtime failure); ``report`` is the full JSON-able report
+        (non-finite floats are stored as null). Every check is kept; the latest is read by
+        :meth:`pine_verification`.
+        """
+        check_text("strategy_id", strategy_id)
+        if kind not in ("strategy", "indicator"):
+            raise ValueError(f"kind must be 'strategy' or 'indicator', got {kind!r}")
+        row = {
+            "strategy_id": strategy_id,
+            "kind": kind,
+            "parsed": bool(parsed),
+            "parity_passed": None if parity_passed is None else bool(parity_passed),
+            "first_diff_bar": None if first_diff_bar is None else int(first_diff_bar),
+            "report_json": canonical_json(_finite_json(report)),
+            "checked_ms": now_ms(),
+        }
+        return int(
+            self._tx(
+                lambda c: c.execute(PINE.insert().values(**row)).inserted_primary_key[0],
+                f"record Pine verification of {strategy_id}",
+            )
+        )
+
+    def pine_verification(self, strategy_id: str, kind: str | None = None) -> dict[str, Any] | None:
+        """The latest Pine check of a strategy (optionally of one ``kind``), or None.
+
+        Keys: ``id, strategy_id, kind, parsed, parity_passed, first_diff_bar, checked_ms``
+        and ``report`` (decoded).
+        """
+        q = select(PINE).where(PINE.c.strategy_id == strategy_id)
+        if kind is not None:
+            q = q.where(PINE.c.kind == kind)
+        q = q.order_by(PINE.c.checked_ms.desc(), PINE.c.id.desc()).limit(1)
+        row = self._tx(lambda c: c.execute(q).first(), "read Pine verification")
+        if row is None:
+            return None
+        out = dict(row._mapping)
+        out["report"] = json.loads(out.pop("report_json"))
+        return out
+
     # ------------------------------------------------------------------ counts (tests, dashboards)
 
     def count(self, table: str, run_id: str | None = None) -> int:
@@ -733,6 +801,106 @@ class Library:
                 raise ValueError(f"table {table!r} has no run_id")
             q = q.where(col == run_id)
         return int(self._tx(lambda c: c.execute(q).scalar_one(), f"count {table}"))
+
+    # ------------------------------------------------------------------ live control
+
+    def record_control(
+        self, strategy_id: str | None, action: str, payload: Mapping[str, Any], who: str
+    ) -> int:
+        """Store one operator action (``pause``, ``resume``, ``params``, ``config_reload``, ...)
+        on a strategy (None: the whole app) with who did it; the time is now (UTC ms).
+
+        Returns the event id; ids grow, so the newest event has the largest id.
+        """
+        check_text("action", action)
+        check_text("who", who)
+        if strategy_id is not None:
+            check_text("strategy_id", strategy_id)
+        row = {
+            "strategy_id": strategy_id,
+            "action": action,
+            "payload_json": canonical_json(_finite_json(dict(payload))),
+            "who": who,
+            "at_ms": now_ms(),
+        }
+        return int(
+            self._tx(
+                lambda c: c.execute(CONTROL.insert().values(**row)).inserted_primary_key[0],
+                f"record control {action!r} of {strategy_id}",
+            )
+        )
+
+    def control_events(
+        self, strategy_id: str | None = None, *, limit: int = 100, after_id: int = 0
+    ) -> list[dict[str, Any]]:
+        """Control events, newest first (optionally of one strategy, only ids > ``after_id``).
+
+        Keys: ``id, strategy_id, action, payload`` (decoded), ``who, at_ms`` (UTC ms).
+        """
+        q = select(CONTROL).where(CONTROL.c.id > after_id)
+        if strategy_id is not None:
+            q = q.where(CONTROL.c.strategy_id == strategy_id)
+        q = q.order_by(CONTROL.c.id.desc()).limit(max(1, int(limit)))
+        out = []
+        for r in self._tx(lambda c: c.execute(q).all(), "read control events"):
+            d = dict(r._mapping)
+            d["payload"] = json.loads(d.pop("payload_json"))
+            out.append(d)
+        return out
+
+    def control_state(self) -> dict[str, dict[str, Any]]:
+        """The live state of every strategy that has control events, replayed in order.
+
+        Per strategy id: ``paused`` (bool: the latest pause/resume was a pause), ``params``
+        (the latest ``params`` event's ``payload["params"]``, None when never overridden),
+        ``updated_ms`` (UTC ms) and ``updated_by`` of its latest event.
+        """
+        q = (
+            select(
+                CONTROL.c.strategy_id,
+                CONTROL.c.action,
+                CONTROL.c.payload_json,
+                CONTROL.c.who,
+                CONTROL.c.at_ms,
+            )
+            .where(CONTROL.c.strategy_id.is_not(None))
+            .where(CONTROL.c.action.in_(("pause", "resume", "params")))
+            .order_by(CONTROL.c.id)
+        )
+        state: dict[str, dict[str, Any]] = {}
+        for sid, action, payload, who, at in self._tx(lambda c: c.execute(q).all(), "read state"):
+            s = state.setdefault(sid, {"paused": False, "params": None})
+            if action == "params":
+                s["params"] = json.loads(payload).get("params")
+            else:
+                s["paused"] = action == "pause"
+            s["updated_ms"], s["updated_by"] = at, who
+        return state
+
+    def change_marker(self) -> tuple[int, ...]:
+        """A cheap fingerprint that changes when a run starts or finishes, a ranking is saved,
+        or a Pine check or a control event is recorded (readers key their caches on it)."""
+        q = select(
+            select(func.coalesce(func.max(CONTROL.c.id), 0)).scalar_subquery(),
+            select(func.coalesce(func.max(PINE.c.id), 0)).scalar_subquery(),
+            select(func.coalesce(func.max(RANKINGS.c.created_ms), 0)).scalar_subquery(),
+            select(func.count()).select_from(RANKINGS).scalar_subquery(),
+            select(func.coalesce(func.max(RUNS.c.finished_ms), 0)).scalar_subquery(),
+            select(func.count()).select_from(RUNS).scalar_subquery(),
+        )
+        return tuple(int(v) for v in self._tx(lambda c: c.execute(q).one(), "read change marker"))
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` as plain JSON types with NaN/inf floats replaced by None."""
+    v = to_plain(value)
+    if isinstance(v, dict):
+        return {k: _finite_json(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite_json(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
 
 
 def _reopen(url: str, retries: int, connect_timeout_s: float, busy_timeout_s: float) -> Library:

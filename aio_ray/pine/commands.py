@@ -1,0 +1,261 @@
+"""The ``aio pine`` and ``aio verify-pine`` commands (registered by :func:`register`).
+
+::
+
+    aio pine --db URL --strategy ID [--kind indicator] [--out FILE]
+    aio pine --family ma_cross --params '{"fast": 10, "slow": 20, "ma": "sma"}' --timeframe 1h [--out FILE]
+    aio pine --db URL --top 5 --out DIR [--run RUN_ID]
+    aio verify-pine FILE.pine --bars BARS_DIR --timeframe 15m [--json] [--db URL]
+
+``verify-pine`` exits 0 when the script parses and reproduces the engine's trades, 1 when
+it does not (syntax error, PineTS failure, parity difference), 2 on bad arguments. With
+``--db`` the result is stored with the strategy named in the script's header.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aio_ray.errors import AioError
+
+__all__ = ["pine_cmd", "register", "verify_pine_cmd"]
+
+_KINDS = ("strategy", "indicator")
+
+
+def _fail(exc: Exception | str, code: int = 2) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _backtest_settings() -> Any:
+    """The app's backtest settings (``--config``/``--set``), seen as Pine does (single)."""
+    from aio_ray.strategies.engine import BacktestConfig
+
+    try:
+        from aio_ray.cli import state
+
+        cfg = getattr(state.config, "backtest", None) or BacktestConfig()
+    except ImportError:  # pragma: no cover - the CLI module is always there
+        cfg = BacktestConfig()
+    return cfg.model_copy(update={"price_model": "single"})
+
+
+def _write(code: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(code, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(code, encoding="utf-8")
+    typer.echo(f"pine: {out}", err=True)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:60]
+
+
+def pine_cmd(
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Library URL (sqlite:///file.db or postgresql+psycopg://...)."),
+    ] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="Library strategy id.")] = None,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            "--top", help="Export the best N of a run's ranking (needs --db and --out DIR)."
+        ),
+    ] = None,
+    run: Annotated[
+        str | None, typer.Option("--run", help="Run id for --top (default: the newest ranked run).")
+    ] = None,
+    family: Annotated[
+        str | None, typer.Option("--family", help="Strategy family, without a library.")
+    ] = None,
+    params: Annotated[
+        str | None,
+        typer.Option(
+            "--params",
+            help='Parameters as JSON, e.g. {"fast": 10, "slow": 20, "ma": "sma"}; missing ones take the defaults.',
+        ),
+    ] = None,
+    timeframe: Annotated[
+        str | None,
+        typer.Option(
+            "--timeframe", help="Timeframe the strategy is meant for, e.g. 1h (with --family)."
+        ),
+    ] = None,
+    symbol: Annotated[str, typer.Option("--symbol", help="Symbol (with --family).")] = "EURUSD",
+    name: Annotated[
+        str | None, typer.Option("--name", help="Display name (with --family).")
+    ] = None,
+    kind: Annotated[
+        str, typer.Option("--kind", help="strategy (orders) or indicator (chart overlay).")
+    ] = "strategy",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output file (a folder with --top); default: stdout."),
+    ] = None,
+) -> None:
+    """Pine Script v6 of a strategy: from the library (--strategy, --top) or given (--family)."""
+    from aio_ray.pine.generate import ScriptSource, generate
+
+    if kind not in _KINDS:
+        raise typer.BadParameter(f"{kind!r}: accepted are strategy, indicator", param_hint="--kind")
+    chosen = [
+        o
+        for o, v in (("--strategy", strategy), ("--top", top), ("--family", family))
+        if v is not None
+    ]
+    if len(chosen) != 1:
+        raise typer.BadParameter(
+            "give exactly one of --strategy, --top, --family", param_hint="--strategy"
+        )
+    try:
+        if family is not None:
+            from aio_ray.strategies.space import defaults, validate
+
+            if timeframe is None:
+                raise typer.BadParameter(
+                    "--family needs --timeframe (e.g. 1h)", param_hint="--timeframe"
+                )
+            from aio_ray.bars.timeframes import parse_timeframe
+
+            tf = parse_timeframe(timeframe).name
+            given = _json_object(params) if params else {}
+            checked = validate(family, {**defaults(family), **given})
+            src = ScriptSource(
+                family, checked, tf, symbol=symbol.upper(), name=name, backtest=_backtest_settings()
+            )
+            _write(generate(src, kind), out)  # type: ignore[arg-type]
+            return
+        if db is None:
+            raise typer.BadParameter(f"{chosen[0]} needs --db URL", param_hint="--db")
+        from aio_ray.library import Library
+        from aio_ray.pine.store import pine_for_strategy
+
+        lib = Library(db)
+        if strategy is not None:
+            code, _ = pine_for_strategy(lib, strategy, kind)  # type: ignore[arg-type]
+            _write(code, out)
+            return
+        assert top is not None
+        if top < 1:
+            raise typer.BadParameter("must be >= 1", param_hint="--top")
+        if out is None:
+            raise typer.BadParameter("--top needs --out DIR", param_hint="--out")
+        _export_top(lib, top, run, kind, out)
+    except (AioError, ValueError) as exc:
+        _fail(exc)
+
+
+def _json_object(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not valid JSON: {exc}", param_hint="--params") from None
+    if not isinstance(value, dict):
+        raise typer.BadParameter(
+            'must be a JSON object such as {"fast": 10}', param_hint="--params"
+        )
+    return value
+
+
+def _export_top(lib: Any, n: int, run_id: str | None, kind: str, out: Path) -> None:
+    from aio_ray.pine.store import pine_for_strategy
+
+    ranked = lib.top(run_id, n)
+    if not ranked:
+        _fail(f"no saved ranking in {lib.safe_url}" + (f" for run {run_id!r}" if run_id else ""))
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for r in ranked:
+        s = r.strategy
+        code, verification = pine_for_strategy(lib, s.id, kind)  # type: ignore[arg-type]
+        fname = f"{r.rank:02d}_{_slug(s.family)}_{_slug(s.timeframe)}_{s.id}.pine"
+        (out / fname).write_text(code, encoding="utf-8")
+        entries.append(
+            {
+                "rank": r.rank,
+                "file": fname,
+                "kind": kind,
+                "strategy_id": s.id,
+                "name": s.name,
+                "family": s.family,
+                "params": s.params,
+                "timeframe": s.timeframe,
+                "symbol": s.symbol,
+                "score": r.score,
+                "holdout": r.holdout,
+                "verification": None
+                if verification is None
+                else {
+                    k: verification[k]
+                    for k in ("parsed", "parity_passed", "first_diff_bar", "checked_ms")
+                },
+            }
+        )
+    manifest = {"run_id": ranked[0].run_id, "kind": kind, "strategies": entries}
+    (out / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, default=str), encoding="utf-8"
+    )
+    typer.echo(f"pine: {len(entries)} script(s) and manifest.json -> {out}")
+
+
+def verify_pine_cmd(
+    file: Annotated[Path, typer.Argument(help="A .pine file written by `aio pine`.")],
+    bars: Annotated[Path, typer.Option("--bars", help="Bars folder written by `aio bars`.")],
+    timeframe: Annotated[
+        str, typer.Option("--timeframe", help="Timeframe of the bars to run on, e.g. 15m.")
+    ],
+    symbol: Annotated[
+        str | None, typer.Option("--symbol", help="Symbol (default: the only one present).")
+    ] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Store the result with the strategy in this library.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the full report as one JSON line.")
+    ] = False,
+) -> None:
+    """Syntax (pynescript) + PineTS run + parity with the engine (single price model, mid bars)."""
+    from aio_ray.bars.store import read_bars
+    from aio_ray.pine.generate import read_meta
+    from aio_ray.pine.verify import verify_script
+    from aio_ray.strategies.bars import BarArrays
+
+    if not file.is_file():
+        raise typer.BadParameter(f"{file} is not a file", param_hint="FILE")
+    code = file.read_text(encoding="utf-8")
+    try:
+        meta = read_meta(code)
+        frame = read_bars(bars, timeframe, symbol)
+        arrays = BarArrays.from_frame(frame, "mid")
+        report = verify_script(code, arrays, meta=meta, timeframe=timeframe)
+        if db is not None:
+            sid = meta.get("strategy_id")
+            if not sid:
+                _fail("--db: the script names no library strategy (generated with --family)")
+            from aio_ray.library import Library
+            from aio_ray.pine.store import record_verification
+
+            record_verification(Library(db), str(sid), report)
+    except (AioError, ValueError, ImportError) as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), default=str))
+    else:
+        typer.echo(report.summary())
+    if not (report.parsed and report.ran and report.parity_passed):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``pine`` and ``verify-pine`` to the ``aio`` app."""
+    app.command("pine")(pine_cmd)
+    app.command("verify-pine")(verify_pine_cmd)

@@ -1,0 +1,168 @@
+"""Benchmark of the Pine export: generation rate, warm parse time, PineTS run time.
+
+Prints one JSON line on stdout (logs on stderr):
+
+- ``scripts_per_s``: scripts generated per second (6 families x strategy/indicator);
+- ``parse_ms_per_script``: pynescript parse time per script once the parser is warm
+  (``parse_warmup_s``: the first pass over the 12 scripts, in a fresh process);
+- ``pinets_seconds_100k_bars``: wall time of one PineTS run (Node start, transpile, run,
+  JSON back) of a generated ``strategy`` script on N synthetic 1-minute bars (``--bars``,
+  100,000 by default), with ``pinets_run_seconds`` the part inside Node; the peer measured
+  on the same bars is our engine (``engine_seconds``: the family's signals + backtest) and
+  ``verify_seconds``, the whole parity check;
+- ``peak_rss_mb`` (this process) and ``node_rss_mb`` (the Node process after the run).
+
+Usage: python bench/pine.py [--quick] [--bars N] [--family ma_cross]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+log = logging.getLogger("bench.pine")
+
+FAMILIES = ("ma_cross", "rsi_reversion", "macd_cross", "bb_breakout", "bb_reversion", "stoch_adx")
+
+
+def _bars(n: int):  # type: ignore[no-untyped-def]
+    import polars as pl
+    import pyarrow as pa
+
+    from aio_ray.bars.resample import bars_from_ticks
+    from aio_ray.data.synthetic import generate
+    from aio_ray.strategies.bars import BarArrays
+
+    parts, rows, day = [], 0, dt.date(2025, 1, 6)
+    while rows < n:
+        end = day + dt.timedelta(days=7)
+        ticks = pa.concat_tables([t for _, t in generate("EURUSD", day, end)])
+        week = bars_from_ticks(ticks, ["1m"])["1m"]
+        parts.append(week)
+        rows += week.num_rows
+        day = end
+    return BarArrays.from_frame(pl.from_arrow(pa.concat_tables(parts).slice(0, n)), "mid")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true", help="10,000 bars, short loops (smoke run)")
+    ap.add_argument("--bars", type=int, default=None, help="synthetic 1m bars for PineTS (100000)")
+    ap.add_argument("--family", default="ma_cross", choices=FAMILIES)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    n_bars = args.bars or (10_000 if args.quick else 100_000)
+
+    from aio_ray.pine.generate import ScriptSource, generate
+    from aio_ray.pine.runner import run_pinets, runner_status
+    from aio_ray.pine.verify import check_syntax, verify_script
+    from aio_ray.strategies.engine import BacktestConfig, run_backtest
+    from aio_ray.strategies.families import get_family
+    from aio_ray.strategies.space import defaults
+
+    def params(f: str) -> dict:
+        p = defaults(f)
+        p.update(atr_length=10, stop_atr=1.5, take_atr=2.5)
+        if f == "ma_cross":
+            p.update(fast=5, slow=12, ma="sma")
+        return p
+
+    sources = [
+        (ScriptSource(f, params(f), "1m"), k) for f in FAMILIES for k in ("strategy", "indicator")
+    ]
+    # generation
+    t0, count = time.perf_counter(), 0
+    budget = 0.3 if args.quick else 2.0
+    while time.perf_counter() - t0 < budget:
+        for src, kind in sources:
+            generate(src, kind)  # type: ignore[arg-type]
+            count += 1
+    gen_rate = count / (time.perf_counter() - t0)
+    log.info("generation: %.0f scripts/s", gen_rate)
+    scripts = [generate(src, kind) for src, kind in sources]  # type: ignore[arg-type]
+
+    # parsing: first pass warms the parser, then warm passes
+    out: dict[str, object] = {
+        "bench": "pine",
+        "bars": n_bars,
+        "family": args.family,
+        "scripts_per_s": round(gen_rate, 1),
+    }
+    try:
+        t0 = time.perf_counter()
+        for s in scripts:
+            assert check_syntax(s).ok
+        out["parse_warmup_s"] = round(time.perf_counter() - t0, 3)
+        reps = 1 if args.quick else 5
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            for s in scripts:
+                check_syntax(s)
+        out["parse_ms_per_script"] = round(
+            1000 * (time.perf_counter() - t0) / (reps * len(scripts)), 3
+        )
+        log.info(
+            "parse: warm-up %.1f s, %.1f ms/script warm",
+            out["parse_warmup_s"],
+            out["parse_ms_per_script"],
+        )
+    except ImportError:
+        log.warning("pynescript not installed: no parse figures")
+        out["parse_ms_per_script"] = None
+
+    # PineTS vs engine on the same bars
+    t0 = time.perf_counter()
+    bars = _bars(n_bars)
+    log.info("%d synthetic bars in %.1f s", len(bars), time.perf_counter() - t0)
+    ok, why = runner_status()
+    fam_src = ScriptSource(args.family, params(args.family), "1m")
+    if ok:
+        code = generate(fam_src)
+        run_pinets(code, bars[:500], "1m")  # Node/module warm-up (file cache)
+        run = run_pinets(code, bars, "1m")
+        out["pinets_seconds"] = round(run.wall_s, 3)
+        out["pinets_seconds_100k_bars"] = round(run.wall_s, 3) if n_bars == 100_000 else None
+        out["pinets_run_seconds"] = round(run.run_ms / 1000, 3)
+        out["node_rss_mb"] = run.node_rss_mb
+        out["pinets_trades"] = len(run.closed_trades)
+        ind = run_pinets(generate(fam_src, "indicator"), bars, "1m")
+        out["pinets_indicator_seconds"] = round(ind.wall_s, 3)
+        t0 = time.perf_counter()
+        rep = verify_script(code, bars, syntax=False)
+        out["verify_seconds"] = round(time.perf_counter() - t0, 3)
+        out["parity_passed"] = rep.parity_passed
+        out["known_differences"] = len(rep.known_differences)
+        log.info(
+            "PineTS: %.2f s wall (%.2f s in Node), verify %.2f s, parity %s",
+            run.wall_s,
+            run.run_ms / 1000,
+            out["verify_seconds"],
+            rep.parity_passed,
+        )
+    else:
+        log.warning("PineTS unavailable: %s", why)
+        out["pinets_seconds_100k_bars"] = None
+    fam = get_family(args.family)
+    cfg = BacktestConfig(price_model="single")
+    fam.signals(bars[:1000], params(args.family))  # compile
+    run_backtest(bars[:1000], fam.signals(bars[:1000], params(args.family)), cfg)
+    t0 = time.perf_counter()
+    res = run_backtest(bars, fam.signals(bars, params(args.family)), cfg)
+    out["engine_seconds"] = round(time.perf_counter() - t0, 4)
+    out["engine_trades"] = res.trades.height
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
