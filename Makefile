@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+RUNNER := tools/pinets-runner
+NODE_STAMP := $(RUNNER)/node_modules/.installed
+
 .PHONY: setup demo test bench clean
 
 $(STAMP): pyproject.toml
@@ -14,7 +17,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# PineTS (AGPL, a test/verification tool kept out of the product) for Pine parity checks;
+# skipped with a note when npm is missing (scripts are then exported unverified).
+$(NODE_STAMP): $(RUNNER)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(RUNNER) --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); \
+	else echo "npm not found: Pine scripts will be exported without the PineTS parity check"; fi
+
+setup: $(STAMP) $(NODE_STAMP)
 
 demo: setup
 	$(BIN)/python jobs/pipeline.py --config configs/demo.yaml

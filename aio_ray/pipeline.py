@@ -134,6 +134,53 @@ def run_indicators(cfg: AppConfig) -> dict[str, Any]:
     return {"dir": str(out_dir), "bars": rows}
 
 
+def run_pine(cfg: AppConfig, run_id: str) -> dict[str, Any]:
+    """Export the ranked strategies of ``run_id`` as Pine v6 (strategy + indicator overlay) to
+    ``<workdir>/pine`` with a manifest, and verify each strategy script (pynescript syntax,
+    PineTS run, parity with the engine on the same bars) when the verification tools are
+    installed. Results are stored with the strategy; a strategy already verified is not
+    checked again."""
+    import re
+
+    from aio_ray.bars.store import read_bars
+    from aio_ray.library.repo import open_library
+    from aio_ray.pine.runner import runner_status
+    from aio_ray.pine.store import pine_for_strategy, record_verification
+    from aio_ray.strategies.bars import BarArrays
+
+    lib = open_library(cfg.library.url)
+    out_dir = cfg.data.workdir / "pine"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    can_verify, why = runner_status()
+    try:
+        import pynescript  # noqa: F401
+    except ImportError:
+        can_verify, why = False, "pynescript is not installed (pip install -e '.[test]')"
+    entries = []
+    for r in lib.top(run_id=run_id, n=cfg.search.top):
+        s = r.strategy
+        slug = re.sub(r"[^a-z0-9]+", "_", f"{r.rank:02d}_{s.family}_{s.timeframe}_{s.id}".lower())
+        code, verification = pine_for_strategy(lib, s.id, "strategy")
+        overlay, _ = pine_for_strategy(lib, s.id, "indicator")
+        (out_dir / f"{slug}.pine").write_text(code, encoding="utf-8")
+        (out_dir / f"{slug}_indicator.pine").write_text(overlay, encoding="utf-8")
+        if verification is None and can_verify:
+            from aio_ray.pine.verify import verify_script
+
+            bars = BarArrays.from_frame(read_bars(cfg.data.bars_dir, s.timeframe, s.symbol), "mid")
+            report = verify_script(code, bars, timeframe=s.timeframe)
+            record_verification(lib, s.id, report)
+            verification = lib.pine_verification(s.id, "strategy")
+        status = "not verified: " + why if verification is None else (
+            "verified" if verification["parsed"] and verification["parity_passed"]
+            else f"parity FAILED at bar {verification['first_diff_bar']}"
+        )
+        entries.append({"rank": r.rank, "strategy_id": s.id, "file": f"{slug}.pine",
+                        "indicator_file": f"{slug}_indicator.pine", "verification": status})
+    (out_dir / "manifest.json").write_text(json.dumps({"run_id": run_id, "strategies": entries}, indent=2))
+    return {"dir": str(out_dir), "scripts": entries}
+
+
 def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
     """ingest -> bars -> indicators -> search -> ranking -> library, each stage resumable.
 
@@ -156,8 +203,15 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
     storage = (cfg.data.workdir / "tune").resolve()
     outcome = run_optimize(cfg.data.bars_dir, cfg, run_id=run_id,
                            resume=(storage / run_id).exists(), storage=storage)
+    with stage_progress("pine") as prog:
+        prog("export + verify", 0, 1)
+        pine = run_pine(cfg, outcome.run_id)
+        prog("export + verify", 1, 1)
     lib = open_library(cfg.library.url)
     top = ranking_rows(lib, run_id=outcome.run_id, top=cfg.search.top)
+    status = {e["strategy_id"]: e for e in pine["scripts"]}
+    for row in top:
+        row["pine"] = status.get(row["strategy_id"])
     from aio_ray.data.store import list_partitions
 
     kept = sum(int(p.meta.get("kept", 0)) for p in list_partitions(cfg.data.ticks_dir, cfg.data.symbol))
@@ -171,6 +225,7 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
         "search": {"run_id": outcome.run_id, "trials_ok": outcome.n_ok, "trials_failed": outcome.n_failed,
                    "complete": outcome.complete, "seeds": outcome.seeds},
         "top": top,
+        "pine_dir": pine["dir"],
         "library": cfg.library.url,
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -191,8 +246,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             f"  #{r['rank']} {r['family']:<14} {r['timeframe']:>4}  score {r['score']:.3f}  "
             f"OOS sharpe {c.get('sharpe', float('nan')):6.2f}  maxDD {c.get('max_drawdown', float('nan')):6.1%}  "
-            f"PF {c.get('profit_factor', float('nan')):5.2f}  trades {int(c.get('trades', 0)):4d}  "
+            f"PF {c.get('profit_factor', float('nan')):5.2f}  DSR {c.get('dsr', float('nan')):4.2f}  "
+            f"trades {int(c.get('trades', 0)):4d}  "
             f"holdout sharpe {'n/a' if hs is None else f'{hs:.2f}'}  id {r['strategy_id']}"
         )
+        if r.get("pine"):
+            lines.append(f"      pine: {summary['pine_dir']}/{r['pine']['file']} ({r['pine']['verification']})")
     lines.append(f"done in {summary['seconds']} s")
     return "\n".join(lines)
