@@ -138,7 +138,9 @@ def test_inputs_are_live_and_constraints_are_enforced(bars: dict[str, BarArrays]
         run_pinets(code, b, "15m", inputs={"fast": 30, "slow": 10})
 
 
-KNOWN = {"both_levels_touched", "level_touched_exactly", "numerical_tie", "resynced"}
+# With intrabar="tradingview" and level_tick (aio_ray.pine.verify.pine_config), no
+# "both_levels_touched" remains: only floating-point edge cases (about 1 per 1,000 trades).
+KNOWN = {"level_touched_exactly", "numerical_tie", "resynced"}
 
 
 @pytest.mark.slow
@@ -154,5 +156,5 @@ def test_every_family_reproduces_engine_on_100k_synthetic_bars() -> None:
         assert rep.trades["ours"] >= 5000 and rep.trades["compared"] >= rep.trades["ours"] - 5
         # the documented floating-point edge cases only, and rarely (see aio_ray.pine.verify)
         assert {d["kind"] for d in rep.known_differences} <= KNOWN
-        assert len(rep.known_differences) <= rep.trades["ours"] / 500, rep.known_differences
+        assert len(rep.known_differences) <= rep.trades["ours"] / 1000, rep.known_differences
         assert np.isfinite(rep.indicators["atr"]["max_abs_diff"])

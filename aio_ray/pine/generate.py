@@ -43,6 +43,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from aio_ray.strategies.fills import LEVEL_TICK_EPS
 from aio_ray.errors import AioError
 from aio_ray.pine import builder as pb
 from aio_ray.pine.builder import Expr, ScriptBuilder, call, const, string
@@ -67,7 +68,7 @@ PLOT_SIGNALS: tuple[str, ...] = ("long_entry", "short_entry", "long_exit", "shor
 META_PREFIX = "// @aio-ray "
 MINTICK = 1e-5
 """The tick the generated scripts assume for EURUSD-like symbols (``syminfo.mintick``)."""
-_ROUND_EPS = 1e-3  # ticks: a raw level within a thousandth of a tick of a tick is that tick
+_ROUND_EPS = LEVEL_TICK_EPS  # ticks: the engine rounds levels the same way (fills.round_level)
 
 
 class PineGenerationError(AioError, ValueError):

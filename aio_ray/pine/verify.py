@@ -21,15 +21,17 @@ computes (each is stated in the script's header and in :mod:`aio_ray.pine.genera
   every assigned value): the family's rules are evaluated on its indicators rounded the
   same way (:func:`pine_signals`), so two moving averages equal to 10 decimals do not
   "cross" on floating-point noise.
-- **Tick-rounded levels.** The script rounds stop and target levels to the tick away from
-  the signal close; :func:`tick_levels` gives the engine the same levels.
+- **TradingView's fill rules.** The engine runs with :func:`pine_config`: ``single``
+  prices, ``intrabar="tradingview"`` (a bar touching both levels: the one on the path
+  the broker emulator assumes) and ``level_tick`` = the mintick (levels rounded to the tick
+  away from the signal close, as the script and PineTS do); see
+  :mod:`aio_ray.strategies.fills`.
 
 Known differences, reported but not failures (``VerificationReport.known_differences``);
 the trades after one are still compared one to one:
 
-- ``both_levels_touched``: a bar reaching both the stop and the target. The engine takes
-  the stop (conservative); TradingView's broker emulator (and PineTS) guesses the path
-  from the open's distance to the high and low. Same bars, different exit price.
+- ``both_levels_touched``: a bar reaching both the stop and the target where the two
+  sides still exit differently (none expected since ``intrabar="tradingview"``).
 - ``pinets_limit_slippage``: PineTS applies slippage to limit (target) fills (its open
   issue #274); TradingView and the engine do not.
 - ``level_touched_exactly``: a bar's price equals the stop or target level as a decimal
@@ -54,6 +56,7 @@ from aio_ray.pine.runner import PineRun, PineRunError, run_pinets
 from aio_ray.strategies.bars import BarArrays
 from aio_ray.strategies.engine import BacktestConfig, BacktestResult, run_backtest
 from aio_ray.strategies.families import Family, get_family
+from aio_ray.strategies.fills import round_level
 from aio_ray.strategies.signals import Signals
 from aio_ray.strategies.space import validate
 
@@ -66,9 +69,9 @@ __all__ = [
     "VerificationReport",
     "check_syntax",
     "expected_run",
+    "pine_config",
     "pine_precision",
     "pine_signals",
-    "tick_levels",
     "verify_script",
 ]
 
@@ -78,7 +81,6 @@ PRICE_TOL = 1e-9
 """Absolute tolerance on fill prices (quote currency; a tick is 1e-5)."""
 PROFIT_TOL = 1e-6
 """Absolute tolerance on a trade's profit, account currency."""
-_TICK_EPS = 1e-3  # ticks: a raw level within a thousandth of a tick of a tick is that tick
 TIE_TOL = 1e-9
 """Two compared values closer than this (relative, at least absolute) are a numerical tie."""
 
@@ -146,44 +148,12 @@ def pine_signals(family: str, bars: BarArrays, params: Mapping[str, Any]) -> Sig
     return _pine_family(get_family(family)).signals(bars, params)
 
 
-def _round_level(level: np.ndarray, up: bool, tick: float) -> np.ndarray:
-    """The tick at or above (``up``) / below ``level``: ``k * tick`` in float64, the price
-    the broker emulator orders after rounding the script's level (see generate.py)."""
-    t = level / tick
-    return (np.ceil(t - _TICK_EPS) if up else np.floor(t + _TICK_EPS)) * tick
-
-
-def _exact_distance(c: np.ndarray, level: np.ndarray, sign: float) -> np.ndarray:
-    """A distance ``d`` with ``c + sign * d == level`` exactly in float64 (the engine
-    computes the level that way), NaN where ``level`` is NaN."""
-    d: np.ndarray = np.asarray(sign * (level - c), dtype=np.float64)
-    for _ in range(4):
-        with np.errstate(invalid="ignore"):
-            got = c + sign * d
-            off = np.isfinite(level) & (got != level)
-        if not off.any():
-            break
-        toward = np.where(sign * (level - got) > 0, np.inf, -np.inf)
-        d = np.asarray(np.where(off, np.nextafter(d, toward), d), dtype=np.float64)
-    return d
-
-
-def tick_levels(signals: Signals, close: np.ndarray, tick: float = 1e-5) -> Signals:
-    """``signals`` with stop/target distances moved so that the engine's levels
-    (``close -/+ distance``) are exactly the script's: rounded to the tick away from
-    ``close``. Distances of bars without an entry are left as they are."""
-    c = np.asarray(close, dtype=np.float64)
-    le, se = signals.long_entry, signals.short_entry
-    with np.errstate(invalid="ignore"):
-        sd = signals.stop_dist.copy()
-        td = signals.take_dist.copy()
-        ls = _exact_distance(c, _round_level(c - signals.stop_dist, False, tick), -1.0)
-        ss = _exact_distance(c, _round_level(c + signals.stop_dist, True, tick), 1.0)
-        lt = _exact_distance(c, _round_level(c + signals.take_dist, True, tick), 1.0)
-        st = _exact_distance(c, _round_level(c - signals.take_dist, False, tick), -1.0)
-    sd[le], sd[se] = ls[le], ss[se]
-    td[le], td[se] = lt[le], st[se]
-    return Signals(le, se, signals.long_exit, signals.short_exit, sd, td)
+def pine_config(cfg: BacktestConfig | None = None, tick: float = 1e-5) -> BacktestConfig:
+    """``cfg`` (default: ``BacktestConfig()``) with TradingView's fill rules: the ``single``
+    price model, ``intrabar="tradingview"`` and levels rounded to ``tick`` (the mintick)."""
+    return (cfg or BacktestConfig()).model_copy(
+        update={"price_model": "single", "intrabar": "tradingview", "level_tick": tick}
+    )
 
 
 @dataclass(frozen=True)
@@ -207,10 +177,10 @@ def expected_run(
     """What a generated script must reproduce on ``bars`` (engine, ``single`` price model)."""
     fam = get_family(family)
     p = validate(family, params)
-    sig = tick_levels(pine_signals(family, bars, p), bars.close, tick)
+    sig = pine_signals(family, bars, p)
     res = None
     if with_trades:
-        cfg = (cfg or BacktestConfig()).model_copy(update={"price_model": "single"})
+        cfg = pine_config(cfg, tick)
         res = run_backtest(bars, sig, cfg)
     return Expected(fam.indicators(bars, p), sig, res)
 
@@ -383,7 +353,7 @@ def _compare_trades(
                 i, j = i + 1, j + 1
                 rep.trades["compared"] += 1
                 continue
-            known = _known_difference(i, a, b, sig, bars, slip, side)
+            known = _known_difference(i, a, b, sig, bars, slip, side, cfg.level_tick or 0.0)
             if known is not None:
                 rep.known_differences.append(known)
                 i, j = i + 1, j + 1
@@ -467,11 +437,12 @@ def _known_difference(
     bars: BarArrays,
     slip: float,
     side: float,
+    tick: float,
 ) -> dict[str, Any] | None:
     s = a["entry_bar"] - 1
     c = bars.close[s]
-    stop = c - side * sig.stop_dist[s]
-    take = c + side * sig.take_dist[s]
+    stop = round_level(c - side * sig.stop_dist[s], c, tick)
+    take = round_level(c + side * sig.take_dist[s], c, tick)
     info = {
         "trade": k,
         "ours_exit_bar": a["exit_bar"],
@@ -561,9 +532,7 @@ def verify_script(
     family = str(m["family"])
     params = validate(family, m["params"])
     timeframe = str(timeframe or m["timeframe"])
-    cfg = BacktestConfig.model_validate(m.get("backtest") or {}).model_copy(
-        update={"price_model": "single"}
-    )
+    cfg = pine_config(BacktestConfig.model_validate(m.get("backtest") or {}))
     rep = VerificationReport(kind, family, params, timeframe, len(bars), parsed=True)
     if syntax:
         sx = check_syntax(code)

@@ -161,6 +161,18 @@ class BacktestConfig(BaseModel):
     bars_per_year: float | None = Field(
         None, gt=0, description="annualization; None: 260 x bars per day of the bars' spacing"
     )
+    intrabar: Literal["stop_first", "tradingview"] = Field(
+        "stop_first",
+        description="a bar touching both the stop and the target: stop_first takes the stop "
+        "(conservative, for ranking); tradingview follows TradingView's broker emulator (the "
+        "path goes first to the extreme nearer the open; see fills.py)",
+    )
+    level_tick: float | None = Field(
+        None,
+        gt=0,
+        description="price units; when set, stop and target levels are rounded to this tick "
+        "away from the signal close, as Pine orders are (None: raw levels)",
+    )
 
     @model_validator(mode="wrap")
     @classmethod
@@ -411,6 +423,8 @@ def _config_vector(cfg: BacktestConfig, pb: PreparedBars) -> np.ndarray:
         cfg.bars_per_year if cfg.bars_per_year is not None else mt.bars_per_year(pb.bar_ms)
     )
     cv[nb.C_YEARS] = mt.span_years(pb.ts, pb.bar_ms)
+    cv[nb.C_INTRABAR] = fills.INTRABAR_MODES.index(cfg.intrabar)
+    cv[nb.C_TICK] = cfg.level_tick if cfg.level_tick is not None else 0.0
     return cv
 
 

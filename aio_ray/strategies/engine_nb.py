@@ -49,6 +49,7 @@ from aio_ray.strategies.fills import (
     decide_order,
     entry_units,
     long_exit_fill,
+    round_level,
     short_exit_fill,
 )
 
@@ -96,7 +97,9 @@ C_SLIP = 7  # price units
 C_PIP = 8  # price units
 C_BARS_PER_YEAR = 9
 C_YEARS = 10
-N_CONFIG = 11
+C_INTRABAR = 11  # fills.INTRABAR_*
+C_TICK = 12  # level tick, price units; 0: levels not rounded
+N_CONFIG = 13
 
 # State vector slots of one parameter set (integers and flags stored as float64).
 S_CASH = 0
@@ -401,6 +404,8 @@ def step(
     comm_rate = cv[C_COMM_RATE]
     slip = cv[C_SLIP]
     pip = cv[C_PIP]
+    intrabar = int(cv[C_INTRABAR])
+    level_tick = cv[C_TICK]
     has_stop_mult = not math.isnan(stop_mult)
     has_take_mult = not math.isnan(take_mult)
 
@@ -580,11 +585,25 @@ def step(
                     if pos > 0:
                         if sell_low[i] <= stop or sell_high[i] >= take:
                             reason, xp = long_exit_fill(
-                                sell_open[i], sell_high[i], sell_low[i], stop, take, slip
+                                sell_open[i],
+                                sell_high[i],
+                                sell_low[i],
+                                stop,
+                                take,
+                                slip,
+                                intrabar,
+                                entry_bar == i,
                             )
                     elif buy_high[i] >= stop or buy_low[i] <= take:
                         reason, xp = short_exit_fill(
-                            buy_open[i], buy_high[i], buy_low[i], stop, take, slip
+                            buy_open[i],
+                            buy_high[i],
+                            buy_low[i],
+                            stop,
+                            take,
+                            slip,
+                            intrabar,
+                            entry_bar == i,
                         )
                 # 3. Close: mark to market; "end" close on the last bar or at ruin.
                 if reason < 0:
@@ -658,6 +677,9 @@ def step(
                     a = anchor[i]
                     pend_stop = a - o * sdist
                     pend_take = a + o * tdist
+                    if level_tick > 0.0:
+                        pend_stop = round_level(pend_stop, a, level_tick)
+                        pend_take = round_level(pend_take, a, level_tick)
                     pend_units = entry_units(sizing, units, risk, lot_step, eq, sdist)
                 pend = o
             i += 1

@@ -24,10 +24,24 @@ Timeline of one bar ``i``
    d      sell high >= target           buy low <= target            the target, "take"
    =====  ============================  ===========================  =========================
 
-   So a bar that touches both the stop and the target takes the stop (conservative; this is
-   also backtesting.py's order, while TradingView's broker emulator guesses the intrabar path
-   from the open's distance to the high and low, so such bars may differ there). A position
-   closed inside the bar cannot re-enter before the next bar's open.
+   So a bar that touches both the stop and the target takes the stop (conservative, also
+   backtesting.py's order; the default, ``intrabar="stop_first"``, used for ranking). A
+   position closed inside the bar cannot re-enter before the next bar's open.
+
+   ``intrabar="tradingview"`` models TradingView's broker emulator as PineTS 0.9.34
+   implements it (``processExitOrders`` in its ``namespaces/strategy/utils.ts``):
+
+   - a position held from an earlier bar first exits at a gapped open (steps a, b);
+   - then, if both levels are reached (long: ``low <= stop`` and ``high >= target``), the
+     path is assumed to go first to the extreme nearer the open: ``|high - open| <=
+     |open - low|`` (ties count as nearer the high) means open -> high -> low -> close, so
+     a long takes the target and a short the stop; otherwise a long takes the stop and a
+     short the target. One level only: that level. Fill at the level, or at the open when
+     the open is already past it;
+   - on the entry bar there is no gap step: the same rule applies to the bar's range, and a
+     short's stop already passed at its entry open does not catch it (PineTS: "buy stop
+     spares fresh entry"); its target still can, else the next bar's gap step exits.
+
 3. **Close.** The position is marked to market (long at the sell close, short at the buy
    close) to give the bar's equity. On the last bar an open position is closed at that mark,
    exit commission charged, no slippage, reason ``"end"``. If equity is <= 0 at a close, the
@@ -44,9 +58,11 @@ Timeline of one bar ``i``
 
    The Pine generator emits exactly this (``pyramiding=0``): on each bar close, first
    ``strategy.close`` for ``long_exit`` / ``short_exit`` when no reversal is due, then
-   ``strategy.entry`` guarded by ``go_long`` / ``go_short``, and with each entry a
-   ``strategy.exit(from_entry=..., stop=..., limit=...)`` carrying the levels below, placed on
-   the signal bar. The order of the calls then never matters.
+   ``strategy.entry`` guarded by ``go_long`` / ``go_short`` (which also set the ``var``
+   stop / target levels below), and ``strategy.exit(from_entry=..., stop=..., limit=...)``
+   with those ``var`` levels on *every* bar, not only the signal bar (the broker emulator
+   re-reads them each bar; they do not change during a trade). The order of the calls
+   then never matters.
 
 Price series ("price models")
 -----------------------------
@@ -61,6 +77,14 @@ Stops and targets
 Anchored at the *signal* bar's close of the signal series (what the Pine script sees as
 ``close``): long ``stop = close[i] - stop_dist[i]``, ``target = close[i] + take_dist[i]``;
 short mirrored. NaN distance: no such order. Fixed for the life of the trade.
+
+Tick-rounded levels (``level_tick``, None by default): Pine orders sit on the mintick grid,
+rounded away from the close of the bar placing them (PineTS ``roundToMintick``: above the
+close ``ceil(level / tick - eps) * tick``, below ``floor(level / tick + eps) * tick``, equal
+unchanged). The engine rounds the two levels at the signal bar, against its close, with
+``eps =`` :data:`LEVEL_TICK_EPS` (1e-3 tick): PineTS' own eps is 1e-9 tick, but the
+generated scripts round first with 1e-3 (and store the tick a quarter tick toward the
+close), so 1e-3 is the rule that decides; PineTS' rounding then leaves the tick as it is.
 
 Slippage and commission
 -----------------------
@@ -84,7 +108,9 @@ Account currency is the quote currency (USD for EURUSD); P&L in pips is
 
 Where TradingView's broker emulator may differ (compare the ``single`` model, zero costs)
 ---------------------------------------------------------------------------------------
-- a bar touching both the stop and the target (see step 2);
+- a bar touching both the stop and the target under ``stop_first`` (use ``tradingview``);
+- a level equal to a bar's price as a decimal (float last-bit ties), which PineTS may also
+  re-round against a later bar's close;
 - the last open trade: TradingView leaves it open, we close it (``"end"``): drop it;
 - ruin: TradingView has its own margin-call model, we close and stop at equity <= 0;
 - ``cash_per_order`` on a reversal (see above).
@@ -126,6 +152,14 @@ SIZING_MODES: tuple[str, ...] = ("fixed", "risk")
 
 PRICE_MODELS: tuple[str, ...] = ("bidask", "single")
 
+# Rules for a bar touching both the stop and the target.
+INTRABAR_STOP_FIRST = 0
+INTRABAR_TRADINGVIEW = 1
+INTRABAR_MODES: tuple[str, ...] = ("stop_first", "tradingview")
+
+LEVEL_TICK_EPS = 1e-3
+"""Ticks: a raw level within this of a tick rounds to that tick (see "Tick-rounded levels")."""
+
 # Rows of the kernel's price matrix (shape (9, n), float64).
 ROW_BUY_OPEN = 0  # market buys fill here (ask open; single: open)
 ROW_SELL_OPEN = 1  # market sells fill here (bid open; single: open)
@@ -143,37 +177,105 @@ _SIZE_EPS = 1e-9  # lots; absorbs binary rounding in floor() (0.1 / 0.001 style 
 
 @njit(cache=True, nogil=True)
 def long_exit_fill(
-    sell_open: float, sell_high: float, sell_low: float, stop: float, take: float, slip: float
+    sell_open: float,
+    sell_high: float,
+    sell_low: float,
+    stop: float,
+    take: float,
+    slip: float,
+    intrabar: int = INTRABAR_STOP_FIRST,
+    fresh: bool = False,
 ) -> tuple[int, float]:
     """Protective exit of a long in one bar: ``(reason, price)``; reason -1 when none fills.
 
+    ``intrabar`` picks the rule for a bar touching both levels (``INTRABAR_*``); ``fresh``:
+    the position entered at this bar's open (matters for ``INTRABAR_TRADINGVIEW`` only).
     NaN ``stop`` / ``take`` never trigger (every comparison with NaN is false).
     """
-    if sell_open <= stop:
-        return EXIT_STOP, sell_open - slip
-    if sell_open >= take:
-        return EXIT_TAKE, sell_open
-    if sell_low <= stop:
-        return EXIT_STOP, stop - slip
-    if sell_high >= take:
-        return EXIT_TAKE, take
+    if intrabar == INTRABAR_STOP_FIRST:
+        if sell_open <= stop:
+            return EXIT_STOP, sell_open - slip
+        if sell_open >= take:
+            return EXIT_TAKE, sell_open
+        if sell_low <= stop:
+            return EXIT_STOP, stop - slip
+        if sell_high >= take:
+            return EXIT_TAKE, take
+        return -1, 0.0
+    if not fresh:  # the broker emulator's "open" phase: gaps of a position held before
+        if sell_open <= stop:
+            return EXIT_STOP, sell_open - slip
+        if sell_open >= take:
+            return EXIT_TAKE, sell_open
+    tp_hit = sell_high >= take
+    sl_hit = sell_low <= stop
+    if tp_hit and sl_hit:
+        # path open -> high -> low -> close when the high is (not farther) closer
+        sl_hit = abs(sell_high - sell_open) > abs(sell_open - sell_low)
+        tp_hit = not sl_hit
+    if sl_hit:
+        return EXIT_STOP, (min(sell_open, stop)) - slip
+    if tp_hit:
+        return EXIT_TAKE, max(sell_open, take)
     return -1, 0.0
 
 
 @njit(cache=True, nogil=True)
 def short_exit_fill(
-    buy_open: float, buy_high: float, buy_low: float, stop: float, take: float, slip: float
+    buy_open: float,
+    buy_high: float,
+    buy_low: float,
+    stop: float,
+    take: float,
+    slip: float,
+    intrabar: int = INTRABAR_STOP_FIRST,
+    fresh: bool = False,
 ) -> tuple[int, float]:
-    """Protective exit of a short in one bar: ``(reason, price)``; reason -1 when none fills."""
-    if buy_open >= stop:
-        return EXIT_STOP, buy_open + slip
-    if buy_open <= take:
-        return EXIT_TAKE, buy_open
-    if buy_high >= stop:
-        return EXIT_STOP, stop + slip
-    if buy_low <= take:
-        return EXIT_TAKE, take
+    """Protective exit of a short in one bar: ``(reason, price)``; reason -1 when none fills.
+
+    Arguments as :func:`long_exit_fill`.
+    """
+    if intrabar == INTRABAR_STOP_FIRST:
+        if buy_open >= stop:
+            return EXIT_STOP, buy_open + slip
+        if buy_open <= take:
+            return EXIT_TAKE, buy_open
+        if buy_high >= stop:
+            return EXIT_STOP, stop + slip
+        if buy_low <= take:
+            return EXIT_TAKE, take
+        return -1, 0.0
+    if not fresh:
+        if buy_open >= stop:
+            return EXIT_STOP, buy_open + slip
+        if buy_open <= take:
+            return EXIT_TAKE, buy_open
+    tp_hit = buy_low <= take
+    sl_hit = buy_high >= stop
+    # both touched: the target wins when the open is strictly closer to the low (path
+    # open -> low -> high -> close), the stop otherwise
+    # (a buy stop already passed at the open does not catch a short entered at that open)
+    stop_first = not (tp_hit and abs(buy_high - buy_open) > abs(buy_open - buy_low))
+    if sl_hit and stop_first and not (fresh and buy_open >= stop):
+        return EXIT_STOP, max(buy_open, stop) + slip
+    if tp_hit:
+        return EXIT_TAKE, min(buy_open, take)
     return -1, 0.0
+
+
+@njit(cache=True, nogil=True)
+def round_level(level: float, ref: float, tick: float) -> float:
+    """``level`` on the tick grid, rounded away from ``ref`` (the signal bar's close).
+
+    Above ``ref``: ``ceil(level / tick - LEVEL_TICK_EPS) * tick``; below: ``floor(level /
+    tick + LEVEL_TICK_EPS) * tick``; equal, NaN, or ``tick <= 0``: unchanged.
+    """
+    if not tick > 0.0 or not math.isfinite(level) or level == ref:
+        return level
+    t = level / tick
+    if level > ref:
+        return math.ceil(t - LEVEL_TICK_EPS) * tick
+    return math.floor(t + LEVEL_TICK_EPS) * tick
 
 
 @njit(cache=True, nogil=True)
