@@ -24,10 +24,16 @@ $(NODE_STAMP): $(RUNNER)/package-lock.json
 		npm ci --prefix $(RUNNER) --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); \
 	else echo "npm not found: Pine scripts will be exported without the PineTS parity check"; fi
 
-setup: $(STAMP) $(NODE_STAMP)
+# The dashboard's charting library (lightweight-charts, Apache-2.0), served by the app itself.
+VENDOR := serve/static/vendor/lightweight-charts.standalone.production.js
+$(VENDOR): serve/web/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then bash serve/vendor.sh; \
+	else echo "npm not found: the dashboard will have no charts"; fi
+
+setup: $(STAMP) $(NODE_STAMP) $(VENDOR)
 
 demo: setup
-	$(BIN)/python jobs/pipeline.py --config configs/demo.yaml
+	$(BIN)/python jobs/pipeline.py --config configs/demo.yaml --serve
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aio_ray.errors import ConfigError
+from serve.config import ServeSettings
 from aio_ray.strategies.engine import BacktestConfig
 from aio_ray.strategies.evaluate import ObjectiveConfig
 from aio_ray.strategies.ranking import RankingConfig
@@ -199,6 +200,7 @@ class AppConfig(Frozen):
     bars: BarsConfig = BarsConfig()
     search: SearchConfig = SearchConfig()
     library: LibraryConfig = LibraryConfig()
+    serve: ServeSettings | None = None
     ray: RayConfig = RayConfig()
 
 

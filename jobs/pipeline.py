@@ -2,7 +2,8 @@
 
     ray job submit --working-dir . -- python jobs/pipeline.py --config configs/demo.yaml
 
-Locally (``make demo``) it starts a Ray head in-process. Every stage reuses complete outputs,
+Locally (``make demo``: ``--serve``) it starts a Ray head in-process and, after the summary,
+serves the results (API + dashboard) and prints the URL. Every stage reuses complete outputs,
 so rerunning after a failure resumes. Prints the summary and, with ``--json``, one JSON line.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -26,7 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value")
     ap.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    ap.add_argument("--serve", action="store_true",
+                    help="then serve the results (API + dashboard) on this Ray until Ctrl-C")
+    ap.add_argument("--host", default="127.0.0.1", help="with --serve: address to listen on")
+    ap.add_argument("--port", type=int, default=8000, help="with --serve: HTTP port")
     args = ap.parse_args(argv)
+    if args.serve and not os.environ.get("AIO_CONTROL_TOKEN"):
+        # a one-off token for this demo session; replicas inherit it from the Ray head started here
+        os.environ["AIO_CONTROL_TOKEN"] = secrets.token_hex(16)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(args.config, args.overrides)
@@ -34,7 +44,32 @@ def main(argv: list[str] | None = None) -> int:
     except AioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(summary, default=str) if args.json else format_summary(summary))
+    print(json.dumps(summary, default=str) if args.json else format_summary(summary), flush=True)
+    if args.serve:
+        return serve_forever(args.config, args.host, args.port)
+    return 0
+
+
+def serve_forever(config: Path, host: str, port: int) -> int:
+    """Deploy the Serve app (API + dashboard + control) over this run's library; block."""
+    import signal
+    import threading
+
+    from ray import serve as ray_serve
+
+    from serve.app import build
+
+    ray_serve.start(http_options={"host": host, "port": port})
+    ray_serve.run(build({"app_config": str(config.resolve())}), name="aio", route_prefix="/")
+    base = f"http://{host}:{port}"
+    print(f"serving: {base}/dashboard   API: {base}/rankings   docs: {base}/docs", flush=True)
+    print(f"control token (Authorization: Bearer ...): {os.environ['AIO_CONTROL_TOKEN']}", flush=True)
+    print("Ctrl-C to stop", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    ray_serve.shutdown()
     return 0
 
 

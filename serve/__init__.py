@@ -1,0 +1,1 @@
+"""The aio-ray Ray Serve application (API, dashboard, live control); see :mod:`serve.app`."""

@@ -1,0 +1,416 @@
+"""The aio-ray Ray Serve application: the strategy library over HTTP, a dashboard, live control.
+
+Run it::
+
+    serve run serve.app:app                                   # settings from the environment
+    serve run serve.app:build app_config=configs/demo.yaml    # builder with arguments
+    serve deploy configs/serve.yaml                           # against a running cluster
+    uvicorn --factory serve.app:asgi_app                      # without Ray (development)
+
+Endpoints (OpenAPI at ``/docs``): ``GET /health``, ``/runs``, ``/rankings`` (``.json``,
+``.csv``), ``/strategies/{id}``, ``/strategies/{id}/pine``, ``/strategies/{id}/equity``,
+``/strategies/{id}/candles``, ``/dashboard``; control (``Authorization: Bearer <token>``):
+``POST /strategies/{id}/pause``, ``/resume``, ``/params`` and ``POST /config/reload``.
+
+Every id a request carries is checked against a strict pattern before it reaches the
+library (where it only ever travels as a bound SQL parameter); no request value is ever
+used in a file path. Bodies over ``max_body_bytes`` answer 413 before they are read whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve as _serve
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aio_ray.errors import AioError, ConfigError
+from aio_ray.library import LibraryError
+from aio_ray.library.repo import LibraryUnavailableError
+from aio_ray.strategies.space import ParameterError
+from serve.service import Core, NotFound, Unavailable, dumps
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+VENDOR_JS = STATIC_DIR / "vendor" / "lightweight-charts.standalone.production.js"
+
+STRATEGY_ID = r"^[0-9a-f]{20}$"
+"""Library strategy ids: 20 lowercase hex digits (see ``aio_ray.library.strategy_id``)."""
+RUN_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+TIMEFRAME = r"^[0-9]{1,4}(m|h|d|w)$"
+OPERATOR = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+StrategyId = Annotated[str, PathParam(pattern=STRATEGY_ID, description="20 hex digits")]
+RunIdQuery = Annotated[str | None, Query(pattern=RUN_ID, max_length=128)]
+TimeframeQuery = Annotated[str | None, Query(pattern=TIMEFRAME, max_length=8)]
+
+
+class ControlNote(BaseModel):
+    """Optional body of pause/resume: why (kept with the event)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(None, max_length=500)
+
+
+class ParamsUpdate(BaseModel):
+    """New parameters of a strategy (the full set; validated against its family's space)."""
+
+    model_config = ConfigDict(extra="forbid")
+    params: dict[Annotated[str, Field(max_length=64)], int | float | str | bool] = Field(
+        ..., max_length=32
+    )
+    reason: str | None = Field(None, max_length=500)
+
+
+def operator(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_operator: Annotated[str | None, Header(max_length=64)] = None,
+) -> str:
+    """Who is calling (``X-Operator``, default "operator"), after checking the bearer token
+    against the configured one in constant time; 401 otherwise."""
+    expected = request.app.state.core.cfg.token_sha256
+    scheme, _, token = (authorization or "").partition(" ")
+    given = hashlib.sha256(token.strip().encode()).hexdigest()
+    if (
+        expected is None
+        or scheme.lower() != "bearer"
+        or not token.strip()
+        or not hmac.compare_digest(given, expected)
+    ):
+        detail = (
+            "control is disabled: no token configured"
+            if expected is None
+            else "missing or wrong bearer token"
+        )
+        raise HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+    return x_operator if x_operator and OPERATOR.match(x_operator) else "operator"
+
+
+Operator = Annotated[str, Depends(operator)]
+
+
+# ----------------------------------------------------------------------------- body limit
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over ``limit()`` bytes, by Content-Length or while
+    streaming (chunked uploads are counted as they arrive, never buffered whole)."""
+
+    def __init__(self, app: ASGIApp, limit: Callable[[], int]) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit()
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    size = int(value)
+                except ValueError:
+                    await _send_json(send, 400, {"detail": "malformed Content-Length"})
+                    return
+                if size > limit:
+                    await _send_json(send, 413, _too_large(limit))
+                    return
+        seen = 0
+        refused = False
+
+        async def counting_receive() -> Message:
+            # Past the limit: answer 413 now and tell the app the client went away (an
+            # exception here would be turned into a 400 by the framework's body parser).
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > limit:
+                    refused = True
+                    await _send_json(send, 413, _too_large(limit))
+                    return {"type": "http.disconnect"}
+            return msg
+
+        async def guarded_send(msg: Message) -> None:
+            if not refused:  # after a 413 whatever the app answers is dropped
+                await send(msg)
+
+        await self.app(scope, counting_receive, guarded_send)
+
+
+def _too_large(limit: int) -> dict[str, str]:
+    return {"detail": f"request body larger than {limit} bytes"}
+
+
+async def _send_json(send: Send, status: int, body: Mapping[str, Any]) -> None:
+    raw = dumps(body)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": raw})
+
+
+# ----------------------------------------------------------------------------- the app
+
+
+def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) -> FastAPI:
+    """The FastAPI application over the library that ``args`` name (see ServeSettings).
+
+    Raises ConfigError (from :func:`serve.config.resolve`) for invalid settings.
+    """
+    core = core or Core(args)
+    app = FastAPI(
+        title="aio-ray strategy library",
+        version="0.1.0",
+        description="Ranked, verified EUR/USD strategies: rankings, Pine v6 scripts, equity "
+        "curves, a dashboard, and live control (pause, resume, parameters, config reload).",
+    )
+    app.state.core = core
+    app.add_middleware(BodyLimit, limit=lambda: core.cfg.settings.max_body_bytes)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Unavailable)
+    async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(LibraryError)
+    async def _library(_: Request, exc: LibraryError) -> JSONResponse:
+        log.error("library error: %s", exc)
+        code = 503 if isinstance(exc, LibraryUnavailableError) else 500
+        return JSONResponse({"detail": f"library error: {exc.problem}"}, status_code=code)
+
+    def client_of(request: Request) -> str | None:
+        return request.client.host if request.client else None
+
+    # ------------------------------------------------------------------ reads
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("dashboard")
+
+    @app.get("/health", summary="Liveness and what is served")
+    async def health() -> dict[str, Any]:
+        out = await run_in_threadpool(core.health)
+        out["dashboard_assets"] = "ok" if VENDOR_JS.exists() else "missing: run serve/vendor.sh"
+        return out
+
+    @app.get("/runs", summary="Every run, newest first")
+    def runs() -> list[dict[str, Any]]:
+        return core.runs()
+
+    async def _rankings_bytes(run_id: str | None, timeframe: str | None) -> bytes:
+        key = ("rankings.json", run_id, timeframe)
+        if core.fresh(key):
+            return core.rankings_json(run_id, timeframe)
+        return await run_in_threadpool(core.rankings_json, run_id, timeframe)
+
+    @app.get(
+        "/rankings",
+        summary="Top strategies of a run (default: newest), with OOS metrics, holdout "
+        "figures, Pine verification and live state",
+    )
+    async def rankings(run_id: RunIdQuery = None, timeframe: TimeframeQuery = None) -> Response:
+        return Response(await _rankings_bytes(run_id, timeframe), media_type="application/json")
+
+    @app.get("/rankings.json", summary="Rankings export (JSON download)")
+    async def rankings_json(
+        run_id: RunIdQuery = None, timeframe: TimeframeQuery = None
+    ) -> Response:
+        return Response(
+            await _rankings_bytes(run_id, timeframe),
+            media_type="application/json",
+            headers={"Content-Disposition": 'attachment; filename="rankings.json"'},
+        )
+
+    @app.get("/rankings.csv", summary="Rankings export (CSV download)")
+    def rankings_csv(run_id: RunIdQuery = None, timeframe: TimeframeQuery = None) -> Response:
+        return Response(
+            core.rankings_csv(run_id, timeframe),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="rankings.csv"'},
+        )
+
+    @app.get("/strategies/{strategy_id}", summary="Parameters, metrics, trades summary, state")
+    def strategy(strategy_id: StrategyId) -> Response:
+        return Response(dumps(core.strategy(strategy_id)), media_type="application/json")
+
+    @app.get(
+        "/strategies/{strategy_id}/pine",
+        response_class=PlainTextResponse,
+        summary="The Pine v6 script (kind=indicator: the overlay); verification in headers",
+    )
+    async def pine(
+        strategy_id: StrategyId, kind: Literal["strategy", "indicator"] = "strategy"
+    ) -> PlainTextResponse:
+        if core.fresh(("pine", strategy_id, kind)):
+            code, ver = core.pine(strategy_id, kind)
+        else:
+            code, ver = await run_in_threadpool(core.pine, strategy_id, kind)
+        headers = {"X-Pine-Verified": _verified(ver)}
+        if ver is not None and ver.get("first_diff_bar") is not None:
+            headers["X-Pine-First-Diff-Bar"] = str(ver["first_diff_bar"])
+        return PlainTextResponse(code, headers=headers)
+
+    @app.get("/strategies/{strategy_id}/equity", summary="Equity and drawdown series, trades")
+    def equity(strategy_id: StrategyId) -> Response:
+        return Response(dumps(core.equity(strategy_id)), media_type="application/json")
+
+    @app.get("/strategies/{strategy_id}/candles", summary="Mid OHLC bars of its timeframe")
+    def candles(strategy_id: StrategyId) -> Response:
+        return Response(dumps(core.candles(strategy_id)), media_type="application/json")
+
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC_DIR / "dashboard.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # ------------------------------------------------------------------ control
+
+    def _control(sid: str, action: str, payload: dict[str, Any], who: str) -> dict[str, Any]:
+        try:
+            return core.control(sid, action, payload, who)
+        except ParameterError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    @app.post("/strategies/{strategy_id}/pause", summary="Pause a strategy (bearer token)")
+    def pause(
+        strategy_id: StrategyId,
+        who: Operator,
+        request: Request,
+        note: Annotated[ControlNote | None, Body()] = None,
+    ) -> dict[str, Any]:
+        body = {"reason": note.reason if note else None, "client": client_of(request)}
+        return _control(strategy_id, "pause", body, who)
+
+    @app.post("/strategies/{strategy_id}/resume", summary="Resume a strategy (bearer token)")
+    def resume(
+        strategy_id: StrategyId,
+        who: Operator,
+        request: Request,
+        note: Annotated[ControlNote | None, Body()] = None,
+    ) -> dict[str, Any]:
+        body = {"reason": note.reason if note else None, "client": client_of(request)}
+        return _control(strategy_id, "resume", body, who)
+
+    @app.post(
+        "/strategies/{strategy_id}/params",
+        summary="Replace a strategy's live parameters (bearer token; validated)",
+    )
+    def params(
+        strategy_id: StrategyId, update: ParamsUpdate, who: Operator, request: Request
+    ) -> dict[str, Any]:
+        body = {"params": update.params, "reason": update.reason, "client": client_of(request)}
+        return _control(strategy_id, "params", body, who)
+
+    @app.post("/config/reload", summary="Re-read configuration without a restart (bearer token)")
+    def reload(who: Operator, request: Request) -> dict[str, Any]:
+        try:
+            return core.reload(who, client_of(request))
+        except (ConfigError, AioError) as exc:
+            raise HTTPException(
+                422, f"configuration not reloaded (the previous one stays in force): {exc}"
+            ) from None
+
+    return app
+
+
+def _verified(ver: Mapping[str, Any] | None) -> str:
+    if ver is None:
+        return "unchecked"
+    if not ver.get("parsed"):
+        return "syntax-error"
+    p = ver.get("parity_passed")
+    return "parsed" if p is None else ("parity-passed" if p else "parity-failed")
+
+
+def asgi_app() -> FastAPI:
+    """Factory for uvicorn (``uvicorn --factory serve.app:asgi_app``): settings from the
+    environment (``AIO_APP_CONFIG``, ``AIO_LIBRARY_URL``, ``AIO_CONTROL_TOKEN``)."""
+    return create_app(_env_args())
+
+
+def _env_args() -> dict[str, Any]:
+    import os
+
+    args: dict[str, Any] = {}
+    if os.environ.get("AIO_APP_CONFIG"):
+        args["app_config"] = os.environ["AIO_APP_CONFIG"]
+    elif not os.environ.get("AIO_LIBRARY_URL"):
+        args["app_config"] = "configs/demo.yaml"
+    return args
+
+
+# ----------------------------------------------------------------------------- Ray Serve
+
+
+@_serve.deployment(
+    name="aio",
+    num_replicas=1,
+    ray_actor_options={"num_cpus": 0.25},
+    max_ongoing_requests=256,
+    health_check_period_s=10,
+)
+@_serve.ingress()
+class AioServe:
+    """One replica of the app: its own library connection and caches, built from the
+    builder arguments (followed by reloads, see :mod:`serve.service`)."""
+
+    def __init__(self, args: dict[str, Any] | None = None) -> None:
+        self.args = dict(args or {})
+        self.core = Core(self.args)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_app(core=self.core)
+
+    def check_health(self) -> None:
+        self.core.lib.change_marker()  # raises when the library is unreachable
+
+
+def build(args: dict[str, Any]) -> Any:
+    """Application builder (``serve run serve.app:build key=value ...`` or ``args:`` in a
+    Serve config file): the :class:`serve.config.ServeSettings` fields, plus optional
+    ``num_replicas``, ``num_cpus`` (per replica, default 0.25) and ``access_log``
+    (default true; false saves a log write per request on the hot path)."""
+    from serve.config import resolve
+
+    args = dict(args)
+    n = int(args.pop("num_replicas", 1))
+    cpus = float(args.pop("num_cpus", 0.25))
+    access = str(args.pop("access_log", True)).lower() not in ("false", "0", "no")
+    resolve(args)  # fail at deploy time, naming the bad setting
+    return AioServe.options(  # type: ignore[attr-defined]
+        num_replicas=n,
+        ray_actor_options={"num_cpus": cpus},
+        logging_config={"enable_access_log": access},
+    ).bind(args)
+
+
+app = AioServe.bind(_env_args())  # type: ignore[attr-defined]
+"""``serve run serve.app:app``: settings from the environment (see :func:`asgi_app`)."""
+
+__all__ = ["BodyLimit", "ControlNote", "ParamsUpdate", "asgi_app", "build", "create_app"]
