@@ -24,5 +24,7 @@ def ensure_ray(cfg: RayConfig | None = None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, **kwargs)
+        # "local" starts a new head even if another Ray runs on this machine (join one with
+        # ray.address or RAY_ADDRESS instead of by accident)
+        ray.init(address="local", num_cpus=cfg.num_cpus, include_dashboard=False, **kwargs)
     log.info("ray: %s", ray.cluster_resources())

@@ -240,7 +240,7 @@ def ray_paths(
     shards: dict[int, int] = {}
     for _ in range(rounds):
         for workers in (1, 2):
-            ray.init(num_cpus=workers, **init)
+            ray.init(address="local", num_cpus=workers, **init)
             try:
                 _warm_up(ticks_dir, work, workers, files_per_shard)
                 for _ in range(repeat):

@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     from ray import serve as ray_serve
 
     tmp = tempfile.TemporaryDirectory(prefix="aio-bench-serve-")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})  # fmt: skip
     config = args.config.resolve()
     built = False

@@ -27,6 +27,7 @@ def ray_local():
 
     if not ray.is_initialized():
         ray.init(
+            address="local",  # never attach to another Ray cluster running on this machine
             num_cpus=2,
             include_dashboard=False,
             log_to_driver=False,
