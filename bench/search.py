@@ -78,7 +78,6 @@ def ray_search(frames: dict[str, pl.DataFrame], cfg: SearchConfig, workers: int)
     import ray
 
     ray.init(
-        address="local",
         address="local",  # a fresh head even if another cluster runs on this machine
         num_cpus=workers,
         include_dashboard=False,
