@@ -205,7 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="rate 300/s for 1.5 s (smoke run)")
     ap.add_argument("--no-peer", action="store_true", help="skip the uvicorn peer")
     ap.add_argument("--no-access-log", action="store_true", help="Serve without access logs")
+    ap.add_argument("--classic-proxy", action="store_true",
+                    help="Serve's Python proxy instead of the HAProxy ingress (the default here)")
     args = ap.parse_args(argv)
+    if not args.classic_proxy:
+        from aio_ray.raycluster import enable_fast_serve_ingress
+
+        enable_fast_serve_ingress()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     if args.quick:
         args.rate, args.duration = 300.0, 1.5

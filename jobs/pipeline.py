@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--host", default="127.0.0.1", help="with --serve: address to listen on")
     ap.add_argument("--port", type=int, default=8000, help="with --serve: HTTP port")
     args = ap.parse_args(argv)
+    if args.serve:
+        from aio_ray.raycluster import enable_fast_serve_ingress
+
+        enable_fast_serve_ingress()  # before the Ray head starts in this process
     if args.serve and not os.environ.get("AIO_CONTROL_TOKEN"):
         # a one-off token for this demo session; replicas inherit it from the Ray head started here
         os.environ["AIO_CONTROL_TOKEN"] = secrets.token_hex(16)
