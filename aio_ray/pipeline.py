@@ -220,6 +220,7 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
         "bars": bars if bars.get("status") == "skipped" else {
             "bars_dir": str(cfg.data.bars_dir),
             "rows": {k: v for k, v in (bars.get("symbols", {}).get(cfg.data.symbol, {}).get("rows", {})).items()},
+            "nodes": bars.get("nodes"),
         },
         "indicators": indicators,
         "search": {"run_id": outcome.run_id, "trials_ok": outcome.n_ok, "trials_failed": outcome.n_failed,

@@ -73,8 +73,15 @@ def serve_forever(config: Path, host: str, port: int) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait()
+    import ray
+
     ray_serve.shutdown()
-    return 0
+    ray.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Ray Tune's exit hook can block on a key-value call once the head is gone; everything is
+    # stopped and flushed, so leave without running exit hooks.
+    os._exit(0)
 
 
 if __name__ == "__main__":
