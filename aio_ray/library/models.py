@@ -29,18 +29,9 @@ from typing import Any, cast
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, Table, Text
 from sqlmodel import Field, SQLModel
 
-METRIC_COLUMNS: tuple[str, ...] = (
-    "net_profit",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "profit_factor",
-    "win_rate",
-    "trades",
-    "exposure",
-    "avg_trade",
-    "cagr",
-)
+from aio_ray.strategies.metrics import SUMMARY_METRICS
+
+METRIC_COLUMNS: tuple[str, ...] = SUMMARY_METRICS
 """The metric columns shared by fold and holdout rows (see module docstring for units)."""
 
 IN_SAMPLE = "is"

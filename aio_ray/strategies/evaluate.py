@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from aio_ray.strategies.metrics import SUMMARY_METRICS
 from aio_ray.bars.timeframes import parse_timeframe
 from aio_ray.strategies.bars import BarArrays
 from aio_ray.strategies.dsr import ReturnMoments, return_moments
@@ -58,18 +59,7 @@ __all__ = [
 ]
 
 DAY_MS = 86_400_000
-FOLD_METRICS: tuple[str, ...] = (
-    "net_profit",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "profit_factor",
-    "win_rate",
-    "trades",
-    "exposure",
-    "avg_trade",
-    "cagr",
-)
+FOLD_METRICS: tuple[str, ...] = SUMMARY_METRICS
 """The per-fold metrics stored with each fold (units as in :mod:`aio_ray.strategies.metrics`)."""
 
 

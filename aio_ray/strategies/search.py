@@ -417,6 +417,9 @@ def _run_tune(
     # Trials are stored in the library; Tune's per-trial CSV/JSON/TensorBoard files only cost
     # time (about a fifth of a cheap trial). The experiment state that resume needs is kept.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Snapshot the experiment state after every step, so a trial that finished before an
+    # interruption is never run again on resume.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     exp_path = storage_path / run_id
     trainable = tune.with_resources(
         tune.with_parameters(_trainable, bars=wf, search=cfg), {"cpu": 1}
