@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 RUNNER := tools/pinets-runner
 NODE_STAMP := $(RUNNER)/node_modules/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup services demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,11 +35,15 @@ setup: $(STAMP) $(NODE_STAMP) $(VENDOR)
 demo: setup
 	$(BIN)/python jobs/pipeline.py --config configs/demo.yaml --serve
 
-test: setup
-	$(BIN)/python -m pytest -q
+# Node.js, Chromium and a PostgreSQL server for the tests (installed when missing, as root).
+services:
+	bash .ci/services.sh > .services.env
+
+test: services setup
+	source .services.env && $(BIN)/python -m pytest -q
 
 bench: setup
 	for b in bench/*.py; do $(BIN)/python $$b; done
 
 clean:
-	rm -rf $(VENV) data/demo
+	rm -rf $(VENV) data/demo .services.env
