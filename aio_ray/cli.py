@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import math
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,12 +43,16 @@ def main(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
     """aio-ray command line."""
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from aio_ray.logsetup import configure_logging
+
+    configure_logging(log_level)
     try:
         state.config = load_config(config, set_)
     except AioError as exc:
         _fail(exc)
+    lc = state.config.logging
+    # --log-level given on the command line wins over the file's level
+    configure_logging(log_level if log_level.upper() != "INFO" else lc.level, lc.format)
 
 
 def _fail(exc: Exception, code: int = 2) -> None:

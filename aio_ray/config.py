@@ -190,8 +190,40 @@ class LibraryConfig(Frozen):
     url: str = Field("sqlite:///data/library.db", description="e.g. postgresql+psycopg://u:p@host/db")
 
 
+class LoggingConfig(Frozen):
+    """How the jobs and the ``aio`` command log (stderr): human text or one JSON object a line."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = Field(
+        "text", description="json: one object per line (level, logger, message, time UTC) for log shippers"
+    )
+
+
+class ReplayConfig(Frozen):
+    """Backtest mode: which ranked strategies are replayed, and from which library."""
+
+    library_url: str | None = Field(
+        None, description="library holding the strategies; None: this config's library.url"
+    )
+    run_id: str | None = Field(None, description="ranked run to take the top of; None: newest")
+    top: int = Field(5, ge=1, description="how many of the run's ranking to replay")
+    strategy_ids: tuple[str, ...] = Field((), description="replay exactly these ids instead")
+    warmup_bars: int | None = Field(
+        None, ge=0,
+        description="leading bars that only warm indicators; None: each strategy's own warm-up "
+        "(the first bar where all its indicators are defined)",
+    )
+
+
 class AppConfig(Frozen):
-    """The whole configuration of a run."""
+    """The whole configuration of a run.
+
+    ``mode``: ``search`` runs ingest -> bars -> indicators -> search -> ranking -> Pine;
+    ``backtest`` runs ingest -> bars -> indicators and then replays ranked strategies from a
+    library on this data (see :mod:`aio_ray.replay`), without searching.
+    """
+
+    mode: Literal["search", "backtest"] = "search"
 
     data: DataConfig = DataConfig()
     validation: ValidationConfig = ValidationConfig()
@@ -202,6 +234,8 @@ class AppConfig(Frozen):
     library: LibraryConfig = LibraryConfig()
     serve: ServeSettings | None = None
     ray: RayConfig = RayConfig()
+    logging: LoggingConfig = LoggingConfig()
+    replay: ReplayConfig = ReplayConfig()
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -184,7 +184,9 @@ def run_pine(cfg: AppConfig, run_id: str) -> dict[str, Any]:
 def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
     """ingest -> bars -> indicators -> search -> ranking -> library, each stage resumable.
 
-    Returns a summary: ticks, bars, trials and the top strategies with key metrics.
+    Returns a summary: ticks, bars, trials and the top strategies with key metrics. With
+    ``cfg.mode == "backtest"`` the search is replaced by a replay of ranked strategies from a
+    library on this data (:func:`aio_ray.replay.replay_strategies`).
     """
     import time
 
@@ -199,6 +201,16 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
         log.warning("ingest finished with problems: %s", ingest.errors[:5])
     bars = run_bars(cfg)
     indicators = run_indicators(cfg)
+    if cfg.mode == "backtest":
+        from aio_ray.replay import replay_strategies
+
+        with stage_progress("backtest") as prog:
+            prog("replay ranked strategies", 0, 1)
+            replay = replay_strategies(cfg)
+            prog("replay ranked strategies", 1, 1)
+        return {"mode": "backtest", "ticks": _ticks_summary(cfg, ingest), "bars": _bars_summary(cfg, bars),
+                "indicators": indicators, "backtest": replay,
+                "seconds": round(time.perf_counter() - t0, 1)}
     run_id = default_run_id(cfg.data.bars_dir, cfg.search)
     storage = (cfg.data.workdir / "tune").resolve()
     outcome = run_optimize(cfg.data.bars_dir, cfg, run_id=run_id,
@@ -212,16 +224,10 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
     status = {e["strategy_id"]: e for e in pine["scripts"]}
     for row in top:
         row["pine"] = status.get(row["strategy_id"])
-    from aio_ray.data.store import list_partitions
-
-    kept = sum(int(p.meta.get("kept", 0)) for p in list_partitions(cfg.data.ticks_dir, cfg.data.symbol))
     return {
-        "ticks": {"kept": kept, "this_run": ingest.totals, "problems": ingest.errors},
-        "bars": bars if bars.get("status") == "skipped" else {
-            "bars_dir": str(cfg.data.bars_dir),
-            "rows": {k: v for k, v in (bars.get("symbols", {}).get(cfg.data.symbol, {}).get("rows", {})).items()},
-            "nodes": bars.get("nodes"),
-        },
+        "mode": "search",
+        "ticks": _ticks_summary(cfg, ingest),
+        "bars": _bars_summary(cfg, bars),
         "indicators": indicators,
         "search": {"run_id": outcome.run_id, "trials_ok": outcome.n_ok, "trials_failed": outcome.n_failed,
                    "complete": outcome.complete, "seeds": outcome.seeds},
@@ -232,13 +238,35 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
     }
 
 
+def _ticks_summary(cfg: AppConfig, ingest: IngestReport) -> dict[str, Any]:
+    from aio_ray.data.store import list_partitions
+
+    kept = sum(int(p.meta.get("kept", 0)) for p in list_partitions(cfg.data.ticks_dir, cfg.data.symbol))
+    return {"kept": kept, "this_run": ingest.totals, "problems": ingest.errors}
+
+
+def _bars_summary(cfg: AppConfig, bars: dict[str, Any]) -> dict[str, Any]:
+    if bars.get("status") == "skipped":
+        return bars
+    return {
+        "bars_dir": str(cfg.data.bars_dir),
+        "rows": dict(bars.get("symbols", {}).get(cfg.data.symbol, {}).get("rows", {})),
+        "nodes": bars.get("nodes"),
+    }
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """A terminal-friendly rendering of :func:`run_pipeline`'s summary."""
+    if summary.get("mode") == "backtest":
+        from aio_ray.replay import format_replay
+
+        return "\n".join([f"ticks kept: {summary['ticks']['kept']:,}", f"bars: {summary['bars']}",
+                          format_replay(summary["backtest"]), f"done in {summary['seconds']} s"])
     lines = [
         f"ticks kept: {summary['ticks']['kept']:,}",
         f"bars: {summary['bars']}",
-        f"search {summary['search']['run_id']}: {summary['search']['trials_ok']} trials ok, "
-        f"{summary['search']['trials_failed']} failed (seeds {summary['search']['seeds']})",
+        (f"search {summary['search']['run_id']}: {summary['search']['trials_ok']} trials ok, "
+        f"{summary['search']['trials_failed']} failed (seeds {summary['search']['seeds']})"),
         f"top {len(summary['top'])} (library {summary['library']}):",
     ]
     for r in summary["top"]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aio_ray.config import load_config  # noqa: E402
 from aio_ray.pipeline import run_bars, run_ingest  # noqa: E402
+from aio_ray.logsetup import configure_logging  # noqa: E402
 from aio_ray.raycluster import ensure_ray  # noqa: E402
 
 
@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config, args.overrides)
+    configure_logging(cfg.logging.level, cfg.logging.format)
     ensure_ray(cfg.ray)
     report = run_ingest(cfg)
     bars = run_bars(cfg)

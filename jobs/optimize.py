@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aio_ray.config import load_config  # noqa: E402
 from aio_ray.errors import AioError  # noqa: E402
 from aio_ray.pipeline import run_optimize  # noqa: E402
+from aio_ray.logsetup import configure_logging  # noqa: E402
 from aio_ray.raycluster import ensure_ray  # noqa: E402
 
 
@@ -32,9 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-id", help="run id (default: derived from the settings and bars folder)")
     ap.add_argument("--resume", action="store_true", help="continue an interrupted run")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         cfg = load_config(args.config, args.overrides)
+        configure_logging(cfg.logging.level, cfg.logging.format)
         ensure_ray(cfg.ray)
         out = run_optimize(args.bars or cfg.data.bars_dir, cfg, run_id=args.run_id,
                            resume=args.resume, db_url=args.db)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import secrets
 import sys
@@ -21,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aio_ray.config import load_config  # noqa: E402
 from aio_ray.errors import AioError  # noqa: E402
+from aio_ray.logsetup import configure_logging  # noqa: E402
 from aio_ray.pipeline import format_summary, run_pipeline  # noqa: E402
 
 
@@ -41,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve and not os.environ.get("AIO_CONTROL_TOKEN"):
         # a one-off token for this demo session; replicas inherit it from the Ray head started here
         os.environ["AIO_CONTROL_TOKEN"] = secrets.token_hex(16)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         cfg = load_config(args.config, args.overrides)
+        configure_logging(cfg.logging.level, cfg.logging.format)
         summary = run_pipeline(cfg)
     except AioError as exc:
         print(f"error: {exc}", file=sys.stderr)
