@@ -269,8 +269,15 @@ def strategy_id(family: str, params: Mapping[str, Any], timeframe: str, symbol: 
     The same family, params (key order irrelevant, value types relevant: ``1`` is not
     ``1.0``), timeframe and symbol always give the same id, on every machine.
     """
+    from aio_ray.strategies.space import identity_params
+
     blob = canonical_json(
-        {"family": family, "params": dict(params), "timeframe": timeframe, "symbol": symbol}
+        {
+            "family": family,
+            "params": identity_params(family, params),
+            "timeframe": timeframe,
+            "symbol": symbol,
+        }
     )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
 

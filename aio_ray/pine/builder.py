@@ -36,6 +36,7 @@ __all__ = [
     "na",
     "string",
     "string_list",
+    "verbatim",
 ]
 
 PineType = Literal["int", "float", "bool", "string", "string[]", "const"]
@@ -237,6 +238,33 @@ def const(name: str) -> Expr:
     return Expr(name, CONSTANTS[name])
 
 
+def verbatim(code: str, type_: PineType) -> Expr:
+    """An expression written by another aio-ray generator (e.g. the candle-pattern conditions
+    of :mod:`aio_ray.pine.patterns`), never user text: one line, balanced parentheses, no
+    string literal or comment; parenthesized so it composes like any other :class:`Expr`."""
+    depth = 0
+    for ch in code:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            break
+    bad = depth != 0 or any(t in code for t in ("\n", "\r", '"', "'", "//", "/*"))
+    if bad or not code.strip():
+        raise PineBuildError(f"verbatim expression rejected: {code!r}")
+    return Expr(code if _wrapped(code) else f"({code})", type_)
+
+
+def _wrapped(code: str) -> bool:
+    """Whether ``code`` is one parenthesized group, ``( ... )``."""
+    if not (code.startswith("(") and code.endswith(")")):
+        return False
+    depth = 0
+    for k, ch in enumerate(code):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0:
+            return k == len(code) - 1
+    return False
+
+
 na = Expr("na", "float")
 """Pine's ``na`` (used here as a float)."""
 
@@ -263,6 +291,9 @@ CONSTANTS: dict[str, PineType] = {
     "display.data_window": "const",
     "alert.freq_once_per_bar_close": "const",
     "plot.style_circles": "const",
+    **{f"shape.{c}": "const" for c in ("triangleup", "triangledown", "xcross")},
+    **{f"location.{c}": "const" for c in ("abovebar", "belowbar")},
+    **{f"size.{c}": "const" for c in ("tiny", "small")},
 }
 
 
@@ -301,6 +332,7 @@ FUNCTIONS: dict[str, Fn] = {
         Fn("ta.stoch", (("source", _F), ("high", _F), ("low", _F), ("length", _I))),
         Fn("ta.crossover", (("source1", _F), ("source2", _F)), returns="bool"),
         Fn("ta.crossunder", (("source1", _F), ("source2", _F)), returns="bool"),
+        Fn("ta.barssince", (("condition", _B),), returns="int"),
         Fn(
             "ta.macd",
             (("source", _F), ("fastlen", _I), ("slowlen", _I), ("siglen", _I)),
@@ -339,6 +371,18 @@ FUNCTIONS: dict[str, Fn] = {
             "plot",
             (("series", _F), ("title", _S)),
             (("color", _C), ("display", _C), ("style", _C)),
+            returns=None,
+        ),
+        Fn(
+            "plotshape",
+            (("series", _B), ("title", _S)),
+            (
+                ("style", _C),
+                ("location", _C),
+                ("color", _C),
+                ("size", _C),
+                ("force_overlay", _B),
+            ),
             returns=None,
         ),
         Fn("alert", (("message", _S), ("freq", _C)), returns=None),

@@ -27,7 +27,17 @@ What a ``strategy`` script does, bar by bar (the engine's ``single`` price model
   the position is dropped by PineTS (and, per its authors, by TradingView when the levels
   live in an ``if`` block), so the script never relies on that pattern;
 * ``margin_long = margin_short = 0`` (no margin model, as the engine), fixed size per trade,
-  commission and slippage from the backtest's configuration.
+  commission and slippage from the backtest's configuration;
+* the pattern filter (``pattern_filter``/``pattern_lookback``, every family): the candle
+  patterns of :mod:`aio_ray.pine.patterns` (the same rules as
+  :func:`aio_ray.patterns.detectors.detect_candles`), the one named by the
+  ``pattern_filter`` input selected (``pattern_signal``: a marker on the price chart and,
+  when the script is generated with a filter, a 0/1 plot ``pattern`` as
+  ``Family.indicators`` has it), and both raw entries gated by
+  ``pattern_filter == "none" or ta.barssince(pattern_signal) < pattern_lookback``
+  (``ta.barssince`` is ``na`` until the pattern first fires, and ``na < n`` is false). Like
+  every input, the filter stays live: it can be switched or turned off in the script's
+  settings.
 
 The ``indicator`` script plots the same indicators and 0/1 conditions, with
 ``alertcondition()`` per condition; the strategy uses ``alert()`` (TradingView ignores
@@ -43,13 +53,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from aio_ray.strategies.fills import LEVEL_TICK_EPS
 from aio_ray.errors import AioError
+from aio_ray.patterns.vocabulary import BEARISH, BULLISH
 from aio_ray.pine import builder as pb
 from aio_ray.pine.builder import Expr, ScriptBuilder, call, const, string
 from aio_ray.pine.escape import safe_text
+from aio_ray.pine.patterns import PINE_PATTERNS, pattern_condition, pattern_variable
 from aio_ray.strategies.engine import BacktestConfig
-from aio_ray.strategies.space import SPACES, ChoiceParam, FloatParam, IntParam, validate
+from aio_ray.strategies.families.base import PATTERN_KEY
+from aio_ray.strategies.fills import LEVEL_TICK_EPS
+from aio_ray.strategies.space import (
+    PATTERN_NONE,
+    SPACES,
+    ChoiceParam,
+    FloatParam,
+    IntParam,
+    validate,
+)
 
 __all__ = [
     "KINDS",
@@ -239,6 +259,45 @@ _TEMPLATES: dict[str, Callable[[ScriptBuilder, dict[str, Expr]], _Parts]] = {
 assert set(_TEMPLATES) == set(SPACES), "every family needs a Pine template"
 
 _COLORS = ("color.blue", "color.orange", "color.purple", "color.teal", "color.red", "color.green")
+_FILTER_CHOICES = SPACES["ma_cross"].param("pattern_filter")
+assert isinstance(_FILTER_CHOICES, ChoiceParam)
+assert set(_FILTER_CHOICES.choices) - {PATTERN_NONE} <= set(PINE_PATTERNS), (
+    "every pattern_filter choice needs a Pine definition"
+)
+
+
+def _pattern_filter(b: ScriptBuilder, i: dict[str, Expr]) -> tuple[Expr, Expr]:
+    """Every filterable candle pattern, the selected one and the entry gate."""
+    assert isinstance(_FILTER_CHOICES, ChoiceParam)
+    names = [c for c in _FILTER_CHOICES.choices if c != PATTERN_NONE]
+    conds = {
+        n: b.let(pattern_variable(n), pb.verbatim(pattern_condition(n), "bool")) for n in names
+    }
+    chosen: Expr = _FALSE
+    for n in reversed(names):
+        chosen = i["pattern_filter"].eq_str(string(n)).choose(conds[n], chosen)
+    signal = b.let("pattern_signal", chosen)
+    since = b.let("bars_since_pattern", call("ta.barssince", signal))
+    off = i["pattern_filter"].eq_str(string(PATTERN_NONE))
+    ok = b.let("pattern_ok", off.or_(since.lt(i["pattern_lookback"])))
+    return signal, ok
+
+
+def _pattern_marker(pattern: str) -> dict[str, Expr]:
+    """plotshape() style of the marker: bullish below the bar, bearish above, neutral a cross."""
+    if pattern in BULLISH:
+        style, where, color = "shape.triangleup", "location.belowbar", "color.green"
+    elif pattern in BEARISH:
+        style, where, color = "shape.triangledown", "location.abovebar", "color.red"
+    else:
+        style, where, color = "shape.xcross", "location.abovebar", "color.gray"
+    return {
+        "style": const(style),
+        "location": const(where),
+        "color": const(color),
+        "size": const("size.small"),
+        "force_overlay": pb.boolean(True),
+    }
 
 
 # --------------------------------------------------------------------------- header
@@ -336,6 +395,12 @@ def _header(b: ScriptBuilder, src: ScriptSource, params: dict[str, Any], kind: s
     )
     b.comment(f"Family: {src.family}. {SPACES[src.family].doc}")
     b.comment("Parameters: " + ", ".join(f"{k}={_fmt_value(v)}" for k, v in params.items()))
+    if params["pattern_filter"] != PATTERN_NONE:
+        n = params["pattern_lookback"]
+        b.comment(
+            f"Pattern filter: entries only on a bar where {params['pattern_filter']} completed "
+            + ("on that bar" if n == 1 else f"within the last {n} bars (that bar included)")
+        )
     b.comment(f"Timeframe: {src.timeframe}, symbol {src.symbol}")
     if src.period_ms is not None:
         b.comment(f"Data period: {_iso(src.period_ms[0])} to {_iso(src.period_ms[1])}")
@@ -427,8 +492,9 @@ def generate(source: ScriptSource, kind: Kind = "strategy") -> str:
     body.blank()
     parts = _TEMPLATES[source.family](body, inp)
     atr = body.let("atr_value", call("ta.atr", inp["atr_length"]))
-    le = body.let("long_entry_raw", parts.long_entry)
-    se = body.let("short_entry_raw", parts.short_entry)
+    pattern, pattern_ok = _pattern_filter(body, inp)
+    le = body.let("long_entry_raw", parts.long_entry.and_(pattern_ok))
+    se = body.let("short_entry_raw", parts.short_entry.and_(pattern_ok))
     lx = body.let("long_exit_raw", parts.long_exit)
     sx = body.let("short_exit_raw", parts.short_exit)
     go_long = body.let("go_long", le.and_(se.not_()))
@@ -447,6 +513,19 @@ def generate(source: ScriptSource, kind: Kind = "strategy") -> str:
         body.do("plot", value, string(key), color=const(next(colors)))
     body.do(
         "plot", atr, string("atr"), color=const("color.gray"), display=const("display.data_window")
+    )
+    if params["pattern_filter"] != PATTERN_NONE:  # the value, as Family.indicators has it
+        body.do(
+            "plot",
+            pattern.choose(pb.int_(1), pb.int_(0)),
+            string(PATTERN_KEY),
+            display=const("display.data_window"),
+        )
+    body.do(
+        "plotshape",
+        pattern,
+        string(f"{PATTERN_KEY} marker"),
+        **_pattern_marker(params["pattern_filter"]),
     )
     signals = {
         "long_entry": go_long,

@@ -275,7 +275,7 @@ def _compare_indicators(
 def _tie_bars(ind: dict[str, np.ndarray], bars: BarArrays, params: Mapping[str, Any]) -> np.ndarray:
     """Bars where two of the values a rule compares (indicators, close, levels) are within
     :data:`TIE_TOL` of each other: a crossover there is decided by rounding noise."""
-    series = [v for k, v in ind.items() if k != "atr"] + [bars.close]
+    series = [v for k, v in ind.items() if k not in ("atr", "pattern")] + [bars.close]
     levels = [50.0] + [float(params[k]) for k in ("lower", "upper", "adx_threshold") if k in params]
     n = len(bars)
     tie = np.zeros(n, dtype=bool)

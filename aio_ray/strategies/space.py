@@ -4,22 +4,52 @@ The declarations are plain frozen data (no lambdas) so that the Optuna search, t
 benchmarks, the Pine generator and the dashboard all read the same ranges, steps, defaults and
 constraints. Stable public API::
 
-    IntParam(name, low, high, step=1, default=..., doc="")     # inclusive range, on-step values
-    FloatParam(name, low, high, step, default=..., doc="")
-    ChoiceParam(name, choices, default=..., doc="")
+    IntParam(name, low, high, step=1, default=..., doc="", optional=False)  # inclusive range
+    FloatParam(name, low, high, step, default=..., doc="", optional=False)
+    ChoiceParam(name, choices, default=..., doc="", optional=False)
     Less(left, right)                                          # constraint: params[left] < params[right]
-    Space(family, params, constraints=(), doc="")
+    InactiveWhen(param, parent, value)                         # param is inert while parent == value
+    Space(family, params, constraints=(), doc="", conditions=())
     SPACES: dict[str, Space]                                   # every family's space
     RISK_PARAMS                                                # atr_length, stop_atr, take_atr (all families)
+    PATTERN_PARAMS                                             # pattern_filter, pattern_lookback (all families)
+    PATTERN_NONE                                               # "none": the filter is off
     validate(family, params) -> dict                           # raises ParameterError
     defaults(family) -> dict
+    identity_params(family, params) -> dict                    # what a strategy id should hash
     sample_optuna(trial, family) -> dict                       # always valid
     grid(family, max_points, fixed=None) -> list[dict]         # deterministic, for benchmarks
     describe(family) -> dict                                   # JSON-able
 
 Units: moving-average, RSI, MACD, Bollinger, stochastic, DMI and ATR lengths are in bars of the
 timeframe being tested; RSI/ADX thresholds in indicator points (0..100); Bollinger ``mult`` in
-standard deviations; ``stop_atr``/``take_atr`` in multiples of ATR (0 = off).
+standard deviations; ``stop_atr``/``take_atr`` in multiples of ATR (0 = off);
+``pattern_lookback`` in bars.
+
+Pattern filter (every family)
+-----------------------------
+``pattern_filter`` names one candlestick pattern of
+:data:`aio_ray.patterns.vocabulary.CANDLE_PATTERNS` (or ``"none"``, the default: no filter).
+With a pattern set, the family's entries, long and short alike, are only taken when that
+pattern completed on the entry's signal bar or on one of the ``pattern_lookback - 1`` bars
+before it: an entry decided on the close of bar ``i`` needs the pattern on one of bars
+``i - pattern_lookback + 1 .. i``. A pattern is judged on its own bar and the bars before it
+(:func:`aio_ray.patterns.detectors.detect_candles`), so the filter never looks ahead. Exits,
+stops and targets are not filtered. In trading terms: "take the MA cross only when a bullish
+engulfing printed within the last 3 bars". The same condition is written into the Pine script
+(``ta.barssince(pattern) < pattern_lookback``).
+
+Optional and conditional parameters
+-----------------------------------
+- ``optional=True`` marks a parameter added after strategies were stored (the two pattern
+  parameters): :func:`validate` fills it with its default when a parameter set omits it, so
+  stored parameter sets stay valid, and :func:`identity_params` leaves it out while it sits at
+  its default, so the id of every strategy defined before it existed does not change.
+- ``InactiveWhen("pattern_lookback", "pattern_filter", "none")``: the lookback has no effect
+  without a pattern. :func:`validate` pins it to its default then (two sets that trade alike
+  are one strategy), :func:`sample_optuna` does not draw it (no trial is spent on an inert
+  dimension; Optuna's TPE handles such define-by-run conditional parameters), and
+  :func:`grid` does not vary it.
 """
 
 from __future__ import annotations
@@ -33,12 +63,16 @@ from typing import Any, Literal
 import numpy as np
 
 from aio_ray.errors import AioError
+from aio_ray.patterns.vocabulary import CANDLE_PATTERNS
 
 __all__ = [
+    "PATTERN_NONE",
+    "PATTERN_PARAMS",
     "RISK_PARAMS",
     "SPACES",
     "ChoiceParam",
     "FloatParam",
+    "InactiveWhen",
     "IntParam",
     "Less",
     "Param",
@@ -47,6 +81,7 @@ __all__ = [
     "defaults",
     "describe",
     "grid",
+    "identity_params",
     "sample_optuna",
     "validate",
 ]
@@ -87,6 +122,7 @@ class IntParam:
     step: int = 1
     default: int = 0
     doc: str = ""
+    optional: bool = False
     kind: Literal["int"] = field(default="int", init=False)
 
     def __post_init__(self) -> None:
@@ -124,6 +160,7 @@ class FloatParam:
     step: float
     default: float = 0.0
     doc: str = ""
+    optional: bool = False
     kind: Literal["float"] = field(default="float", init=False)
 
     def __post_init__(self) -> None:
@@ -170,6 +207,7 @@ class ChoiceParam:
     choices: tuple[str, ...]
     default: str = ""
     doc: str = ""
+    optional: bool = False
     kind: Literal["choice"] = field(default="choice", init=False)
 
     def __post_init__(self) -> None:
@@ -213,13 +251,31 @@ Constraint = Less
 
 
 @dataclass(frozen=True)
+class InactiveWhen:
+    """Condition: ``param`` has no effect while ``params[parent] == value`` (a choice).
+
+    Then :func:`validate` pins ``param`` to its default, :func:`sample_optuna` does not draw
+    it and :func:`grid` does not vary it.
+    """
+
+    param: str
+    parent: str
+    value: str
+    kind: Literal["inactive_when"] = field(default="inactive_when", init=False)
+
+    def inactive(self, params: Mapping[str, Any]) -> bool:
+        return bool(params.get(self.parent) == self.value)
+
+
+@dataclass(frozen=True)
 class Space:
-    """One family's parameters (in sampling order) and constraints."""
+    """One family's parameters (in sampling order), constraints and conditional parameters."""
 
     family: str
     params: tuple[Param, ...]
     constraints: tuple[Constraint, ...] = ()
     doc: str = ""
+    conditions: tuple[InactiveWhen, ...] = ()
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.params]
@@ -241,6 +297,23 @@ class Space:
                 )
             if not c.holds({p.name: p.default for p in self.params}):
                 raise ValueError(f"space {self.family}: defaults violate {c.expr}")
+        for w in self.conditions:
+            parent = by.get(w.parent)
+            if w.param not in by or not isinstance(parent, ChoiceParam):
+                raise TypeError(
+                    f"space {self.family}: {w.param} inactive when {w.parent} == {w.value!r} "
+                    "needs a declared parameter and a declared choice parameter"
+                )
+            if w.value not in parent.choices:
+                raise ValueError(f"space {self.family}: {w.value!r} is not a choice of {w.parent}")
+            if names.index(w.parent) > names.index(w.param):
+                raise ValueError(
+                    f"space {self.family}: {w.parent} must be declared before {w.param}"
+                )
+            if w.param in {n for c in self.constraints for n in (c.left, c.right)}:
+                raise ValueError(
+                    f"space {self.family}: conditional {w.param} cannot be in a constraint"
+                )
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -267,11 +340,44 @@ RISK_PARAMS: tuple[Param, ...] = (
     ),
 )
 
+PATTERN_NONE = "none"
+"""``pattern_filter`` value that turns the filter off (the default)."""
+
+PATTERN_PARAMS: tuple[Param, ...] = (
+    ChoiceParam(
+        "pattern_filter",
+        (PATTERN_NONE, *CANDLE_PATTERNS),
+        default=PATTERN_NONE,
+        doc="enter (long or short) only if this candle pattern completed within the last "
+        "pattern_lookback bars; none = no filter",
+        optional=True,
+    ),
+    IntParam(
+        "pattern_lookback",
+        1,
+        10,
+        1,
+        default=3,
+        doc="bars a pattern keeps entries allowed, its own bar included (1 = that bar only); "
+        "unused without a filter",
+        optional=True,
+    ),
+)
+PATTERN_CONDITIONS: tuple[InactiveWhen, ...] = (
+    InactiveWhen("pattern_lookback", "pattern_filter", PATTERN_NONE),
+)
+
 
 def _space(
     family: str, doc: str, params: Iterable[Param], constraints: Iterable[Constraint] = ()
 ) -> Space:
-    return Space(family, tuple(params) + RISK_PARAMS, tuple(constraints), doc)
+    return Space(
+        family,
+        tuple(params) + RISK_PARAMS + PATTERN_PARAMS,
+        tuple(constraints),
+        doc,
+        PATTERN_CONDITIONS,
+    )
 
 
 SPACES: dict[str, Space] = {
@@ -397,7 +503,9 @@ def validate(family: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """Check a full parameter set of ``family`` and return it normalized.
 
     Ints come back as ``int`` (an integral float such as ``14.0`` is accepted), floats snapped
-    onto their step grid, keys in declaration order.
+    onto their step grid, keys in declaration order. An omitted ``optional`` parameter gets
+    its default; a parameter made inactive by an :class:`InactiveWhen` (``pattern_lookback``
+    without a pattern filter) is checked, then set to its default.
 
     Raises
     ------
@@ -421,10 +529,16 @@ def validate(family: str, params: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for p in space.params:
         if p.name not in params:
+            if p.optional:
+                out[p.name] = p.default
+                continue
             raise ParameterError(
                 family, f"missing parameter {p.name!r} ({p.accepted()})", p.name, None, p.accepted()
             )
         out[p.name] = _coerce(family, p, params[p.name])
+    for w in space.conditions:
+        if w.inactive(out):
+            out[w.param] = space.param(w.param).default
     for c in space.constraints:
         if not c.holds(out):
             raise ParameterError(
@@ -440,6 +554,32 @@ def validate(family: str, params: Mapping[str, Any]) -> dict[str, Any]:
 def defaults(family: str) -> dict[str, Any]:
     """The declared default of every parameter of ``family`` (a valid set)."""
     return {p.name: p.default for p in _space_of(family).params}
+
+
+def identity_params(family: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` without the ``optional`` parameters that sit at their defaults.
+
+    What a strategy's id should hash: a strategy defined before an optional parameter existed
+    (no pattern filter) keeps its id, and ``pattern_lookback`` without a pattern filter (inert,
+    see :class:`InactiveWhen`) never enters it. Does not validate; an unknown family or
+    parameter passes through unchanged, so it is safe on any stored parameter set.
+    """
+    space = SPACES.get(family) if isinstance(family, str) else None
+    if space is None:
+        return dict(params)
+    by = {p.name: p for p in space.params}
+    full = {p.name: p.default for p in space.params if p.optional}
+    full.update(params)
+    out = dict(params)
+    for w in space.conditions:
+        if w.inactive(full) and by[w.param].optional:
+            out.pop(w.param, None)
+    for name in list(out):
+        p = by.get(name)
+        v = out[name]
+        if p is not None and p.optional and not isinstance(v, bool) and v == p.default:
+            del out[name]
+    return out
 
 
 def _sampling_order(space: Space) -> list[Param]:
@@ -458,13 +598,19 @@ def sample_optuna(trial: Any, family: str) -> dict[str, Any]:
     Uses ``suggest_int`` / ``suggest_float`` with the declared steps and ``suggest_categorical``.
     For each ``Less(left, right)`` it draws ``right`` first and then ``left`` from its range cut
     just below ``right`` (re-parameterization, so no trial is wasted). Should a cut range be
-    empty anyway, the trial is pruned (``optuna.TrialPruned``).
+    empty anyway, the trial is pruned (``optuna.TrialPruned``). A parameter made inactive by
+    an :class:`InactiveWhen` (``pattern_lookback`` while ``pattern_filter`` is ``"none"``) is
+    not suggested: it takes its default and is absent from ``trial.params`` (:func:`validate`
+    of ``trial.params`` still gives the same set, since it is ``optional``).
     """
     import optuna
 
     space = _space_of(family)
     out: dict[str, Any] = {}
     for p in _sampling_order(space):
+        if any(w.param == p.name and w.inactive(out) for w in space.conditions):
+            out[p.name] = p.default  # inert: not drawn, not stored in the trial
+            continue
         if isinstance(p, ChoiceParam):
             out[p.name] = trial.suggest_categorical(p.name, list(p.choices))
             continue
@@ -499,8 +645,9 @@ def grid(
 
     Each free parameter gets evenly spaced on-step levels (its default when it has one level,
     both ends of its range from two on); levels are added round-robin while the Cartesian
-    product stays within ``max_points``; sets that violate a constraint are dropped. ``fixed``
-    pins parameters to one value (validated), e.g. ``{"stop_atr": 0.0}``.
+    product stays within ``max_points``; sets that violate a constraint are dropped, and so
+    are repeats (an inactive parameter is pinned to its default). ``fixed`` pins parameters
+    to one value (validated), e.g. ``{"stop_atr": 0.0}``.
     """
     space = _space_of(family)
     if max_points < 1:
@@ -520,11 +667,13 @@ def grid(
                 levels = trial
                 growing = True
     axes = [_levels(p, levels[p.name]) for p in free]
-    points = []
+    points: list[dict[str, Any]] = []
     for combo in itertools.product(*axes):
         cand = dict(base, **dict(zip([p.name for p in free], combo, strict=True)))
         if all(c.holds(cand) for c in space.constraints):
-            points.append(validate(family, cand))
+            point = validate(family, cand)  # pins inactive parameters: may repeat a point
+            if point not in points:
+                points.append(point)
     return points
 
 
@@ -538,9 +687,21 @@ def describe(family: str) -> dict[str, Any]:
             d["choices"] = list(p.choices)
         else:
             d.update(low=p.low, high=p.high, step=p.step)
+        if p.optional:
+            d["optional"] = True
         params.append(d)
     constraints = [
         {"type": c.kind, "left": c.left, "right": c.right, "expr": c.expr}
         for c in space.constraints
     ]
-    return {"family": space.family, "doc": space.doc, "params": params, "constraints": constraints}
+    conditions = [
+        {"type": w.kind, "param": w.param, "parent": w.parent, "value": w.value}
+        for w in space.conditions
+    ]
+    return {
+        "family": space.family,
+        "doc": space.doc,
+        "params": params,
+        "constraints": constraints,
+        "conditions": conditions,
+    }

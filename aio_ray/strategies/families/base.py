@@ -17,6 +17,13 @@ Conventions shared by all families (each is a few lines of Pine v6):
   and a bar with both a long and a short entry (impossible in the six families) enters neither.
 * ``stop_dist = stop_atr * atr(atr_length)`` and ``take_dist = take_atr * atr(atr_length)`` at
   every bar (price units), NaN when the multiple is 0 (off) or ATR is still warming up.
+* Pattern filter (``pattern_filter``, ``pattern_lookback``; see
+  :mod:`aio_ray.strategies.space`): with a candlestick pattern set, a raw entry on bar ``i``
+  (long or short) stands only when the pattern fired on one of bars
+  ``i - pattern_lookback + 1 .. i`` (:func:`pattern_gate`); exits are not filtered. It is
+  applied before the cleaning above, so an entry the filter removes no longer clears the exits
+  of its bar. Pine: ``ta.barssince(pattern) < pattern_lookback`` (false while the pattern
+  has never fired, as ``na < n`` is).
 """
 
 from __future__ import annotations
@@ -31,9 +38,12 @@ import numpy as np
 from aio_ray import indicators as ind
 from aio_ray.strategies.bars import BarArrays
 from aio_ray.strategies.signals import Signals
-from aio_ray.strategies.space import SPACES, ParameterError, Space, validate
+from aio_ray.strategies.space import PATTERN_NONE, SPACES, ParameterError, Space, validate
 
-__all__ = ["Family", "Rules", "crossover", "crossunder"]
+__all__ = ["PATTERN_KEY", "Family", "Rules", "crossover", "crossunder", "pattern_gate"]
+
+PATTERN_KEY = "pattern"
+"""Key of the 0/1 pattern series in :meth:`Family.indicators` (and plot title in Pine)."""
 
 
 def crossover(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
@@ -52,6 +62,26 @@ def crossunder(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     out = np.zeros(a.shape, dtype=bool)
     out[1:] = (a[1:] < bb[1:]) & (a[:-1] >= bb[:-1])
     return out
+
+
+def pattern_gate(fired: np.ndarray, lookback: int) -> np.ndarray:
+    """Bars on which an entry is allowed: ``fired`` on that bar or one of the ``lookback - 1``
+    bars before it (``lookback`` in bars, >= 1). Pine ``ta.barssince(fired) < lookback``."""
+    if lookback < 1:
+        raise ValueError(f"pattern_gate: lookback must be >= 1 bar, got {lookback}")
+    f = np.asarray(fired, dtype=bool)
+    c = np.concatenate([[0], np.cumsum(f, dtype=np.int64)])
+    n = f.shape[0]
+    hi = np.arange(1, n + 1)
+    lo = np.maximum(hi - lookback, 0)
+    return np.asarray(c[hi] - c[lo] > 0)
+
+
+def pattern_series(bars: BarArrays, name: str) -> np.ndarray:
+    """Where the candlestick pattern ``name`` completes (bool per bar, from bars <= it)."""
+    from aio_ray.patterns.detectors import detect_candles
+
+    return np.asarray(detect_candles(bars.open, bars.high, bars.low, bars.close)[name], dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -80,10 +110,14 @@ class Family(ABC):
 
     def indicators(self, bars: BarArrays, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """The series the family's Pine script plots (for parity checks), each of ``len(bars)``:
-        the family's own plus ``atr`` (``atr_length``) used for stops and targets."""
+        the family's own plus ``atr`` (``atr_length``) used for stops and targets and, with a
+        pattern filter set, ``pattern`` (:data:`PATTERN_KEY`): 1.0 on the bars where the
+        pattern completes, else 0.0."""
         p = validate(self.name, params)
         out = self._indicators(bars, p)
         out["atr"] = ind.atr(bars.high, bars.low, bars.close, p["atr_length"])
+        if p["pattern_filter"] != PATTERN_NONE:
+            out[PATTERN_KEY] = pattern_series(bars, p["pattern_filter"]).astype(np.float64)
         return out
 
     def warmup_bars(self, bars: BarArrays, params: Mapping[str, Any]) -> int:
@@ -111,9 +145,13 @@ class Family(ABC):
         """
         p = validate(self.name, params)
         r = self._rules(bars, self._indicators(bars, p), p)
-        both = r.long_entry & r.short_entry
-        long_entry = r.long_entry & ~both
-        short_entry = r.short_entry & ~both
+        raw_long, raw_short = r.long_entry, r.short_entry
+        if p["pattern_filter"] != PATTERN_NONE:
+            ok = pattern_gate(pattern_series(bars, p["pattern_filter"]), p["pattern_lookback"])
+            raw_long, raw_short = raw_long & ok, raw_short & ok
+        both = raw_long & raw_short
+        long_entry = raw_long & ~both
+        short_entry = raw_short & ~both
         entry = long_entry | short_entry
         n = len(bars)
         if p["stop_atr"] > 0 or p["take_atr"] > 0:

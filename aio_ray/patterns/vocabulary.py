@@ -1,0 +1,62 @@
+"""The fixed vocabulary shared by the rule-based detectors, the vision backends and Pine.
+
+A pattern name is a stable snake_case string; new names are only ever appended, so stored
+analyses and statistics keep their meaning. ``CANDLE_PATTERNS`` are defined on one to three
+bars; ``CHART_PATTERNS`` on a window of swing points.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Trend = Literal["up", "down", "sideways"]
+TRENDS: tuple[str, ...] = ("up", "down", "sideways")
+
+CANDLE_PATTERNS: tuple[str, ...] = (
+    "bullish_engulfing",
+    "bearish_engulfing",
+    "hammer",
+    "shooting_star",
+    "doji",
+)
+
+CHART_PATTERNS: tuple[str, ...] = (
+    "double_top",
+    "double_bottom",
+    "head_and_shoulders",
+    "inverse_head_and_shoulders",
+    "ascending_triangle",
+    "descending_triangle",
+    "symmetric_triangle",
+    "bull_flag",
+    "bear_flag",
+)
+
+PATTERNS: tuple[str, ...] = CANDLE_PATTERNS + CHART_PATTERNS
+
+PatternName = Literal[
+    "bullish_engulfing",
+    "bearish_engulfing",
+    "hammer",
+    "shooting_star",
+    "doji",
+    "double_top",
+    "double_bottom",
+    "head_and_shoulders",
+    "inverse_head_and_shoulders",
+    "ascending_triangle",
+    "descending_triangle",
+    "symmetric_triangle",
+    "bull_flag",
+    "bear_flag",
+]
+
+BULLISH: frozenset[str] = frozenset(
+    {"bullish_engulfing", "hammer", "double_bottom", "inverse_head_and_shoulders",
+     "ascending_triangle", "bull_flag"}
+)
+BEARISH: frozenset[str] = frozenset(
+    {"bearish_engulfing", "shooting_star", "double_top", "head_and_shoulders",
+     "descending_triangle", "bear_flag"}
+)
+"""The direction each pattern conventionally signals; the rest (doji, symmetric triangle) is neutral."""
