@@ -14,7 +14,7 @@ NODE_STAMP := $(RUNNER)/node_modules/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,vision]'
 	touch $(STAMP)
 
 # PineTS (AGPL, a test/verification tool kept out of the product) for Pine parity checks;

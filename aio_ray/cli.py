@@ -445,9 +445,11 @@ def _bars_text(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-from aio_ray.pine.commands import register
+from aio_ray.pine.commands import register  # noqa: E402
+from aio_ray.vision.commands import register as register_vision  # noqa: E402
 
 register(app)
+register_vision(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

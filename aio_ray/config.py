@@ -16,10 +16,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aio_ray.errors import ConfigError
-from serve.config import ServeSettings
 from aio_ray.strategies.engine import BacktestConfig
 from aio_ray.strategies.evaluate import ObjectiveConfig
 from aio_ray.strategies.ranking import RankingConfig
+from aio_ray.vision.analyze import VisionConfig
+from serve.config import ServeSettings
 
 
 class Frozen(BaseModel):
@@ -152,6 +153,11 @@ class SearchConfig(Frozen):
     backtest: BacktestConfig = BacktestConfig()
     ranking: RankingConfig = RankingConfig()
     top: int = Field(5, ge=1, description="strategies in the final ranking")
+    pattern_filter: bool = Field(
+        True,
+        description="also search the candle-pattern entry filter (pattern_filter, "
+        "pattern_lookback); false pins it to 'none' so a small budget goes to the rules",
+    )
 
     @field_validator("timeframes")
     @classmethod
@@ -215,6 +221,25 @@ class ReplayConfig(Frozen):
     )
 
 
+class PatternsConfig(Frozen):
+    """Pattern mining: every occurrence of the vocabulary's patterns in history and its
+    forward-return statistics, stored in the library (``aio_ray.patterns``)."""
+
+    enabled: bool = True
+    timeframes: tuple[str, ...] = Field((), description="timeframes mined; empty: the search's")
+    horizons: tuple[int, ...] = Field((1, 5, 20), description="forward horizons, bars")
+    window: int = Field(64, ge=8, description="chart patterns' window, bars")
+    min_count: int = Field(30, ge=1, description="validator: occurrences needed")
+    min_abs_t: float = Field(2.0, ge=0, description="validator: |t| needed")
+
+    @field_validator("horizons")
+    @classmethod
+    def _horizons(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(h < 1 for h in v):
+            raise ValueError(f"horizons must be >= 1 bar, got {v}")
+        return v
+
+
 class AppConfig(Frozen):
     """The whole configuration of a run.
 
@@ -236,6 +261,10 @@ class AppConfig(Frozen):
     ray: RayConfig = RayConfig()
     logging: LoggingConfig = LoggingConfig()
     replay: ReplayConfig = ReplayConfig()
+    patterns: PatternsConfig = PatternsConfig()
+    vision: VisionConfig | None = Field(
+        None, description="the vision stage; absent: skipped (no backend configured)"
+    )
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,83 @@ def run_indicators(cfg: AppConfig) -> dict[str, Any]:
     return {"dir": str(out_dir), "bars": rows}
 
 
+def run_patterns(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
+    """Mine every vocabulary pattern on the configured timeframes (default: the searched ones)
+    and store occurrences and forward-return statistics in the library; returns the counts
+    and the patterns the validator keeps (enough occurrences and |t|)."""
+    if not cfg.patterns.enabled:
+        return {"status": "skipped", "reason": "patterns.enabled is false"}
+    from aio_ray.library.repo import open_library
+    from aio_ray.patterns.mining import mine_bars_dir
+    from aio_ray.patterns.stats import validate_patterns
+    from aio_ray.patterns.store import save_mining
+
+    pc = cfg.patterns
+    tfs = pc.timeframes or cfg.search.timeframes
+    with stage_progress("patterns") as prog:
+        prog(f"mining {', '.join(tfs)}", 0, 1)
+        result = mine_bars_dir(cfg.data.bars_dir, tfs, symbol=cfg.data.symbol, horizons=pc.horizons,
+                               window=pc.window, use_ray=use_ray)
+        _ensure_sqlite_dir(cfg.library.url)
+        save_mining(open_library(cfg.library.url), result, min_count=pc.min_count, min_abs_t=pc.min_abs_t)
+        prog(f"mining {', '.join(tfs)}", 1, 1)
+    kept = validate_patterns(result.stats, min_count=pc.min_count, min_abs_t=pc.min_abs_t)
+    return {
+        "timeframes": list(tfs),
+        "occurrences": result.occurrences.height,
+        "validated": sorted({f"{s.pattern}@{s.timeframe}/h{s.horizon}" for s in kept}),
+    }
+
+
+def run_vision(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
+    """Chart the latest windows of ``vision.timeframe`` and analyse them with the configured
+    backend (a Ray actor pool by default); every analysis goes to the Parquet log. Skipped,
+    with the reason, when the configuration has no ``vision:`` section. Returns counts, the
+    trend tally and the agreement with the rules and the realized forward move."""
+    if cfg.vision is None:
+        return {"status": "skipped",
+                "reason": "no vision backend configured (add e.g. `vision: {model: {backend: cpu}}`)"}
+    from collections import Counter
+
+    from aio_ray.bars.store import read_bars
+    from aio_ray.config import config_id
+    from aio_ray.vision.agreement import agreement_on_bars
+    from aio_ray.vision.analyze import analyze_windows, window_requests
+
+    vc = cfg.vision
+    out_dir = cfg.data.workdir / "vision"
+    stamp = out_dir / "_done.json"
+    bars = read_bars(cfg.data.bars_dir, vc.timeframe, cfg.data.symbol)
+    key = {"vision": config_id(vc), "bars": [bars.height, str(bars["ts"][-1]) if bars.height else None]}
+    if stamp.exists():
+        done = json.loads(stamp.read_text())
+        if done.get("key") == key:
+            return {**done["summary"], "status": "skipped (up to date)"}
+    with stage_progress("vision") as prog:
+        prog("charting windows", 0, 2)
+        reqs = window_requests(bars, instrument=cfg.data.symbol, timeframe=vc.timeframe,
+                               window=vc.window, stride=vc.stride, windows=vc.windows,
+                               overlays=vc.overlays, size=vc.size)
+        prog(f"analysing {len(reqs)} windows ({vc.model.backend})", 1, 2)
+        records = analyze_windows(reqs, vc.model, use_ray=use_ray and vc.use_ray,
+                                  log_dir=vc.log_dir or out_dir / "log")
+        prog(f"analysed {len(reqs)} windows", 2, 2)
+    ok = [r for r in records if r.status == "ok" and r.analysis is not None]
+    summary = {
+        "backend": vc.model.backend,
+        "model": records[0].model if records else None,
+        "windows": len(records),
+        "failed": len(records) - len(ok),
+        "trends": dict(Counter(r.analysis.trend for r in ok)),
+        "patterns": dict(Counter(p for r in ok for p in r.analysis.patterns).most_common(5)),
+        "agreement": agreement_on_bars(records, bars),
+        "log_dir": str(vc.log_dir or out_dir / "log"),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps({"key": key, "summary": summary}, default=str))
+    return summary
+
+
 def run_pine(cfg: AppConfig, run_id: str) -> dict[str, Any]:
     """Export the ranked strategies of ``run_id`` as Pine v6 (strategy + indicator overlay) to
     ``<workdir>/pine`` with a manifest, and verify each strategy script (pynescript syntax,
@@ -211,6 +289,10 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
         return {"mode": "backtest", "ticks": _ticks_summary(cfg, ingest), "bars": _bars_summary(cfg, bars),
                 "indicators": indicators, "backtest": replay,
                 "seconds": round(time.perf_counter() - t0, 1)}
+    patterns = run_patterns(cfg, use_ray=use_ray)
+    vision = run_vision(cfg, use_ray=use_ray)
+    if vision.get("status") == "skipped":
+        log.info("vision: skipped: %s", vision["reason"])
     run_id = default_run_id(cfg.data.bars_dir, cfg.search)
     storage = (cfg.data.workdir / "tune").resolve()
     outcome = run_optimize(cfg.data.bars_dir, cfg, run_id=run_id,
@@ -229,6 +311,8 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
         "ticks": _ticks_summary(cfg, ingest),
         "bars": _bars_summary(cfg, bars),
         "indicators": indicators,
+        "patterns": patterns,
+        "vision": vision,
         "search": {"run_id": outcome.run_id, "trials_ok": outcome.n_ok, "trials_failed": outcome.n_failed,
                    "complete": outcome.complete, "seeds": outcome.seeds},
         "top": top,
@@ -255,6 +339,28 @@ def _bars_summary(cfg: AppConfig, bars: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _patterns_line(p: dict[str, Any]) -> str:
+    if "occurrences" not in p:
+        return f"patterns: {p.get('status', 'n/a')}"
+    kept = p["validated"]
+    return (f"patterns: {p['occurrences']:,} occurrences on {', '.join(p['timeframes'])}; "
+            f"{len(kept)} pass the validator{': ' + ', '.join(kept[:6]) if kept else ''}")
+
+
+def _vision_line(v: dict[str, Any]) -> str:
+    if "windows" not in v:
+        return f"vision: skipped: {v.get('reason', '')}"
+    a = v["agreement"]
+
+    def pct(x: Any) -> str:
+        return "n/a" if x is None or math.isnan(x) else f"{x:.0%}"
+
+    return (f"vision ({v['backend']}, {v['model']}): {v['windows']} windows, {v['failed']} failed; "
+            f"trends {v['trends']}; agrees with rule trend {pct(a['trend_vs_rules'])}, "
+            f"direction hit rate {pct(a['direction_hit_rate'])} (rules {pct(a['rules_direction_hit_rate'])}); "
+            f"log {v['log_dir']}")
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """A terminal-friendly rendering of :func:`run_pipeline`'s summary."""
     if summary.get("mode") == "backtest":
@@ -267,6 +373,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"bars: {summary['bars']}",
         (f"search {summary['search']['run_id']}: {summary['search']['trials_ok']} trials ok, "
         f"{summary['search']['trials_failed']} failed (seeds {summary['search']['seeds']})"),
+        _patterns_line(summary.get("patterns") or {}),
+        _vision_line(summary.get("vision") or {}),
         f"top {len(summary['top'])} (library {summary['library']}):",
     ]
     for r in summary["top"]:

@@ -11,6 +11,8 @@ Endpoints (OpenAPI at ``/docs``): ``GET /health``, ``/runs``, ``/rankings`` (``.
 ``.csv``), ``/strategies/{id}``, ``/strategies/{id}/pine``, ``/strategies/{id}/equity``,
 ``/strategies/{id}/candles``, ``/dashboard``; control (``Authorization: Bearer <token>``):
 ``POST /strategies/{id}/pause``, ``/resume``, ``/params`` and ``POST /config/reload``.
+Charts and vision: ``POST /analyze`` (a PNG or a window of bars -> ChartAnalysis JSON),
+``GET /analyses`` (the analysis log), ``GET /patterns`` (mined pattern statistics).
 
 Every id a request carries is checked against a strict pattern before it reaches the
 library (where it only ever travels as a bound SQL parameter); no request value is ever
@@ -47,6 +49,7 @@ from aio_ray.library import LibraryError
 from aio_ray.library.repo import LibraryUnavailableError
 from aio_ray.strategies.space import ParameterError
 from serve.service import Core, NotFound, Unavailable, dumps
+from serve.vision import INSTRUMENT, PNG_MAGIC, AnalyzeBars, VisionService
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +119,7 @@ class BodyLimit:
     """ASGI middleware: 413 for a body over ``limit()`` bytes, by Content-Length or while
     streaming (chunked uploads are counted as they arrive, never buffered whole)."""
 
-    def __init__(self, app: ASGIApp, limit: Callable[[], int]) -> None:
+    def __init__(self, app: ASGIApp, limit: Callable[[Scope], int]) -> None:
         self.app = app
         self.limit = limit
 
@@ -124,7 +127,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit()
+        limit = self.limit(scope)
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -187,7 +190,10 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
         "curves, a dashboard, and live control (pause, resume, parameters, config reload).",
     )
     app.state.core = core
-    app.add_middleware(BodyLimit, limit=lambda: core.cfg.settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=lambda scope: (
+        core.cfg.settings.max_upload_bytes if scope.get("path") == "/analyze"
+        else core.cfg.settings.max_body_bytes))
+    vision = VisionService(core.cfg)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
@@ -288,6 +294,60 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
         return FileResponse(STATIC_DIR / "dashboard.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # ------------------------------------------------------------------ charts and vision
+
+    @app.get("/patterns", summary="Mined pattern statistics (forward returns, hit rate, t)")
+    def patterns(timeframe: TimeframeQuery = None, validated: bool = False) -> Response:
+        return Response(dumps(vision.patterns(core.lib, timeframe, validated)),
+                        media_type="application/json")
+
+    @app.get("/analyses", summary="The newest chart analyses of the pipeline's analysis log")
+    def analyses(
+        timeframe: TimeframeQuery = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+    ) -> Response:
+        return Response(dumps(vision.analyses(limit, timeframe)), media_type="application/json")
+
+    @app.post(
+        "/analyze",
+        summary="Analyse a chart: a PNG body (Content-Type image/png) or JSON bars "
+        "({instrument, timeframe, bars: [{ts, open, high, low, close, volume?}]})",
+        openapi_extra={"requestBody": {"content": {
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": AnalyzeBars.model_json_schema()},
+        }}},
+    )
+    async def analyze(
+        request: Request,
+        instrument: Annotated[str, Query(pattern=INSTRUMENT)] = "EURUSD",
+        timeframe: Annotated[str, Query(pattern=TIMEFRAME, max_length=8)] = "1h",
+    ) -> Response:
+        from pydantic import ValidationError
+
+        from aio_ray.vision.backends import BackendUnavailableError, VisionError
+
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        raw = await request.body()
+        try:
+            if ctype == "image/png":
+                if not raw.startswith(PNG_MAGIC):
+                    raise HTTPException(422, "body is not a PNG image")
+                out = await run_in_threadpool(vision.analyze_png, raw, instrument, timeframe)
+            elif ctype == "application/json":
+                try:
+                    body = AnalyzeBars.model_validate_json(raw)
+                except ValidationError as exc:
+                    detail = [f"{'.'.join(str(x) for x in e['loc']) or 'body'}: {e['msg']}"
+                              for e in exc.errors(include_url=False)]
+                    raise HTTPException(422, detail) from None
+                out = await run_in_threadpool(vision.analyze_bars, body)
+            else:
+                raise HTTPException(415, "send image/png or application/json")
+        except BackendUnavailableError as exc:
+            raise HTTPException(503, f"vision backend unavailable here: {exc}") from None
+        except VisionError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return Response(dumps(out), media_type="application/json")
 
     # ------------------------------------------------------------------ control
 

@@ -57,6 +57,9 @@ class ServeSettings(BaseModel):
     token_env: str = Field("AIO_CONTROL_TOKEN", description="environment variable of the token")
     token_file: Path | None = Field(None, description="file holding the token (wins over env)")
     max_body_bytes: int = Field(16_384, ge=256, le=16_777_216, description="request body cap")
+    max_upload_bytes: int = Field(
+        2_000_000, ge=1024, le=67_108_864, description="POST /analyze body cap (a PNG or bars)"
+    )
     top: int = Field(5, ge=1, le=50, description="strategies per ranking")
     refresh_s: float = Field(
         0.5, ge=0.0, le=60.0, description="how often caches check the library for changes, s"
@@ -81,6 +84,8 @@ class Resolved:
     symbol: str
     token_sha256: str | None
     source: str
+    vision: Any = None
+    analyses_dir: Path | None = None
 
     def public(self) -> dict[str, Any]:
         """What ``/health`` and ``/config/reload`` may show (no token, password hidden)."""
@@ -165,6 +170,8 @@ def resolve(args: Mapping[str, Any] | ServeSettings | None = None) -> Resolved:
     bars_dir: Path | None = None
     symbol = "EURUSD"
     source = "arguments"
+    vision = None
+    analyses_dir: Path | None = None
     settings = given
     if given.app_config is not None:
         path = _abs(given.app_config, base)
@@ -179,6 +186,9 @@ def resolve(args: Mapping[str, Any] | ServeSettings | None = None) -> Resolved:
         bars_dir = _abs(app.data.bars_dir, base)
         symbol = app.data.symbol
         source = str(path)
+        vision = app.vision
+        log_dir = app.vision.log_dir if app.vision and app.vision.log_dir else app.data.workdir / "vision" / "log"
+        analyses_dir = _abs(log_dir, base)
     if settings.library_url is not None:
         library_url = settings.library_url
     if settings.bars_dir is not None:
@@ -195,4 +205,6 @@ def resolve(args: Mapping[str, Any] | ServeSettings | None = None) -> Resolved:
         symbol=symbol,
         token_sha256=_token(settings, base),
         source=source,
+        vision=vision,
+        analyses_dir=analyses_dir,
     )

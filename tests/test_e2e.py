@@ -109,7 +109,7 @@ def _tiny_config(root: Path, seed: int = 5, days: int = 10) -> Path:
         "bars": {"timeframes": ["1m", "15m", "1h"]},
         "search": {"timeframes": ["15m", "1h"], "n_trials": 12, "seed": seed, "n_folds": 2,
                    "holdout_fraction": 0.25, "warmup_bars": 30,
-                   "ranking": {"min_trades": 3}},
+                   "ranking": {"min_trades": 3}, "pattern_filter": False},
         "library": {"url": f"sqlite:///{work}/library.db"},
     }  # fmt: skip
     path = root / "tiny.yaml"

@@ -52,7 +52,7 @@ def library(tmp_path_factory, ray_local):
     """A real library and bars from a tiny real pipeline run (synthetic ticks, Tune search)."""
     from aio_ray.config import load_config
     from aio_ray.library import open_library
-    from aio_ray.pipeline import run_bars, run_ingest, run_optimize
+    from aio_ray.pipeline import run_bars, run_ingest, run_optimize, run_patterns, run_vision
 
     root = tmp_path_factory.mktemp("serve")
     work = root / "work"
@@ -63,8 +63,10 @@ def library(tmp_path_factory, ray_local):
         "bars": {"timeframes": ["1m", "15m", "1h"]},
         "search": {"timeframes": ["15m", "1h"], "n_trials": 20, "seed": 3, "n_folds": 2,
                    "holdout_fraction": 0.25, "warmup_bars": 30, "max_concurrent": 2,
-                   "ranking": {"min_trades": 3}},
+                   "ranking": {"min_trades": 3}, "pattern_filter": False},
         "library": {"url": f"sqlite:///{work}/library.db"},
+        "patterns": {"timeframes": ["15m", "1h"], "min_count": 5, "min_abs_t": 0.5},
+        "vision": {"timeframe": "1h", "window": 32, "stride": 8, "windows": 4, "use_ray": False},
     }  # fmt: skip
     cfg_path = root / "app.yaml"
     cfg_path.write_text(yaml.safe_dump(tree))
@@ -72,6 +74,9 @@ def library(tmp_path_factory, ray_local):
     run_ingest(cfg)  # the pipeline's stages up to the ranking (Pine export is not needed here)
     run_bars(cfg)
     run_optimize(cfg.data.bars_dir, cfg, storage=work / "tune")
+    run_patterns(cfg, use_ray=False)
+    vision = run_vision(cfg, use_ray=False)
+    assert vision["windows"] == 4 and vision["failed"] == 0, vision
     lib = open_library(tree["library"]["url"])
     top = lib.top(n=5)
     assert len(top) == 5, top
@@ -263,8 +268,92 @@ def test_docs_and_openapi_list_every_endpoint(client):
     paths = client.get("/openapi.json").json()["paths"]
     for p in ("/health", "/rankings", "/rankings.csv", "/strategies/{strategy_id}/pine",
               "/strategies/{strategy_id}/equity", "/strategies/{strategy_id}/pause",
-              "/strategies/{strategy_id}/params", "/config/reload"):  # fmt: skip
+              "/strategies/{strategy_id}/params", "/config/reload", "/analyze", "/patterns",
+              "/analyses"):  # fmt: skip
         assert p in paths
+
+
+# ----------------------------------------------------------------------------- charts and vision
+
+
+def _bars_body(library, n: int = 40) -> dict:
+    from aio_ray.bars.store import read_bars
+
+    df = read_bars(Path(library["tree"]["data"]["workdir"]) / "bars", "1h").tail(n)
+    bars = [{"ts": int(r["ts"].timestamp() * 1000), "open": r["mid_open"], "high": r["mid_high"],
+             "low": r["mid_low"], "close": r["mid_close"]} for r in df.iter_rows(named=True)]
+    return {"instrument": "EURUSD", "timeframe": "1h", "bars": bars}
+
+
+def test_patterns_lists_the_mined_statistics(client, library):
+    from aio_ray.patterns.vocabulary import PATTERNS
+
+    rows = client.get("/patterns").json()
+    assert {r["pattern"] for r in rows} == set(PATTERNS)
+    assert {r["timeframe"] for r in rows} == {"15m", "1h"}
+    one = client.get("/patterns", params={"timeframe": "1h"}).json()
+    assert one and all(r["timeframe"] == "1h" for r in one)
+    kept = client.get("/patterns", params={"validated": "true"}).json()
+    assert all(r["validated"] for r in kept) and len(kept) <= len(rows)
+    assert client.get("/patterns", params={"timeframe": "1h; DROP"}).status_code == 422
+
+
+def test_analyses_lists_the_pipeline_log(client, library):
+    rows = client.get("/analyses", params={"limit": 10}).json()
+    assert len(rows) >= 4
+    assert all(r["model"] == "aio-chartnet-v1" and r["trend"] in ("up", "down", "sideways") for r in rows)
+    assert client.get("/analyses", params={"limit": 0}).status_code == 422
+
+
+def test_analyze_a_bars_window_and_a_png(client, library):
+    from aio_ray.charts.raster import encode_png, rasterize
+
+    body = _bars_body(library)
+    r = client.post("/analyze", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["status"] == "ok" and out["trend"] in ("up", "down", "sideways")
+    assert 0 <= out["confidence"] <= 1 and out["model"] == "aio-chartnet-v1"
+    lo = min(b["low"] for b in body["bars"])
+    hi = max(b["high"] for b in body["bars"])
+    assert all(lo * 0.99 <= x <= hi * 1.01 for x in out["levels"])
+    ohlc = [[b[k] for b in body["bars"]] for k in ("open", "high", "low", "close")]
+    import numpy as np
+
+    png = encode_png(rasterize(*(np.array(a) for a in ohlc)))
+    r = client.post("/analyze", content=png, headers={"Content-Type": "image/png"})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "ok"
+    # both analyses were logged beside the pipeline's
+    assert len(client.get("/analyses", params={"limit": 100}).json()) >= 6
+
+
+def test_analyze_refuses_bad_input_with_the_reason(client, library):
+    body = _bars_body(library)
+    cases = {
+        "not a png": (b"GIF89a....", {"Content-Type": "image/png"}, 422),
+        "truncated png": (b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, {"Content-Type": "image/png"}, 422),
+        "wrong type": (b"hello", {"Content-Type": "text/plain"}, 415),
+        "bad json": (b"{not json", {"Content-Type": "application/json"}, 422),
+    }
+    for name, (data, headers, code) in cases.items():
+        r = client.post("/analyze", content=data, headers=headers)
+        assert r.status_code == code, (name, r.status_code, r.text)
+    crossed = json.loads(json.dumps(body))
+    crossed["bars"][3]["high"] = crossed["bars"][3]["low"] - 0.001
+    r = client.post("/analyze", json=crossed)
+    assert r.status_code == 422 and "high/low" in r.text
+    backwards = json.loads(json.dumps(body))
+    backwards["bars"][5]["ts"] = backwards["bars"][4]["ts"]
+    r = client.post("/analyze", json=backwards)
+    assert r.status_code == 422 and "strictly increase" in r.text
+    few = {**body, "bars": body["bars"][:3]}
+    assert client.post("/analyze", json=few).status_code == 422
+    hostile = {**body, "instrument": "../../etc"}
+    assert client.post("/analyze", json=hostile).status_code == 422
+    big = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2_100_000
+    r = client.post("/analyze", content=big, headers={"Content-Type": "image/png"})
+    assert r.status_code == 413
 
 
 # ----------------------------------------------------------------------------- control

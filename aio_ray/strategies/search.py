@@ -185,9 +185,12 @@ class DefineByRun:
     ``params`` and, when no valid parameter set could be drawn, ``invalid`` (the reason).
     """
 
-    def __init__(self, timeframes: Sequence[str], families: Sequence[str]) -> None:
+    def __init__(
+        self, timeframes: Sequence[str], families: Sequence[str], pins: dict[str, Any] | None = None
+    ) -> None:
         self.timeframes = list(timeframes)
         self.families = list(families)
+        self.pins = dict(pins or {})
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         from aio_ray.strategies.space import sample_optuna
@@ -196,7 +199,7 @@ class DefineByRun:
         family = trial.suggest_categorical("family", self.families)
         out: dict[str, Any] = {"trial_number": int(trial.number), "timeframe": tf, "family": family}
         try:
-            out["params"] = sample_optuna(_Prefixed(trial, f"{family}."), family)
+            out["params"] = sample_optuna(_Prefixed(trial, f"{family}."), family, self.pins)
         except Exception as exc:  # noqa: BLE001 - e.g. TrialPruned: recorded as a failed trial
             out["params"] = {}
             out["invalid"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -355,7 +358,8 @@ def _searcher(cfg: SearchConfig, max_concurrent: int) -> Any:
     else:
         sampler = optuna.samplers.TPESampler(seed=cfg.seed)
     searcher = OptunaSearch(
-        space=DefineByRun(cfg.timeframes, cfg.family_names()),
+        space=DefineByRun(cfg.timeframes, cfg.family_names(),
+                          None if cfg.pattern_filter else {"pattern_filter": "none"}),
         metric=metric,
         mode=mode,
         sampler=sampler,

@@ -592,7 +592,7 @@ def _sampling_order(space: Space) -> list[Param]:
     return order
 
 
-def sample_optuna(trial: Any, family: str) -> dict[str, Any]:
+def sample_optuna(trial: Any, family: str, pins: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Draw a valid parameter set of ``family`` from an Optuna ``trial``.
 
     Uses ``suggest_int`` / ``suggest_float`` with the declared steps and ``suggest_categorical``.
@@ -601,13 +601,18 @@ def sample_optuna(trial: Any, family: str) -> dict[str, Any]:
     empty anyway, the trial is pruned (``optuna.TrialPruned``). A parameter made inactive by
     an :class:`InactiveWhen` (``pattern_lookback`` while ``pattern_filter`` is ``"none"``) is
     not suggested: it takes its default and is absent from ``trial.params`` (:func:`validate`
-    of ``trial.params`` still gives the same set, since it is ``optional``).
+    of ``trial.params`` still gives the same set, since it is ``optional``). ``pins`` fixes
+    parameters to values (not suggested either), e.g. ``{"pattern_filter": "none"}``.
     """
     import optuna
 
     space = _space_of(family)
     out: dict[str, Any] = {}
+    pins = dict(pins or {})
     for p in _sampling_order(space):
+        if p.name in pins:
+            out[p.name] = pins[p.name]
+            continue
         if any(w.param == p.name and w.inactive(out) for w in space.conditions):
             out[p.name] = p.default  # inert: not drawn, not stored in the trial
             continue

@@ -1,0 +1,172 @@
+"""The vision stage: bar windows -> chart images -> a backend's :class:`ChartAnalysis` per window.
+
+Plain functions first (:func:`window_requests`, :func:`analyze_windows`), the Ray actor pool
+at the edge (``use_ray=True`` maps the backend over a Ray Data dataset of requests with one
+model per actor, see :mod:`aio_ray.vision.pool`). Every record is appended to the analysis
+log (Parquet, zstd) when a log directory is given.
+
+Windows are the last ``windows`` full windows of ``window`` bars, ``stride`` bars apart, the
+last one ending on the last bar. ``window_start``/``window_end`` are the open times of the
+first and last bar (UTC ms). The chart, the indicator summary and the levels use only the
+window's bars (overlays also use earlier bars, never later ones).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from aio_ray.vision.backends import AnalysisRequest, VisionSettings
+from aio_ray.vision.schema import AnalysisRecord
+
+log = logging.getLogger(__name__)
+
+OVERLAY_WARMUP = 60
+"""Extra bars read before the first window so its overlay lines (SMA 20, BB 20) are drawn."""
+
+
+class VisionConfig(BaseModel):
+    """The pipeline's vision stage (``vision:`` in a config; absent: the stage is skipped).
+
+    ``model`` chooses and configures the backend (cpu: our ChartNet, runs anywhere; vllm:
+    MiniCPM-V on GPU actors; http: an OpenAI-compatible server).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeframe: str = Field("1h", description="bars analysed")
+    window: int = Field(64, ge=8, le=512, description="bars per chart")
+    stride: int = Field(16, ge=1, description="bars between consecutive windows")
+    windows: int = Field(48, ge=1, description="how many of the latest windows are analysed")
+    overlays: tuple[str, ...] = Field(("sma_20", "bb_20"), description="lines drawn on the chart")
+    size: tuple[int, int] = Field((448, 448), description="chart (height, width), pixels")
+    use_ray: bool = Field(True, description="analyse with a Ray actor pool (one model per actor)")
+    log_dir: Path | None = Field(None, description="analysis log; None: <workdir>/vision/log")
+    model: VisionSettings = VisionSettings()
+
+
+def window_requests(
+    bars: pl.DataFrame,
+    *,
+    instrument: str,
+    timeframe: str,
+    window: int = 64,
+    stride: int = 16,
+    windows: int | None = None,
+    overlays: Sequence[str] = ("sma_20", "bb_20"),
+    size: tuple[int, int] = (448, 448),
+) -> list[AnalysisRequest]:
+    """Chart the latest ``windows`` windows of ``bars`` (BAR_SCHEMA, sorted) as requests.
+
+    Images are palette-index arrays (:mod:`aio_ray.charts.raster`); the summary is
+    :func:`aio_ray.vision.summary.indicator_summary` of the window; ``ohlc`` its mid prices.
+    Raises :class:`aio_ray.charts.render.RenderError` when there are fewer bars than one window.
+    """
+    from aio_ray.charts.render import RenderError, render_windows
+    from aio_ray.vision.summary import indicator_summary
+
+    n = bars.height
+    if n < window:
+        raise RenderError(f"{instrument} {timeframe}: {n} bars, fewer than one window of {window}")
+    fit = 1 + (n - window) // stride  # windows that fit when the last one ends on the last bar
+    count = fit if windows is None else min(windows, fit)
+    warm = min((n - window - (count - 1) * stride) // stride, -(-OVERLAY_WARMUP // stride)) * stride
+    tail = bars.tail(window + (count - 1) * stride + warm)
+    table = render_windows(tail, window=window, stride=stride, size=size, overlays=overlays,
+                           as_png=False)
+    table = table.slice(table.num_rows - count)
+    o, h, lo, c = (tail[f"mid_{k}"].to_numpy() for k in ("open", "high", "low", "close"))
+    ts = tail["ts"].dt.epoch("ms").to_numpy()
+    index = {int(t): i for i, t in enumerate(ts)}
+    starts = table.column("window_start").cast("int64").to_numpy()
+    ends = table.column("window_end").cast("int64").to_numpy()
+    images = table.column("image").to_pylist()
+    out = []
+    for s, e, img in zip(starts, ends, images, strict=True):
+        a, b = index[int(s)], index[int(e)] + 1
+        out.append(AnalysisRequest(
+            image=np.frombuffer(img, dtype=np.uint8).reshape(size),
+            instrument=instrument, timeframe=timeframe, window_start=int(s), window_end=int(e),
+            summary=indicator_summary(o[a:b], h[a:b], lo[a:b], c[a:b]),
+            ohlc=np.column_stack([o[a:b], h[a:b], lo[a:b], c[a:b]]),
+        ))
+    return out
+
+
+def analyze_windows(
+    requests: Sequence[AnalysisRequest],
+    settings: VisionSettings,
+    *,
+    use_ray: bool = False,
+    log_dir: Path | None = None,
+) -> list[AnalysisRecord]:
+    """Analyse ``requests`` with the backend ``settings`` chooses; records in request order.
+
+    ``use_ray``: a Ray actor pool (``settings.concurrency`` actors, ``settings.num_cpus`` /
+    ``gpus_per_actor`` each, ``settings.batch_size`` windows per batch), else this process.
+    Failed windows are records with ``status="failed"`` and the raw text; nothing is dropped.
+    """
+    from aio_ray.vision.log import AnalysisLog
+
+    t0 = time.perf_counter()
+    sink = AnalysisLog(log_dir) if log_dir is not None else None
+    try:
+        if use_ray:
+            from aio_ray.vision.pool import analyze_dataset, records_of, requests_dataset
+
+            records = records_of(analyze_dataset(requests_dataset(list(requests)), settings))
+            order = {(r.window_start, r.timeframe, r.instrument): i for i, r in enumerate(requests)}
+            records.sort(key=lambda r: order.get((r.window_start, r.timeframe, r.instrument), 0))
+            if sink is not None:
+                sink.extend(records)
+        else:
+            from aio_ray.vision.backends import make_backend
+            from aio_ray.vision.pool import analyze_requests
+
+            backend = make_backend(settings=settings)
+            records = analyze_requests(backend, list(requests), batch_size=settings.batch_size, log=sink)
+    finally:
+        if sink is not None:
+            sink.close()
+    log.info("vision: %d windows analysed by %s in %.2f s", len(records), settings.backend,
+             time.perf_counter() - t0)
+    return records
+
+
+def record_json(rec: AnalysisRecord) -> dict[str, Any]:
+    """One analysed window as the ``aio analyze --json`` contract prints it: the ChartAnalysis
+    fields (``trend``, ``patterns``, ``levels``, ``confidence``, ``rationale``; null when the
+    analysis failed), ``model``, ``window_start``/``window_end`` (ISO-8601 UTC), plus
+    ``status``, ``backend``, ``latency_ms`` and, for a failure, ``error`` and ``raw_text``."""
+    import datetime as dt
+
+    def iso(ms: int) -> str:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    a = rec.analysis
+    out: dict[str, Any] = {
+        "trend": a.trend if a else None,
+        "patterns": list(a.patterns) if a else None,
+        "levels": list(a.levels) if a else None,
+        "confidence": a.confidence if a else None,
+        "rationale": a.rationale if a else None,
+        "model": rec.model,
+        "window_start": iso(rec.window_start),
+        "window_end": iso(rec.window_end),
+        "instrument": rec.instrument,
+        "timeframe": rec.timeframe,
+        "status": rec.status,
+        "backend": rec.backend,
+        "latency_ms": rec.latency_ms,
+    }
+    if rec.status != "ok":
+        out["error"] = rec.error
+        out["raw_text"] = rec.raw_text
+    return out
