@@ -458,6 +458,10 @@ def _run_tune(
                 verbose=0,
             ),
         )
+    # Per-trial result files are off (TUNE_DISABLE_AUTO_CALLBACK_LOGGERS), so the result grid
+    # warns once per trial that it cannot load their metric history; results come from the
+    # trials themselves, so that warning is noise.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     with contextlib.redirect_stdout(sys.stderr):  # Tune prints its banners; keep stdout clean
         grid = tuner.fit()
     return [grid[i] for i in range(len(grid))], str(exp_path)
