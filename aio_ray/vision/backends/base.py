@@ -197,6 +197,16 @@ class VisionBackend(Protocol):
         ...
 
 
+def _record(request: AnalysisRequest, **fields: Any) -> AnalysisRecord:
+    return AnalysisRecord(
+        instrument=request.instrument,
+        timeframe=request.timeframe,
+        window_start=request.window_start,
+        window_end=request.window_end,
+        **fields,
+    )
+
+
 def ok_record(
     request: AnalysisRequest,
     analysis: ChartAnalysis,
@@ -208,20 +218,8 @@ def ok_record(
     raw_text: str | None = None,
 ) -> AnalysisRecord:
     """A successful record for ``request``."""
-    return AnalysisRecord(
-        instrument=request.instrument,
-        timeframe=request.timeframe,
-        window_start=request.window_start,
-        window_end=request.window_end,
-        model=model,
-        backend=backend,
-        latency_ms=max(0.0, float(latency_ms)),
-        status="ok",
-        analysis=analysis,
-        raw_text=raw_text,
-        error=None,
-        attempts=attempts,
-    )
+    return _record(request, model=model, backend=backend, latency_ms=max(0.0, float(latency_ms)),
+                   status="ok", analysis=analysis, raw_text=raw_text, error=None, attempts=attempts)
 
 
 def failed_record(
@@ -235,20 +233,9 @@ def failed_record(
     raw_text: str | None = None,
 ) -> AnalysisRecord:
     """A failed record for ``request`` keeping ``raw_text`` (the last answer) and ``error``."""
-    return AnalysisRecord(
-        instrument=request.instrument,
-        timeframe=request.timeframe,
-        window_start=request.window_start,
-        window_end=request.window_end,
-        model=model,
-        backend=backend,
-        latency_ms=max(0.0, float(latency_ms)),
-        status="failed",
-        analysis=None,
-        raw_text=raw_text,
-        error=error or "unknown error",
-        attempts=max(1, attempts),
-    )
+    return _record(request, model=model, backend=backend, latency_ms=max(0.0, float(latency_ms)),
+                   status="failed", analysis=None, raw_text=raw_text,
+                   error=error or "unknown error", attempts=max(1, attempts))
 
 
 def request_png(request: AnalysisRequest) -> bytes:
