@@ -542,6 +542,45 @@ def test_dashboard_lists_five_strategies_and_draws_its_charts(base, library, tmp
     assert html.count("//@version=6") == 5
     assert f'data-selected="{library["top"][0].strategy.id}"' in html
 
+    # the vision panels: the analysis log and the pattern library, as the API serves them
+    page = _Dom.parse(html)
+    analyses = httpx.get(f"{base}/analyses", params={"limit": 50}, timeout=30).json()
+    shown = min(12, len(analyses))
+    assert int(page.body["data-analyses"]) == shown >= 4
+    assert f"{shown} newest of the analysis log" in html
+    rows = page.rows("analysis")
+    assert len(rows) == shown
+    assert all(
+        r["data-status"] == "ok" and r["data-trend"] in ("up", "down", "sideways") for r in rows
+    )
+    assert sorted(r["data-trend"] for r in rows) == sorted(a["trend"] for a in analyses[:shown])
+    for a in analyses[:shown]:  # every level, as the table prints it (5 decimals)
+        assert all(f"{x:.5f}" in html for x in a["levels"])
+
+    validated = httpx.get(f"{base}/patterns", params={"validated": "true"}, timeout=30).json()
+    everything = httpx.get(f"{base}/patterns", timeout=30).json()
+    with_t = [r for r in everything if r["t_stat"] is not None]
+    want = len(validated) if validated else min(10, len(with_t))
+    assert int(page.body["data-patterns"]) == want > 0
+    assert page.body["data-patterns-mode"] == ("validated" if validated else "top")
+    if not validated:
+        assert "None passes the validator" in html
+    listed = [r["data-pattern"] for r in page.rows("pattern")]
+    assert len(listed) == want
+    assert set(listed) <= {r["pattern"] for r in (validated or with_t)}
+
+    # S/R lines of the newest analysed window of the selected strategy's timeframe
+    assert int(page.body["data-sr-lines"]) == _levels_for(analyses, library["top"][0].strategy)
+    hourly = [t.strategy for t in library["top"] if t.strategy.timeframe == "1h"]
+    if hourly:  # the vision stage analyses 1h windows: a 1h strategy shows their levels
+        sid = hourly[0].id
+        dom = _run_chromium(["--dump-dom", f"{base}/dashboard#strategy={sid}"], tmp_path)
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        linked = _Dom.parse(dom.stdout)
+        assert linked.body["data-state"] == "ready" and linked.body["data-selected"] == sid
+        assert int(linked.body["data-sr-lines"]) == _levels_for(analyses, hourly[0]) > 0
+        assert linked.body["data-charts-drawn"] == "3"
+
     shot = tmp_path / "dashboard.png"
     res = _run_chromium([f"--screenshot={shot}", f"{base}/dashboard"], tmp_path)
     assert res.returncode == 0 and shot.exists(), res.stderr[-2000:]
@@ -549,6 +588,42 @@ def test_dashboard_lists_five_strategies_and_draws_its_charts(base, library, tmp
     keep = os.environ.get("AIO_DASHBOARD_SHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def _levels_for(analyses: list[dict], strategy) -> int:
+    """How many S/R lines the price chart of ``strategy`` should carry: the levels of the
+    newest analysed window (an uploaded PNG has none) of its timeframe and symbol."""
+    ok = [a for a in analyses
+          if a["status"] == "ok" and a["timeframe"] == strategy.timeframe
+          and a["instrument"] == strategy.symbol and not a["window_end"].startswith("1970-")]  # fmt: skip
+    return len(max(ok, key=lambda a: a["window_end"])["levels"]) if ok else 0
+
+
+class _Dom:
+    """The attributes of <body> and of every table row in a dumped page (stdlib parser)."""
+
+    def __init__(self) -> None:
+        self.body: dict[str, str] = {}
+        self.trs: list[dict[str, str]] = []
+
+    @classmethod
+    def parse(cls, html: str) -> _Dom:
+        from html.parser import HTMLParser
+
+        dom = cls()
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                if tag == "body":
+                    dom.body = {k: v or "" for k, v in attrs}
+                elif tag == "tr":
+                    dom.trs.append({k: v or "" for k, v in attrs})
+
+        Parser().feed(html)
+        return dom
+
+    def rows(self, cls: str) -> list[dict[str, str]]:
+        return [r for r in self.trs if cls in r.get("class", "").split()]
 
 
 def _assert_not_blank(png: Path) -> None:

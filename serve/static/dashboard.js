@@ -1,12 +1,19 @@
-// aio-ray dashboard: the top strategies, their price/equity/drawdown charts and Pine scripts.
-// Every URL is relative, so the page works under any Serve route prefix. Library text is only
-// ever inserted with textContent (never as HTML). When the page has drawn, <body> carries
-// data-state="ready", data-strategies=N and data-charts-drawn=K (read by the browser tests).
+// aio-ray dashboard: the top strategies, their price/equity/drawdown charts and Pine scripts,
+// the vision model's chart analyses (their support/resistance levels drawn on the price chart)
+// and the mined pattern library. Every URL is relative, so the page works under any Serve route
+// prefix. Library text is only ever inserted with textContent (never as HTML). When everything
+// has loaded (a panel whose fetch failed says so and counts as loaded), <body> carries
+// data-state="ready", data-strategies=N, data-charts-drawn=K, data-analyses=N, data-patterns=N
+// and data-sr-lines=N (read by the browser tests). #strategy=<id> in the URL selects a strategy.
 "use strict";
 
 const LWC = window.LightweightCharts;
 const body = document.body;
-const state = { data: null, selected: null, charts: [], token: null };
+const state = {
+  data: null, selected: null, charts: [], token: null,
+  priceSeries: null, lastClose: null, srLines: [], analyses: null,
+};
+const STRATEGY_HASH = /^#strategy=([0-9a-f]{20})$/;
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -42,6 +49,7 @@ const fmt = {
     return (x < 0 ? "−$" : "$") + s;
   },
   int(x) { return x === null || x === undefined ? "–" : String(Math.round(x)); },
+  signed(x, d = 2) { return x === null || x === undefined ? "–" : (x > 0 ? "+" : x < 0 ? "−" : "") + Math.abs(x).toFixed(d); },
   date(ms) { return ms ? new Date(ms).toISOString().slice(0, 16).replace("T", " ") + " UTC" : "–"; },
 };
 const signClass = (x) => (x === null || x === undefined ? "" : x >= 0 ? "pos" : "neg");
@@ -106,6 +114,8 @@ const chartOptions = (height) => ({
 function resetCharts() {
   for (const c of state.charts) c.remove();
   state.charts = [];
+  state.priceSeries = null;
+  state.srLines = [];
 }
 
 function drawPrice(candles, eq, holdoutSec) {
@@ -141,6 +151,8 @@ function drawPrice(candles, eq, holdoutSec) {
   LWC.createSeriesMarkers(series, markers);
   chart.timeScale().fitContent();
   state.charts.push(chart);
+  state.priceSeries = series;
+  state.lastClose = data.length ? data[data.length - 1].close : null;
   return markers.length;
 }
 
@@ -195,6 +207,161 @@ function drawDrawdown(eq, equityChart) {
     syncing = true; b.timeScale().setVisibleLogicalRange(r); syncing = false;
   });
   link(equityChart, chart); link(chart, equityChart);
+}
+
+// ------------------------------------------------------------------ chart analyses
+
+const TRENDS = { up: "▲", down: "▼", sideways: "◆" };
+const msOf = (iso) => (iso ? Date.parse(iso) : NaN);
+const knownWindow = (a) => Number.isFinite(msOf(a.window_end)) && msOf(a.window_end) > 0;
+
+function fmtWindow(a) {
+  if (!knownWindow(a)) return "uploaded image";
+  const s = new Date(msOf(a.window_start)).toISOString(), e = new Date(msOf(a.window_end)).toISOString();
+  const start = s.slice(0, 16).replace("T", " ");
+  const end = s.slice(0, 10) === e.slice(0, 10) ? e.slice(11, 16)
+    : s.slice(0, 4) === e.slice(0, 4) ? e.slice(5, 16).replace("T", " ") : e.slice(0, 16).replace("T", " ");
+  return `${start} – ${end}`;
+}
+
+const byWindowDesc = (rows) =>
+  rows.map((a, i) => [a, i]).sort(([a, i], [b, j]) =>
+    ((knownWindow(b) ? msOf(b.window_end) : -1) - (knownWindow(a) ? msOf(a.window_end) : -1)) || i - j)
+    .map(([a]) => a);
+
+function analysisRow(a) {
+  const ok = a.status === "ok" && a.trend;
+  const trend = ok
+    ? el("span", { class: `trend ${a.trend}`, text: `${TRENDS[a.trend] || ""} ${a.trend}` })
+    : el("span", { class: "badge bad", text: a.status || "failed" });
+  const pats = el("td", { class: "wrap" });
+  if (ok && a.patterns && a.patterns.length) {
+    for (const p of a.patterns) pats.append(el("span", { class: "chip", text: p.replaceAll("_", " ") }));
+  } else {
+    pats.append(el("span", { class: "muted", text: ok ? "none" : String(a.error || "invalid model output").slice(0, 120) }));
+  }
+  const levels = ok ? [...(a.levels || [])].sort((x, y) => y - x).map((x) => fmt.n(x, 5)).join(" · ") : "";
+  const lat = a.latency_ms === null || a.latency_ms === undefined ? "" : ` · ${fmt.n(a.latency_ms, 0)} ms`;
+  return el("tr", {
+      class: `analysis${ok ? "" : " failed"}`, "data-status": a.status, "data-trend": ok ? a.trend : null,
+      title: a.rationale || a.error || "",
+    },
+    el("td", { class: "mono", title: `${a.window_start} → ${a.window_end}`, text: fmtWindow(a) }),
+    el("td", { class: "muted", text: a.timeframe || "–" }),
+    el("td", {}, trend),
+    pats,
+    el("td", { class: "mono", text: levels || "–" }),
+    el("td", { class: "num", text: ok ? fmt.pct(a.confidence, 0) : "–" }),
+    el("td", {}, el("span", { text: a.model || "–" }), el("span", { class: "tf", text: `${a.backend || ""}${lat}` })),
+  );
+}
+
+async function loadAnalyses() {
+  const tbody = document.querySelector("#analyses tbody");
+  const note = document.getElementById("analyses-note");
+  try {
+    const rows = await getJSON("analyses?limit=50");
+    state.analyses = rows;
+    const shown = byWindowDesc(rows.slice(0, 12));
+    tbody.replaceChildren(...shown.map(analysisRow));
+    if (!shown.length) {
+      tbody.append(el("tr", {}, el("td", { colspan: 7, class: "muted",
+        text: "No analyses yet: run the vision stage (aio analyze) or POST a chart to /analyze." })));
+    }
+    const latest = shown.find((a) => a.status === "ok" && knownWindow(a));
+    note.textContent = latest
+      ? `Latest window (${latest.timeframe}, ends ${fmt.date(msOf(latest.window_end))}): ${latest.rationale}`
+      : "";
+    const failed = rows.slice(0, 12).filter((a) => a.status !== "ok").length;
+    document.getElementById("analyses-hint").textContent =
+      `${shown.length} newest of the analysis log · newest window first` + (failed ? ` · ${failed} failed` : "");
+    body.dataset.analyses = String(shown.length);
+  } catch (e) {
+    state.analyses = [];
+    tbody.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "muted wrap", text: `Analyses unavailable: ${e.message || e}` })));
+    body.dataset.analyses = "0";
+    body.dataset.analysesError = "1";
+  }
+  drawLevels();
+}
+
+// The support/resistance levels of the newest analysed window of the selected strategy's
+// timeframe and symbol, as dashed price lines on its candlestick chart.
+function drawLevels() {
+  const series = state.priceSeries;
+  if (!series || state.analyses === null) return;
+  for (const line of state.srLines) series.removePriceLine(line);
+  state.srLines = [];
+  const row = state.data && state.data.strategies.find((r) => r.strategy_id === state.selected);
+  const legend = document.getElementById("sr-legend");
+  const match = row && byWindowDesc(state.analyses).find((a) =>
+    a.status === "ok" && knownWindow(a) && a.timeframe === row.timeframe &&
+    (!a.instrument || !row.symbol || a.instrument === row.symbol) && (a.levels || []).length);
+  if (match) {
+    for (const price of match.levels) {
+      if (!Number.isFinite(price) || price <= 0) continue;
+      const above = state.lastClose !== null && price > state.lastClose;
+      state.srLines.push(series.createPriceLine({
+        price, color: above ? "#e57373" : "#4db6ac", lineWidth: 1, lineStyle: 2,
+        axisLabelVisible: true, title: "S/R",
+      }));
+    }
+  }
+  legend.hidden = !state.srLines.length;
+  legend.title = match ? `${match.model} · ${match.timeframe} window ${fmtWindow(match)} UTC` : "";
+  body.dataset.srLines = String(state.srLines.length);
+}
+
+// ------------------------------------------------------------------ pattern library
+
+const absT = (r) => (r.t_stat === null || r.t_stat === undefined ? -1 : Math.abs(r.t_stat));
+const ARROWS = { 1: "▲", "-1": "▼", 0: "•" };
+
+function patternRow(r) {
+  const dirCls = r.direction > 0 ? "pos" : r.direction < 0 ? "neg" : "muted";
+  return el("tr", { class: "pattern", "data-pattern": r.pattern, title:
+      `${r.symbol} · ${r.n_independent} independent · baseline ${fmt.signed(r.baseline_mean_bps)} bps, ` +
+      `hit ${fmt.pct(r.baseline_hit_rate, 1)}${r.validated ? " · validated" : ""}` },
+    el("td", {}, el("span", { class: `dir ${dirCls}`, text: ARROWS[r.direction] || "•" }),
+      el("span", { text: " " + r.pattern.replaceAll("_", " ") })),
+    el("td", { class: "muted", text: r.timeframe }),
+    el("td", { class: "num", text: fmt.int(r.horizon) }),
+    el("td", { class: "num", text: fmt.int(r.count) }),
+    el("td", { class: `num ${signClass(r.mean_bps)}`, text: fmt.signed(r.mean_bps) }),
+    el("td", { class: "num", text: fmt.pct(r.hit_rate, 1) }),
+    el("td", { class: `num ${signClass(r.t_stat)}`, text: fmt.signed(r.t_stat) }),
+  );
+}
+
+async function loadPatterns() {
+  const tbody = document.querySelector("#patterns tbody");
+  const note = document.getElementById("patterns-note");
+  try {
+    let rows = await getJSON("patterns?validated=true");
+    let mode = "validated";
+    if (!rows.length) {
+      mode = "top";
+      const all = await getJSON("patterns");
+      rows = all.filter((r) => absT(r) >= 0).sort((a, b) => absT(b) - absT(a)).slice(0, 10);
+      const gate = all[0];
+      note.textContent = all.length
+        ? "None passes the validator" + (gate ? ` (count ≥ ${gate.min_count}, |t| ≥ ${fmt.n(gate.min_abs_t, 1)})` : "") +
+          ": the 10 strongest by |t| are shown, not to be traded on."
+        : "No pattern statistics yet: run the patterns stage (aio patterns).";
+    } else {
+      rows.sort((a, b) => absT(b) - absT(a));
+      const gate = rows[0];
+      note.textContent = `${rows.length} validated (count ≥ ${gate.min_count}, |t| ≥ ${fmt.n(gate.min_abs_t, 1)}) · strongest |t| first · ▲ bullish ▼ bearish: returns signed by the pattern's direction`;
+    }
+    tbody.replaceChildren(...rows.map(patternRow));
+    if (!rows.length) tbody.append(el("tr", {}, el("td", { colspan: 7, class: "muted", text: "–" })));
+    body.dataset.patterns = String(rows.length);
+    body.dataset.patternsMode = mode;
+  } catch (e) {
+    tbody.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "muted wrap", text: `Pattern library unavailable: ${e.message || e}` })));
+    body.dataset.patterns = "0";
+    body.dataset.patternsError = "1";
+  }
 }
 
 // ------------------------------------------------------------------ detail
@@ -284,6 +451,7 @@ async function renderPine(rows) {
 
 async function select(sid) {
   state.selected = sid;
+  if (location.hash !== `#strategy=${sid}`) history.replaceState(null, "", `#strategy=${sid}`);
   for (const tr of document.querySelectorAll("tr.row")) tr.classList.toggle("selected", tr.dataset.strategyId === sid);
   const row = state.data.strategies.find((r) => r.strategy_id === sid);
   document.getElementById("chart-title").textContent = row ? `${row.family} · ${row.symbol} ${row.timeframe}` : "Price";
@@ -298,6 +466,7 @@ async function select(sid) {
     try {
       const candles = await getJSON(`strategies/${sid}/candles`);
       body.dataset.markers = String(drawPrice(candles, eq, holdoutSec)); drawn++;
+      drawLevels();
     } catch (e) {
       document.getElementById("price-chart").replaceChildren(el("div", { class: "muted", text: `Price chart unavailable: ${e.message}` }));
     }
@@ -315,7 +484,9 @@ async function load(runId, keep) {
   renderTable(data.strategies);
   body.dataset.strategies = String(data.strategies.length);
   const pine = renderPine(data.strategies);
-  const first = keep || (data.strategies[0] && data.strategies[0].strategy_id);
+  const linked = (STRATEGY_HASH.exec(location.hash) || [])[1];
+  const wanted = keep || (data.strategies.some((r) => r.strategy_id === linked) ? linked : null);
+  const first = wanted || (data.strategies[0] && data.strategies[0].strategy_id);
   if (first) await select(first);
   body.dataset.pineScripts = String(await pine);
 }
@@ -334,7 +505,8 @@ async function main() {
     badge.className = `badge ${on ? "ok" : "warn"}`;
     badge.title = `library ${health.library}`;
     document.getElementById("run-select").addEventListener("change", (ev) => load(ev.target.value));
-    await load(null);
+    // the two side panels catch their own failures: they never stop the strategies from loading
+    await Promise.all([load(null), loadAnalyses(), loadPatterns()]);
     body.dataset.state = "ready";
   } catch (e) {
     showError(String(e.message || e));
