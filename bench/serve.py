@@ -12,12 +12,16 @@ head of 2 CPUs started here, the HTTP proxy on a free loopback port) and, as the
 same run, the same FastAPI app under plain uvicorn in a subprocess (no Ray: the proxy hop's
 cost shows as the difference).
 
-Load: an open-loop aiohttp generator in this process sends requests at a fixed rate
-(``--rate``, default 1,000/s) for ``--duration`` seconds, each at its scheduled time, bounded
-in count and in-flight requests (256) and to 127.0.0.1 only; then a closed loop (32 clients,
-same duration) measures the maximum rate. Latency is from sending a request to having read its
+Load: an open-loop aiohttp generator in a separate process (no Ray in it: the driver's
+threads would share its interpreter lock and stall its event loop) sends requests at a fixed
+rate (``--rate``, default 1,000/s) for ``--duration`` seconds after one second of warm-up at
+the same rate (connections opened; not counted), each at its scheduled time, bounded in count
+and in-flight requests (256) and to 127.0.0.1 only. Latency runs come first; then a closed
+loop (32 clients, same duration) measures the maximum rate (a saturating run last, so its
+backlogs do not land in a latency run). Latency is from sending a request to having read its
 whole response; ``*_p99_sched_ms`` counts from the scheduled send instead (it includes any lag
-of the generator, which shares the machine's 2 cores with the server). Goal: p99 under 20 ms
+of the generator, which shares the machine's 2 cores with the server). Serve runs without its
+per-request access log unless ``--access-log`` (the app's default too). Goal: p99 under 20 ms
 at 1,000 requests/s. ``peak_rss_mb`` is this process; ``serve_replica_rss_mb`` and
 ``serve_proxy_rss_mb`` the Serve actors' resident memory at the end; ``peer_rss_mb`` uvicorn's.
 """
@@ -90,14 +94,21 @@ def pct(a: list[float], q: float) -> float:
     return round(float(np.percentile(np.asarray(a) * 1000.0, q)), 3) if a else float("nan")
 
 
+WARMUP_S = 1.0
+"""Seconds of load at the target rate before measuring (connections opened, caches warm)."""
+
+
 async def open_loop(url: str, rate: float, duration: float) -> dict[str, Any]:
-    """``rate`` requests/s for ``duration`` s, each sent at its scheduled time."""
+    """``rate`` requests/s for ``duration`` s, each sent at its scheduled time, after
+    :data:`WARMUP_S` s at the same rate whose requests are not counted."""
     import aiohttp
 
-    n = max(1, int(rate * duration))
+    skip = int(rate * WARMUP_S)
+    n = skip + max(1, int(rate * duration))
     loop = asyncio.get_running_loop()
     lat: list[float] = []
     sched: list[float] = []
+    slow: list[float] = []
     errors = 0
     sem = asyncio.Semaphore(MAX_INFLIGHT)
     conn = aiohttp.TCPConnector(limit=MAX_INFLIGHT)
@@ -119,21 +130,26 @@ async def open_loop(url: str, rate: float, duration: float) -> dict[str, Any]:
                 except aiohttp.ClientError:
                     ok = False
                 end = loop.time()
+            if i < skip:
+                return
             if ok:
                 lat.append(end - start)
                 sched.append(end - due)
+                if end - start > 0.02:
+                    slow.append(round(due - t0 - WARMUP_S, 3))
             else:
                 errors += 1
 
         await asyncio.gather(*(one(i) for i in range(n)))
-        wall = loop.time() - t0
+        wall = loop.time() - t0 - WARMUP_S
     return {
         "rps": round(len(lat) / wall, 1),
         "p50_ms": pct(lat, 50),
         "p99_ms": pct(lat, 99),
         "p99_sched_ms": pct(sched, 99),
         "errors": errors,
-        "requests": n,
+        "requests": n - skip,
+        "slow_at_s": sorted(slow)[:: max(1, len(slow) // 20)],
     }
 
 
@@ -158,17 +174,32 @@ async def closed_loop(url: str, duration: float) -> float:
         return round(done / (loop.time() - t0), 1)
 
 
+def load(url: str, mode: str, rate: float, duration: float) -> Any:
+    """Run the load generator in its own process (no Ray in it: the driver's threads would
+    share its interpreter lock and stall its event loop); returns what it printed."""
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--loadgen", url, "--loadgen-mode", mode,
+         "--rate", str(rate), "--duration", str(duration)],
+        capture_output=True, text=True, timeout=duration * 4 + 60, check=True,
+    )  # fmt: skip
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def measure(base: str, sid: str, rate: float, duration: float, prefix: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, path in (("rankings", "/rankings"), ("pine", f"/strategies/{sid}/pine")):
-        res = asyncio.run(open_loop(base + path, rate, duration))
+    paths = (("rankings", "/rankings"), ("pine", f"/strategies/{sid}/pine"))
+    # latency at the target rate first, saturation (maximum rate) last: a saturating run
+    # leaves backlogs (metrics, logs) that would otherwise land in the next latency run
+    for name, path in paths:
+        res = load(base + path, "open", rate, duration)
         log.info("%s%s at %s/s: %s", prefix, name, rate, res)
         out[f"{prefix}{name}_rps"] = res["rps"]
         out[f"{prefix}{name}_p50_ms"] = res["p50_ms"]
         out[f"{prefix}{name}_p99_ms"] = res["p99_ms"]
         out[f"{prefix}{name}_p99_sched_ms"] = res["p99_sched_ms"]
         out[f"{prefix}{name}_errors"] = res["errors"]
-        out[f"{prefix}{name}_max_rps"] = asyncio.run(closed_loop(base + path, duration))
+    for name, path in paths:
+        out[f"{prefix}{name}_max_rps"] = load(base + path, "closed", rate, duration)
     return out
 
 
@@ -204,10 +235,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     ap.add_argument("--quick", action="store_true", help="rate 300/s for 1.5 s (smoke run)")
     ap.add_argument("--no-peer", action="store_true", help="skip the uvicorn peer")
-    ap.add_argument("--no-access-log", action="store_true", help="Serve without access logs")
+    ap.add_argument("--access-log", action="store_true", help="Serve with its per-request access log")
     ap.add_argument("--classic-proxy", action="store_true",
                     help="Serve's Python proxy instead of the HAProxy ingress (the default here)")
+    ap.add_argument("--refresh-s", type=float, default=None, help="app's library check period, s")
+    ap.add_argument("--replicas", type=int, default=1, help="Serve replicas")
+    ap.add_argument("--loadgen", help=argparse.SUPPRESS)  # internal: be the load generator
+    ap.add_argument("--loadgen-mode", choices=("open", "closed"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.loadgen:
+        import gc
+
+        gc.collect()
+        gc.freeze()  # the generator's own collections must not show up as server latency
+        if args.loadgen_mode == "open":
+            print(json.dumps(asyncio.run(open_loop(args.loadgen, args.rate, args.duration))))
+        else:
+            print(json.dumps(asyncio.run(closed_loop(args.loadgen, args.duration))))
+        return 0
     if not args.classic_proxy:
         from aio_ray.raycluster import enable_fast_serve_ingress
 
@@ -234,9 +279,12 @@ def main(argv: list[str] | None = None) -> int:
 
     sid = Core({"app_config": str(config)}).rankings()["strategies"][0]["strategy_id"]
     port = free_port()
-    quiet = {"enable_access_log": False} if args.no_access_log else None
+    quiet = None if args.access_log else {"enable_access_log": False}
     ray_serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=quiet)
-    app = build({"app_config": str(config), "num_cpus": 0, "access_log": not args.no_access_log})
+    extra: dict[str, Any] = {"num_replicas": args.replicas}
+    if args.refresh_s is not None:
+        extra["refresh_s"] = args.refresh_s
+    app = build({"app_config": str(config), "num_cpus": 0, "access_log": args.access_log, **extra})
     ray_serve.run(app, name="aio-bench", route_prefix="/")
     base = f"http://127.0.0.1:{port}"
     wait_healthy(base)
