@@ -74,9 +74,14 @@ def serve_forever(config: Path, host: str, port: int) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait()
+    print("stopping...", flush=True)
     import ray
 
-    ray_serve.shutdown()
+    # a graceful Serve shutdown can wait 30 s for its controller; give it a few seconds, then
+    # stop Ray (this process started the head, so that ends every actor)
+    t = threading.Thread(target=ray_serve.shutdown, daemon=True)
+    t.start()
+    t.join(timeout=5.0)
     ray.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

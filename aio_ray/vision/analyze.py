@@ -143,7 +143,8 @@ def analyze_windows(
 def record_json(rec: AnalysisRecord) -> dict[str, Any]:
     """One analysed window as the ``aio analyze --json`` contract prints it: the ChartAnalysis
     fields (``trend``, ``patterns``, ``levels``, ``confidence``, ``rationale``; null when the
-    analysis failed), ``model``, ``window_start``/``window_end`` (ISO-8601 UTC), plus
+    analysis failed), ``model``, ``window_start``/``window_end`` (ISO-8601 UTC; null for an uploaded image, whose
+    window is unknown), plus
     ``status``, ``backend``, ``latency_ms`` and, for a failure, ``error`` and ``raw_text``."""
     import datetime as dt
 
@@ -151,6 +152,7 @@ def record_json(rec: AnalysisRecord) -> dict[str, Any]:
         return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     a = rec.analysis
+    unknown = rec.window_start == 0 and rec.window_end == 0  # an uploaded image: no bars
     out: dict[str, Any] = {
         "trend": a.trend if a else None,
         "patterns": list(a.patterns) if a else None,
@@ -158,8 +160,8 @@ def record_json(rec: AnalysisRecord) -> dict[str, Any]:
         "confidence": a.confidence if a else None,
         "rationale": a.rationale if a else None,
         "model": rec.model,
-        "window_start": iso(rec.window_start),
-        "window_end": iso(rec.window_end),
+        "window_start": None if unknown else iso(rec.window_start),
+        "window_end": None if unknown else iso(rec.window_end),
         "instrument": rec.instrument,
         "timeframe": rec.timeframe,
         "status": rec.status,
