@@ -372,8 +372,9 @@ def dmi_nb(
         cp, sp, rp = ewm_step(pdm, di_len, a, cp, sp)
         cm, sm, rm = ewm_step(mdm, di_len, a, cm, sm)
         ph, pl, pc = h, lo, close[i]
-        p = 100.0 * rp / tr
-        q = 100.0 * rm / tr
+        # Pine's x / 0 is na (flat bars: a true range of 0), never an exception.
+        p = 100.0 * rp / tr if tr != 0.0 else NAN
+        q = 100.0 * rm / tr if tr != 0.0 else NAN
         # fixnan: a NaN (missing input, 0 / 0) repeats the last valid value.
         if np.isfinite(p):
             p_last = p

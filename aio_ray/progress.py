@@ -32,14 +32,17 @@ class StageProgress:
             self._bar.start()
             self._task = self._bar.add_task("", total=None)
 
-    def __call__(self, message: str, done: int, total: int) -> None:
+    def __call__(self, message: str, done: int, total: int, **fields: object) -> None:
+        """Show ``message`` with ``done`` of ``total``; ``fields`` (e.g. a rate, an ETA) are
+        extra keys of the JSON line."""
         if self._bar is not None:
             self._bar.update(self._task, completed=done, total=total, description=message)
             return
         now = time.monotonic()
         if done == total or now - self._last > 2.0:
             self._last = now
-            log.info(json.dumps({"stage": self.stage, "done": done, "total": total, "msg": message}))
+            line = {"stage": self.stage, "done": done, "total": total, "msg": message, **fields}
+            log.info(json.dumps(line, default=str))
 
     def close(self) -> None:
         if self._bar is not None:

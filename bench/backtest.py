@@ -257,7 +257,17 @@ def check_agreement(
     bars: BarArrays, lines: np.ndarray, fi: np.ndarray, si: np.ndarray
 ) -> list[dict]:
     """Zero costs, single series, no stops: ours and vectorbt must match per set."""
-    cfg = BacktestConfig(price_model="single", initial_capital=CASH, units=UNITS)
+    # vectorbt runs here without fees or slippage and models no swap: every cost of ours is
+    # set to 0 explicitly (the defaults charge commission, slippage and swap)
+    cfg = BacktestConfig(
+        price_model="single",
+        initial_capital=CASH,
+        units=UNITS,
+        commission=0.0,
+        slippage_points=0.0,
+        swap_long=0.0,
+        swap_short=0.0,
+    )
     picks = np.unique(np.linspace(0, fi.shape[0] - 1, 4).astype(int))
     le, se = vbt_inputs(bars, lines, fi[picks], si[picks])
     pf = run_vbt(bars, le, se, full=False, dist=np.empty(0))

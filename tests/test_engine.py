@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 from pydantic import ValidationError
-from test_engine_common import T0, bars, flat_bars, signals, spread_around
+from test_engine_common import T0, bars, costless, flat_bars, signals, spread_around
 
 from aio_ray.config import config_id
 from aio_ray.errors import AioError, ConfigError
@@ -26,7 +26,7 @@ from aio_ray.strategies.engine import (
 )
 from aio_ray.strategies.signals import Signals
 
-SINGLE = BacktestConfig(price_model="single", initial_capital=10_000.0, units=100_000.0)
+SINGLE = costless(price_model="single", initial_capital=10_000.0, units=100_000.0)
 
 # A base path: bar 1 closes at 1.1010 (the signal anchor), bar 2 opens at 1.1012.
 BASE = [
@@ -187,7 +187,7 @@ def test_stop_is_not_moved_by_later_signals_and_dies_with_the_trade() -> None:
 def test_bidask_buys_at_the_ask_and_sells_at_the_bid() -> None:
     mid = bars(BASE)
     ba = spread_around(mid, 0.0002)
-    cfg = BacktestConfig(price_model="bidask", units=100_000.0)
+    cfg = costless(price_model="bidask", units=100_000.0)
     res = run_backtest(mid, signals(6, long_entry=[1], long_exit=[3], short_entry=[4]), cfg, ba)
     long_t, short_t = trade_rows(res)
     assert long_t["entry_price"] == ba.ask_open[2] and long_t["exit_price"] == ba.bid_open[4]
@@ -205,7 +205,7 @@ def test_bidask_long_stop_is_triggered_by_the_bid_low() -> None:
     sig = signals(6, long_entry=[1], stop={1: 0.0010})
     single = run_backtest(mid, sig, SINGLE)
     assert trade_rows(single)[0]["exit_reason"] == "end"
-    bidask = run_backtest(mid, sig, BacktestConfig(price_model="bidask"), ba)
+    bidask = run_backtest(mid, sig, costless(price_model="bidask"), ba)
     (t,) = trade_rows(bidask)
     assert (t["exit_bar"], t["exit_reason"], t["exit_price"]) == (3, "stop", mid.close[1] - 0.0010)
 
@@ -218,7 +218,7 @@ def test_bidask_short_stop_is_triggered_by_the_ask_high() -> None:
     sig = signals(6, short_entry=[1], stop={1: 0.0012})
     (t,) = trade_rows(run_backtest(mid, sig, SINGLE))  # the mid high only gets there on bar 4
     assert (t["exit_bar"], t["exit_reason"], t["exit_price"]) == (4, "stop", 1.1027)
-    (t,) = trade_rows(run_backtest(mid, sig, BacktestConfig(price_model="bidask"), ba))
+    (t,) = trade_rows(run_backtest(mid, sig, costless(price_model="bidask"), ba))
     assert (t["exit_bar"], t["exit_reason"], t["exit_price"]) == (3, "stop", mid.close[1] + 0.0012)
 
 
@@ -227,7 +227,7 @@ def test_bidask_short_stop_is_triggered_by_the_ask_high() -> None:
 
 def test_per_lot_commission_and_slippage_arithmetic() -> None:
     b = bars(BASE)
-    cfg = BacktestConfig(
+    cfg = costless(
         price_model="single",
         units=200_000.0,
         commission=3.5,
@@ -244,10 +244,10 @@ def test_per_lot_commission_and_slippage_arithmetic() -> None:
 def test_percent_and_cash_per_order_commission() -> None:
     b = bars(BASE)
     sig = signals(6, long_entry=[1], long_exit=[3])
-    pct = BacktestConfig(price_model="single", commission=0.01, commission_type="percent")
+    pct = costless(price_model="single", commission=0.01, commission_type="percent")
     (t,) = trade_rows(run_backtest(b, sig, pct))
     assert t["commission"] == pytest.approx(1e-4 * 1e5 * (1.1012 + 1.1027), rel=1e-12)
-    cash = BacktestConfig(price_model="single", commission=2.5, commission_type="cash_per_order")
+    cash = costless(price_model="single", commission=2.5, commission_type="cash_per_order")
     res = run_backtest(b, signals(6, long_entry=[1], short_entry=[3]), cash)
     first, second = trade_rows(res)
     assert first["commission"] == 5.0 and second["commission"] == 5.0  # a reversal pays both
@@ -255,7 +255,7 @@ def test_percent_and_cash_per_order_commission() -> None:
 
 
 def test_slippage_applies_to_stops_and_gapped_stops_but_not_to_targets() -> None:
-    cfg = BacktestConfig(price_model="single", slippage_points=3.0)
+    cfg = costless(price_model="single", slippage_points=3.0)
     b = bars(with_bar(3, (1.1008, 1.1012, 1.0995, 1.1001)))
     (t,) = trade_rows(run_backtest(b, signals(6, long_entry=[1], stop={1: 0.0010}), cfg))
     assert t["exit_price"] == (b.close[1] - 0.0010) - 3e-5
@@ -275,7 +275,7 @@ def test_slippage_applies_to_stops_and_gapped_stops_but_not_to_targets() -> None
 
 def test_risk_sizing_rounds_down_to_the_lot_step_and_falls_back_without_a_stop() -> None:
     b = bars(BASE)
-    cfg = BacktestConfig(
+    cfg = costless(
         price_model="single",
         sizing="risk",
         risk_fraction=0.01,
@@ -294,7 +294,7 @@ def test_risk_sizing_rounds_down_to_the_lot_step_and_falls_back_without_a_stop()
 def test_risk_sizing_uses_the_equity_marked_at_the_signal_bar() -> None:
     # A long from bar 2 is marked at bar 3's close (1.1025) when the bar-3 reversal is decided.
     b = bars(BASE)
-    cfg = BacktestConfig(
+    cfg = costless(
         price_model="single",
         sizing="risk",
         risk_fraction=0.02,
@@ -346,7 +346,7 @@ def test_ruin_closes_the_position_and_stops_trading() -> None:
         (1.10, 1.10, 1.10, 1.10),
         (1.10, 1.10, 1.10, 1.10),
     ]
-    cfg = BacktestConfig(price_model="single", initial_capital=200.0, units=100_000.0)
+    cfg = costless(price_model="single", initial_capital=200.0, units=100_000.0)
     res = run_backtest(bars(rows), signals(6, long_entry=[1, 3]), cfg)
     (t,) = trade_rows(res)  # the bar-3 entry is refused: the account is ruined
     assert (t["exit_bar"], t["exit_reason"], t["exit_price"]) == (2, "end", 1.097)

@@ -10,11 +10,20 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from aio_ray.strategies.bars import BarArrays
-from aio_ray.strategies.engine import BidAskArrays
+from aio_ray.strategies.engine import BacktestConfig, BidAskArrays
 from aio_ray.strategies.signals import Signals
 
 T0 = 1_548_979_200_000  # 2019-02-01 00:00 UTC, ms
 MINUTE = 60_000
+
+NO_COSTS = {"commission": 0.0, "slippage_points": 0.0, "swap_long": 0.0, "swap_short": 0.0}
+"""Every cost off: the default config charges ECN costs (commission, slippage, swap)."""
+
+
+def costless(**kw: object) -> BacktestConfig:
+    """``BacktestConfig(**kw)`` with every cost 0 unless ``kw`` sets it (fill-rule tests pin
+    prices, peers that model fewer costs compare without them)."""
+    return BacktestConfig(**{**NO_COSTS, **kw})  # type: ignore[arg-type]
 
 
 def bars(

@@ -88,6 +88,7 @@ def test_streamed_kernel_metrics_equal_the_numpy_formulas(seed: int) -> None:
     ba = spread_around(mid, 0.0001)
     dist = 4 * sma(mid.high - mid.low, 14)
     sig = cross_signals(sma(mid.close, 8), sma(mid.close, 30), stop_dist=dist, take_dist=2 * dist)
+    # the default swap too (the 3,000 bars cross the Friday 17:00 New York rollover)
     cfg = BacktestConfig(commission=3.5, slippage_points=1.0, sizing="risk", risk_fraction=0.02)
     res = run_backtest(mid, sig, cfg, ba)
     assert res.metrics["trades"] > 20 and set(res.trades["exit_reason"]) >= {
@@ -105,9 +106,9 @@ def test_metrics_of_a_hand_made_run() -> None:
     # Long 100,000 units from bar 2 (1.1012) to bar 4 (1.1027): equity 10000, 10000, 10030,
     # 10130, 10150, 10150 (see test_engine.py).
     from test_engine import BASE
-    from test_engine_common import bars
+    from test_engine_common import bars, costless
 
-    cfg = BacktestConfig(price_model="single")
+    cfg = costless(price_model="single")
     res = run_backtest(bars(BASE), signals(6, long_entry=[1], long_exit=[3]), cfg)
     m = res.metrics
     assert m["net_profit"] == pytest.approx(150.0, abs=1e-6)

@@ -17,15 +17,17 @@ import polars as pl
 import pyarrow as pa
 import pytest
 from backtesting import Backtest, Strategy
-from test_engine_common import random_walk, sma
+from test_engine_common import costless, random_walk, sma
 
 from aio_ray.data.dukascopy import decode_ticks
 from aio_ray.strategies.bars import BarArrays
-from aio_ray.strategies.engine import BacktestConfig, cross_signals, run_backtest
+from aio_ray.strategies.engine import cross_signals, run_backtest
 from aio_ray.strategies.signals import Signals
 
 UNITS = 100_000
-CFG = BacktestConfig(price_model="single", initial_capital=1e9, units=float(UNITS))
+# backtesting.py runs here with commission=0 and spread=0 and models no swap at all: every
+# cost of ours is set to 0 (the defaults charge commission, slippage and swap).
+CFG = costless(price_model="single", initial_capital=1e9, units=float(UNITS))
 
 
 def backtesting_py_trades(b: BarArrays, sig: Signals) -> pd.DataFrame:

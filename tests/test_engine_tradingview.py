@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from test_engine_common import bars, signals
+from test_engine_common import bars, costless, signals
 
 from aio_ray.strategies.engine import BacktestConfig, BacktestConfigError, run_backtest
 
-SINGLE = BacktestConfig(price_model="single")
+# The levels and fill prices are pinned without costs (no slippage moves a stop fill).
+SINGLE = costless(price_model="single")
 TV = SINGLE.model_copy(update={"intrabar": "tradingview"})
 
 # Binary-exact prices: bar 1 closes at 1.25 (the anchor); levels 1.125 / 1.375.

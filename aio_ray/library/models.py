@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Table, Text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, LargeBinary, Table, Text
 from sqlmodel import Field, SQLModel
 
 from aio_ray.strategies.metrics import SUMMARY_METRICS
@@ -103,6 +103,73 @@ class TrialResult(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=_text(nullable=True))
     duration_s: float | None = Field(default=None, description="wall time, seconds")
     recorded_ms: int = Field(sa_column=_ms())
+
+
+class CandidateRow(SQLModel, table=True):
+    """One evaluated parameter set of a population search (ok or failed), with its evidence.
+
+    ``number`` is the candidate's place in the run (deterministic: island offset + order of
+    evaluation). Per-period figures are not annualized. ``returns`` holds the candidate's
+    per-period simple returns as little-endian float32 in the columns of its timeframe's
+    :class:`ReturnLayout` (out-of-sample columns first); ``window_metrics`` float32 of shape
+    (windows, len(WINDOW_METRICS)), windows in layout order (fold f: IS = 2f, OOS = 2f + 1;
+    with k folds the final in-sample window is 2k); its last column is the window's trades
+    closed by the forced end-of-window exit.
+    """
+
+    __tablename__ = "candidates"
+    __table_args__ = (Index("ix_candidates_run_objective", "run_id", "objective"),)
+
+    run_id: str = Field(sa_column=_fk("runs.id", primary_key=True))
+    number: int = Field(primary_key=True)
+    family: str = Field(sa_column=_text())
+    timeframe: str = Field(sa_column=_text())
+    island: int = Field(description="Tune trial (island) that evaluated it")
+    generation: int = Field(description="population of the island, 0-based")
+    guide: int = Field(default=-1, description="selection window whose sampler proposed it; "
+                       "-1: a data-blind sampler (eligible for every fold)")
+    params_json: str = Field(sa_column=_text())
+    status: str = Field(sa_column=_text(), description="ok | failed")
+    error: str | None = Field(default=None, sa_column=_text(nullable=True))
+    objective: float | None = None
+    oos_sharpe: float | None = Field(default=None, description="mean OOS fold value (annualized)")
+    oos_max_drawdown: float | None = None
+    oos_trades: int | None = None
+    oos_end_exits: int | None = Field(default=None, description="OOS trades closed by a window end")
+    is_objective: float | None = Field(
+        default=None, description="the in-sample objective on the final window (what the "
+        "exported parameters are chosen by)"
+    )
+    sharpe: float | None = Field(default=None, description="per-period OOS Sharpe (for the DSR)")
+    skew: float | None = None
+    kurtosis: float | None = None
+    n_obs: int | None = None
+    returns: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    window_metrics: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    recorded_ms: int = Field(sa_column=_ms())
+
+
+class ReturnLayout(SQLModel, table=True):
+    """The windows and return columns shared by a run's candidates on one timeframe."""
+
+    __tablename__ = "return_layouts"
+
+    run_id: str = Field(sa_column=_fk("runs.id", primary_key=True))
+    timeframe: str = Field(sa_column=Column(Text, primary_key=True))
+    layout_json: str = Field(sa_column=_text(), description="canonical JSON (see population.py)")
+
+
+class VerdictRow(SQLModel, table=True):
+    """A run's verdict: what passed the gates and why the rest did not (see
+    ``aio_ray.strategies.verdict``); one row per run, replaced when the run is judged again."""
+
+    __tablename__ = "verdicts"
+
+    run_id: str = Field(sa_column=_fk("runs.id", primary_key=True))
+    verdict: str = Field(sa_column=_text(), description="passed | none_passed")
+    passed: int = Field(description="strategies that passed every gate")
+    verdict_json: str = Field(sa_column=_text(), description="the whole verdict, JSON")
+    created_ms: int = Field(sa_column=_ms())
 
 
 class _Metrics(SQLModel):
@@ -207,10 +274,13 @@ ALL_TABLES = (
     Run,
     Strategy,
     TrialResult,
+    CandidateRow,
+    ReturnLayout,
     FoldMetric,
     HoldoutMetric,
     TradeRow,
     RankingRow,
+    VerdictRow,
     PineVerification,
     ControlEvent,
 )

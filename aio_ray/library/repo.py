@@ -42,6 +42,7 @@ from aio_ray.library.models import (
     SAMPLES,
     TRADE_FIELDS,
     TRIAL_STATUSES,
+    CandidateRow,
     ControlEvent,
     FoldMetric,
     HoldoutMetric,
@@ -54,6 +55,7 @@ from aio_ray.library.models import (
     StrategyRecord,
     TradeRow,
     TrialResult,
+    VerdictRow,
     canonical_json,
     check_text,
     field_of,
@@ -82,6 +84,8 @@ RUNS, STRATEGIES, TRIALS, FOLDS, HOLDOUT, TRADES, RANKINGS, PINE = (
 )
 
 CONTROL = table_of(ControlEvent)
+CANDIDATES = table_of(CandidateRow)
+VERDICTS = table_of(VerdictRow)
 
 DEFAULT_URL = "sqlite:///aio_library.db"
 """Used by :func:`open_library` when neither an argument nor ``AIO_LIBRARY_URL`` is given."""
@@ -336,18 +340,20 @@ class Library:
         )
 
     def finish_run(self, run_id: str, status: str = "finished") -> RunRecord:
-        """Mark ``run_id`` finished (or "failed"/"cancelled"), counting its ok/failed trials."""
+        """Mark ``run_id`` finished (or "failed"/"cancelled"), counting its ok/failed trials
+        (or, for a population search, its ok/failed candidates)."""
         if status not in ("finished", "failed", "cancelled"):
             raise ValueError(f"status must be finished, failed or cancelled, got {status!r}")
 
         def run(conn: Connection) -> RunRecord:
-            counts: dict[str, int] = dict(
-                conn.execute(
-                    select(TRIALS.c.status, func.count())
-                    .where(TRIALS.c.run_id == run_id)
-                    .group_by(TRIALS.c.status)
-                ).all()
-            )
+            counts: dict[str, int] = {}
+            for table in (TRIALS, CANDIDATES):  # trials of per-trial runs, candidates of
+                for st, k in conn.execute(  # population runs (a run has one or the other)
+                    select(table.c.status, func.count())
+                    .where(table.c.run_id == run_id)
+                    .group_by(table.c.status)
+                ).all():
+                    counts[st] = counts.get(st, 0) + int(k)
             res = conn.execute(
                 update(RUNS)
                 .where(RUNS.c.id == run_id)
@@ -667,11 +673,39 @@ class Library:
 
         self._tx(run, f"save ranking of run {run_id!r}")
 
+    def save_verdict(self, run_id: str, verdict: Mapping[str, Any]) -> None:
+        """Store (replace) the verdict of ``run_id`` (``aio_ray.strategies.verdict``)."""
+        row = {
+            "run_id": run_id,
+            "verdict": str(verdict["verdict"]),
+            "passed": int(verdict["passed"]),
+            "verdict_json": json.dumps(to_plain(dict(verdict)), sort_keys=True,
+                                       ensure_ascii=False, allow_nan=False),
+            "created_ms": now_ms(),
+        }
+        self._tx(lambda c: self._upsert(c, VERDICTS, [row], ["run_id"]),
+                 f"save verdict of run {run_id!r}")
+
+    def verdict(self, run_id: str | None = None) -> dict[str, Any] | None:
+        """The stored verdict of ``run_id`` (default: the newest judged run), or None."""
+        rid = run_id if run_id is not None else self.latest_ranked_run()
+        if rid is None:
+            return None
+        q = select(VERDICTS.c.verdict_json).where(VERDICTS.c.run_id == rid)
+        got = self._tx(lambda c: c.execute(q).scalar(), f"read verdict of run {rid!r}")
+        if got is None:
+            return None
+        out = json.loads(got)
+        out.setdefault("run_id", rid)
+        return out
+
     def latest_ranked_run(self) -> str | None:
-        """The id of the newest run (by first start) that has a saved ranking, or None."""
+        """The id of the newest run (by first start) that has a verdict or a saved ranking
+        (a run where nothing passed has a verdict and an empty ranking), or None."""
+        judged = select(VERDICTS.c.run_id).union(select(RANKINGS.c.run_id))
         q = (
             select(RUNS.c.id)
-            .where(RUNS.c.id.in_(select(RANKINGS.c.run_id).distinct()))
+            .where(RUNS.c.id.in_(judged))
             .order_by(RUNS.c.created_ms.desc(), RUNS.c.id.desc())
             .limit(1)
         )
@@ -878,9 +912,12 @@ class Library:
         return state
 
     def change_marker(self) -> tuple[int, ...]:
-        """A cheap fingerprint that changes when a run starts or finishes, a ranking is saved,
-        or a Pine check or a control event is recorded (readers key their caches on it)."""
+        """A cheap fingerprint that changes when a run starts or finishes, a ranking or a
+        verdict is saved, or a Pine check or a control event is recorded (readers key their
+        caches on it)."""
         q = select(
+            select(func.coalesce(func.max(VERDICTS.c.created_ms), 0)).scalar_subquery(),
+            select(func.count()).select_from(VERDICTS).scalar_subquery(),
             select(func.coalesce(func.max(CONTROL.c.id), 0)).scalar_subquery(),
             select(func.coalesce(func.max(PINE.c.id), 0)).scalar_subquery(),
             select(func.coalesce(func.max(RANKINGS.c.created_ms), 0)).scalar_subquery(),

@@ -15,6 +15,13 @@ TradingView's ``ta.crossover`` / ``ta.crossunder`` (``a > b and a[1] <= b[1]``),
 only: cross over exits); the stop / target distance of an entry at bar ``i`` is then
 ``stop_mult * base_dist[i]`` / ``take_mult * base_dist[i]``.
 
+Swap: ``sw`` (n,) float64 holds the rollovers charged at each bar
+(:func:`aio_ray.strategies.sessions.rollover_weights`, computed once by ``prepare_bars``); a
+position held at the close of bar ``i - 1`` pays ``fills.swap_charge(sw[i], rate, units)`` into
+cash at the start of bar ``i`` (``C_SWAP_LONG`` / ``C_SWAP_SHORT``). The quiet-bar loops hand a
+rollover bar to the general path, which charges it, so the swap reaches equity, returns, net
+profit and the trade's P&L on every path alike.
+
 The metrics are streamed (no per-bar allocation): each block of per-bar equity goes to a small
 buffer, then to tight loops for the return sums and the drawdown. Trade records (``trades``,
 shape (n, N_TRADE_COLS)) use the column indices ``TC_*``; the metrics vector ``out`` follows
@@ -51,6 +58,7 @@ from aio_ray.strategies.fills import (
     long_exit_fill,
     round_level,
     short_exit_fill,
+    swap_charge,
 )
 
 # Trade record columns.
@@ -64,7 +72,8 @@ TC_COMMISSION = 6
 TC_PNL = 7
 TC_PNL_PIPS = 8
 TC_REASON = 9
-N_TRADE_COLS = 10
+TC_SWAP = 10  # swap of the trade (account currency; included in TC_PNL)
+N_TRADE_COLS = 11
 
 # Metric vector slots (same order as metrics.METRIC_NAMES).
 M_NET_PROFIT = 0
@@ -99,7 +108,9 @@ C_BARS_PER_YEAR = 9
 C_YEARS = 10
 C_INTRABAR = 11  # fills.INTRABAR_*
 C_TICK = 12  # level tick, price units; 0: levels not rounded
-N_CONFIG = 13
+C_SWAP_LONG = 13  # account currency per lot per rollover held long (negative: charged)
+C_SWAP_SHORT = 14  # the same, held short
+N_CONFIG = 15
 
 # State vector slots of one parameter set (integers and flags stored as float64).
 S_CASH = 0
@@ -130,7 +141,8 @@ S_EXPOSED = 24
 S_PREV_EQ = 25
 S_FAST_PREV = 26
 S_SLOW_PREV = 27
-N_STATE = 28
+S_TRADE_SWAP = 28  # swap of the open trade so far, account currency
+N_STATE = 29
 
 
 @njit(cache=True, nogil=True)
@@ -145,11 +157,13 @@ def _book(
     exit_px: float,
     entry_comm: float,
     exit_comm: float,
+    swap: float,
     reason: int,
     pip: float,
 ) -> float:
-    """Net P&L of a closed trade (``qty`` signed units); records it as row ``k`` if asked."""
-    pnl = qty * (exit_px - entry_px) - entry_comm - exit_comm
+    """Net P&L of a closed trade (``qty`` signed units), commission and ``swap`` included;
+    records it as row ``k`` if asked."""
+    pnl = qty * (exit_px - entry_px) - entry_comm - exit_comm + swap
     if record:
         side = 1.0 if qty > 0.0 else -1.0
         row = trades[k]
@@ -163,6 +177,7 @@ def _book(
         row[TC_PNL] = pnl
         row[TC_PNL_PIPS] = side * (exit_px - entry_px) / pip
         row[TC_REASON] = reason
+        row[TC_SWAP] = swap
     return pnl
 
 
@@ -356,6 +371,7 @@ def step(
     i0: int,
     i1: int,
     px: np.ndarray,
+    sw: np.ndarray,
     cv: np.ndarray,
     mode: int,
     le: np.ndarray,
@@ -377,9 +393,10 @@ def step(
 ) -> None:
     """Advance one parameter set over bars ``[i0, i1)`` from ``state`` (updated in place).
 
-    ``px`` is the (9, n) price matrix (rows ``fills.ROW_*``; quote currency), ``cv`` the
-    configuration vector (``C_*``). With ``record``, closed trades go to ``trades`` and each
-    bar's equity to ``equity``; otherwise ``scratch`` (>= BLOCK floats) buffers the equity.
+    ``px`` is the (9, n) price matrix (rows ``fills.ROW_*``; quote currency), ``sw`` the (n,)
+    rollovers per bar, ``cv`` the configuration vector (``C_*``). With ``record``, closed
+    trades go to ``trades`` and each bar's equity to ``equity``; otherwise ``scratch``
+    (>= BLOCK floats) buffers the equity.
     The loop keeps the common bar (no order, no touch, no signal) to a few loads and
     compares; every fill goes through :mod:`aio_ray.strategies.fills`.
     """
@@ -406,6 +423,9 @@ def step(
     pip = cv[C_PIP]
     intrabar = int(cv[C_INTRABAR])
     level_tick = cv[C_TICK]
+    swap_long = cv[C_SWAP_LONG]
+    swap_short = cv[C_SWAP_SHORT]
+    has_swap = swap_long != 0.0 or swap_short != 0.0
     has_stop_mult = not math.isnan(stop_mult)
     has_take_mult = not math.isnan(take_mult)
 
@@ -415,6 +435,7 @@ def step(
     entry_px = state[S_ENTRY_PX]
     entry_bar = int(state[S_ENTRY_BAR])
     entry_comm = state[S_ENTRY_COMM]
+    trade_swap = state[S_TRADE_SWAP]
     stop = state[S_STOP]
     take = state[S_TAKE]
     protected = state[S_PROTECTED] != 0.0
@@ -460,6 +481,8 @@ def step(
                     while u < u_end:
                         if sell_low[u] <= stop or sell_high[u] >= take:
                             break
+                        if has_swap and sw[u] != 0.0:
+                            break
                         eq = cash + qty * sell_close[u]
                         if eq <= 0.0:
                             break
@@ -484,6 +507,8 @@ def step(
                     one = np.uint64(1)
                     while u < u_end:
                         if buy_high[u] >= stop or buy_low[u] <= take:
+                            break
+                        if has_swap and sw[u] != 0.0:
                             break
                         eq = cash + qty * buy_close[u]
                         if eq <= 0.0:
@@ -525,6 +550,11 @@ def step(
                     break
 
             # General path for bar i.
+            # 0. Rollover: the position held since the previous close pays its swap.
+            if pos != 0 and has_swap and sw[i] != 0.0:
+                sc = swap_charge(sw[i], swap_long if pos > 0 else swap_short, abs(qty))
+                cash += sc
+                trade_swap += sc
             # 1. Open: the order decided at the previous close.
             if pend != ORDER_NONE:
                 if pos != 0 and pend != pos:
@@ -545,6 +575,7 @@ def step(
                         xp,
                         entry_comm,
                         xc,
+                        trade_swap,
                         reason,
                         pip,
                     )
@@ -568,6 +599,7 @@ def step(
                     cash -= qty * ep + entry_comm
                     entry_px = ep
                     entry_bar = i
+                    trade_swap = 0.0
                     stop = pend_stop
                     take = pend_take
                     protected = not (math.isnan(stop) and math.isnan(take))
@@ -626,6 +658,7 @@ def step(
                         xp,
                         entry_comm,
                         xc,
+                        trade_swap,
                         reason,
                         pip,
                     )
@@ -698,6 +731,7 @@ def step(
     state[S_ENTRY_PX] = entry_px
     state[S_ENTRY_BAR] = entry_bar
     state[S_ENTRY_COMM] = entry_comm
+    state[S_TRADE_SWAP] = trade_swap
     state[S_STOP] = stop
     state[S_TAKE] = take
     state[S_PROTECTED] = 1.0 if protected else 0.0
@@ -725,6 +759,7 @@ def step(
 @njit(cache=True, nogil=True)
 def simulate(
     px: np.ndarray,
+    sw: np.ndarray,
     cv: np.ndarray,
     le: np.ndarray,
     se: np.ndarray,
@@ -737,7 +772,7 @@ def simulate(
     out: np.ndarray,
 ) -> int:
     """One signal set over all bars: trades (rows of ``trades``), per-bar ``equity`` and the
-    metric vector ``out``. Returns the number of trades."""
+    metric vector ``out``; ``sw`` (n,) the rollovers per bar. Returns the number of trades."""
     n = px.shape[1]
     state = np.empty(N_STATE, dtype=np.float64)
     init_state(state, cv[C_INITIAL])
@@ -747,6 +782,7 @@ def simulate(
         0,
         n,
         px,
+        sw,
         cv,
         0,
         le,
@@ -773,6 +809,7 @@ def simulate(
 @njit(cache=True, parallel=True)
 def batch_signals(
     px: np.ndarray,
+    sw: np.ndarray,
     cv: np.ndarray,
     le: np.ndarray,
     se: np.ndarray,
@@ -784,7 +821,8 @@ def batch_signals(
     out: np.ndarray,
 ) -> None:
     """Metrics of P precomputed signal sets (``le`` etc. shape (P, n); ``sd``/``td`` shape
-    (P, n) or (1, n) shared) into ``out`` (P, N_METRICS), parallel over parameter sets."""
+    (P, n) or (1, n) shared; ``sw`` (n,) rollovers per bar) into ``out`` (P, N_METRICS),
+    parallel over parameter sets."""
     n = px.shape[1]
     n_sets = le.shape[0]
     n_chunks = max(1, min(n_sets, n_threads))
@@ -807,6 +845,7 @@ def batch_signals(
                     t0,
                     t1,
                     px,
+                    sw,
                     cv,
                     0,
                     le[p],
@@ -833,6 +872,7 @@ def batch_signals(
 @njit(cache=True, parallel=True)
 def batch_crossover(
     px: np.ndarray,
+    sw: np.ndarray,
     cv: np.ndarray,
     lines: np.ndarray,
     fast_idx: np.ndarray,
@@ -868,6 +908,7 @@ def batch_crossover(
                     t0,
                     t1,
                     px,
+                    sw,
                     cv,
                     1,
                     eb,

@@ -34,12 +34,11 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from aio_ray.strategies.metrics import SUMMARY_METRICS
 from aio_ray.bars.timeframes import parse_timeframe
 from aio_ray.strategies.bars import BarArrays
 from aio_ray.strategies.dsr import ReturnMoments, return_moments
 from aio_ray.strategies.engine import BacktestConfig, BacktestResult, BidAskArrays, run_backtest
-from aio_ray.strategies.metrics import bar_returns
+from aio_ray.strategies.metrics import SUMMARY_METRICS, bar_returns
 from aio_ray.strategies.ranking import FoldOOS
 from aio_ray.strategies.signals import Signals
 from aio_ray.strategies.walkforward import Fold, SearchError, window_bounds
@@ -166,6 +165,11 @@ class ObjectiveConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_trades: int = Field(3, ge=0, description="OOS trades a fold needs to count in full")
+    min_is_trades: int = Field(
+        20, ge=0, description="trades an in-sample (selection) window needs to count in full: "
+        "parameters are chosen on a window only where they traded enough for its Sharpe to mean "
+        "something"
+    )
     few_trades_penalty: float = Field(
         1.0,
         ge=0,
@@ -176,6 +180,11 @@ class ObjectiveConfig(BaseModel):
     )
     sharpe_cap: float = Field(10.0, gt=0, description="fold Sharpe ratios are clipped to +/- this")
     period_ms: int = Field(DAY_MS, gt=0, description="period of the returns behind the DSR, ms")
+
+
+def selection_config(cfg: ObjectiveConfig) -> ObjectiveConfig:
+    """The objective of a selection (in-sample) window: ``min_is_trades`` as the trade minimum."""
+    return cfg.model_copy(update={"min_trades": cfg.min_is_trades})
 
 
 def fold_value(sharpe: float, trades: float, cfg: ObjectiveConfig) -> float:
@@ -342,14 +351,18 @@ def period_returns(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Compound per-bar returns into per-period returns: ``(period_start_ms, return)``.
 
-    ``ts`` (int64 UTC ms) labels each return's bar; periods are aligned on multiples of
-    ``period_ms`` since the epoch (UTC days by default); periods without bars are absent.
+    ``ts`` (int64 UTC ms) labels each return's bar; a period of a day is the FX trading day
+    ending at 17:00 New York (no Sunday stub day), other periods are aligned on multiples of
+    ``period_ms`` since the epoch (:func:`aio_ray.strategies.sessions.period_keys`); periods
+    without bars are absent.
     """
+    from aio_ray.strategies.sessions import period_keys
+
     t = np.asarray(ts, dtype=np.int64)
     r = np.asarray(returns, dtype=np.float64)
     if t.size == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-    keys = t - np.mod(t, period_ms)
+    keys = period_keys(t, period_ms)
     uniq, inv = np.unique(keys, return_inverse=True)
     growth = np.ones(uniq.size)
     np.multiply.at(growth, inv, 1.0 + r)

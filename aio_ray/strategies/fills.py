@@ -96,6 +96,21 @@ Slippage and commission
   A reversal therefore pays the exit of the old trade and the entry of the new one
   (TradingView books a reversal as one order; with ``cash_per_order`` it may charge it once).
 
+Swap (overnight financing)
+--------------------------
+A position held across the 17:00 America/New_York close (the FX rollover) is charged or paid
+the swap of its side: ``swap_long`` / ``swap_short`` in account currency per lot (100,000
+units) per rollover, negative = charged. Wednesday's rollover counts three times (spot value
+dates skip the weekend), every other weekday's once; a gap between two bars counts every
+rollover it spans (a weekend gap: Friday's once). ``rollover_weights`` of
+:mod:`aio_ray.strategies.sessions` gives, per bar ``i``, the rollovers between the opens of
+bars ``i - 1`` and ``i``; the position held at the close of bar ``i - 1`` pays
+``weight x rate x units / 100,000`` at the start of bar ``i``, before that bar's open fills
+(so a position closed at the first open after 17:00 still pays; one opened and closed inside
+a trading day pays none). The swap goes into cash, hence into equity, per-bar returns and net
+profit, and into the trade's ``pnl`` (its total is the trade's ``swap``). TradingView models
+no swap: its figures omit it (the Pine header says so).
+
 Sizing
 ------
 ``fixed``: ``units`` per trade. ``risk``: ``floor(equity * risk_fraction / stop_dist /
@@ -104,7 +119,7 @@ distance) it falls back to ``units``. Zero units: no entry (a reversal still clo
 There is no margin model.
 
 Account currency is the quote currency (USD for EURUSD); P&L in pips is
-``side * (exit - entry) / pip_size`` before commission.
+``side * (exit - entry) / pip_size`` before commission and swap.
 
 Where TradingView's broker emulator may differ (compare the ``single`` model, zero costs)
 ---------------------------------------------------------------------------------------
@@ -113,6 +128,7 @@ Where TradingView's broker emulator may differ (compare the ``single`` model, ze
   re-round against a later bar's close;
 - the last open trade: TradingView leaves it open, we close it (``"end"``): drop it;
 - ruin: TradingView has its own margin-call model, we close and stop at equity <= 0;
+- swap: TradingView charges none (set ``swap_long = swap_short = 0`` to compare);
 - ``cash_per_order`` on a reversal (see above).
 """
 
@@ -286,6 +302,13 @@ def commission(kind: int, rate: float, units: float, price: float) -> float:
     if kind == COMM_PERCENT:
         return rate * 0.01 * units * price
     return rate
+
+
+@njit(cache=True, nogil=True)
+def swap_charge(weight: float, rate: float, units: float) -> float:
+    """Swap of ``units`` (unsigned) held across ``weight`` rollovers at ``rate`` (account
+    currency per lot per rollover, negative = charged): added to cash, account currency."""
+    return weight * rate * units / LOT_UNITS
 
 
 @njit(cache=True, nogil=True)

@@ -1,29 +1,36 @@
-"""The strategy search: Ray Tune + Optuna over families x parameters x timeframes (the Ray edge).
+"""The strategy search at population scale: Ray Tune runs islands, Optuna proposes, numba scores.
 
-What happens in :func:`run_search`:
+How Ray Tune and Optuna fit together in :func:`run_search`:
 
 1. Bars of every timeframe are read once. The final holdout (the last ``holdout_fraction`` of
    the calendar span, cut at a boundary shared by every timeframe) is split off in the driver:
-   a trial only ever receives bars that *close* before the holdout starts.
-2. Those walk-forward bars go into the object store once (``tune.with_parameters``); trials
-   read them from there, never from disk.
-3. Optuna (TPE, seeded; or NSGA-II over OOS Sharpe and drawdown) suggests, define-by-run, a
-   timeframe, a family and that family's parameters (``space.sample_optuna``; parameter names
-   are prefixed ``family.`` inside the study so families never share a distribution).
-4. A trial splits its timeframe's bars into walk-forward folds, evaluates the candidate
-   (:func:`aio_ray.strategies.evaluate.evaluate_candidate`, ``bidask`` fills) and reports the
-   objective with its fold metrics. A trial that cannot be evaluated (invalid parameters,
-   too few bars for the folds, any exception) reports ``status="failed"``, its error text
-   and a very bad score (:data:`FAILED_SCORE`); it never stops the search.
-5. After the search the ok trials become ranking candidates; ``ranking.rank`` picks the top
-   (``n_trials`` = every trial tried, for the Deflated Sharpe Ratio); the picks are evaluated
-   on the holdout (reported beside the score, never part of it); everything is stored in
-   the library when a database URL is given.
+   nothing of it reaches a trial. The walk-forward bars go into the object store once
+   (``tune.with_parameters``); every worker on a node reads the same copy.
+2. The budget (``n_trials`` candidates) is cut into *islands*
+   (:func:`aio_ray.strategies.islands.plan_islands`): timeframe x family streams, each split
+   into islands of at most ``island_size`` candidates. **One Tune trial is one island**: Tune
+   gives it a CPU, retries it from its last checkpoint when its worker dies
+   (``max_failures``), and restores the experiment on ``resume`` (``Tuner.restore``).
+3. Inside a trial, an in-process population sampler (:mod:`aio_ray.strategies.sampling`:
+   Optuna TPE / CMA-ES / NSGA-II proposing neighbourhood centres with batched ``ask``, or a
+   random, Sobol or grid sweep) proposes ``population_size`` parameter sets per generation;
+   :func:`aio_ray.strategies.population.evaluate_population` scores them all on every
+   walk-forward window in one numba call; the :class:`~aio_ray.strategies.recorder.CandidateRecorder`
+   actor writes every candidate (ok or failed, with its metrics and per-period returns) to the
+   library in one bulk upsert; the sampler is told the scores; the trial reports once per
+   generation (``tune.report`` with a checkpoint of the island's state). A generation is
+   hundreds of milliseconds to seconds of work, so Tune's own cost per report is a small
+   fraction of it.
+4. After the search, each island's best ``finalists`` (bounded, whatever ``n_trials`` is)
+   are ranked (``ranking.rank``; the DSR counts every ok candidate of the run, and the
+   variance of their Sharpe ratios is merged from the islands' running statistics); the picks
+   are evaluated on the holdout (reported beside the score, never part of it); strategies,
+   fold metrics, holdout trades and the ranking are stored.
 
-An interrupted search (Ctrl-C / SIGINT, SIGUSR1, a crash) resumes with ``resume=True``:
-``Tuner.restore`` continues the experiment under ``storage_path/run_id`` without repeating
-finished trials. Suggestions are reproducible for a seed when ``max_concurrent=1`` (with more
-concurrent trials the order in which results arrive may change later suggestions).
+The plan depends on the configuration alone and an island's generations run in order, so the
+same seed gives the same candidates and the same results whatever the number of workers.
+Memory is bounded by the population, not by ``n_trials``: the driver holds island summaries
+and finalists only.
 """
 
 from __future__ import annotations
@@ -31,11 +38,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
+import pickle
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,66 +51,52 @@ import polars as pl
 from ray import tune
 
 from aio_ray.config import SearchConfig
-from aio_ray.strategies.dsr import ReturnMoments
-from aio_ray.strategies.evaluate import (
-    FOLD_METRICS,
-    CandidateResult,
-    HoldoutResult,
-    MarketBars,
-    evaluate_candidate,
-    evaluate_holdout,
-    split_holdout,
+from aio_ray.strategies.evaluate import HoldoutResult, MarketBars, evaluate_holdout, split_holdout
+from aio_ray.strategies.islands import (
+    Island,
+    IslandState,
+    SharpeStats,
+    island_windows,
+    plan_islands,
 )
-from aio_ray.strategies.ranking import Candidate, FoldOOS, RankedStrategy, rank
-from aio_ray.strategies.walkforward import SearchError, make_folds
+from aio_ray.strategies.ranking import RankedStrategy
+from aio_ray.strategies.walkforward import SearchError
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "CONFIG_FILE",
-    "FAILED_SCORE",
-    "DefineByRun",
+    "IslandSummary",
     "SearchConfig",
     "SearchError",
     "SearchOutcome",
     "SearchProgress",
-    "TrialRecord",
     "run_search",
-    "run_trial",
     "search_frames",
     "split_holdout",
 ]
 
-FAILED_SCORE = -1.0e6
-"""Objective (and OOS Sharpe) reported by a failed trial; its drawdown is ``-FAILED_SCORE``."""
-
-Progress = Callable[[str, int, int], None]
+Progress = Callable[..., None]
+_STATE_FILE = "island.pkl"
 
 
 @dataclass(frozen=True)
-class TrialRecord:
-    """One finished trial as the search saw it.
+class IslandSummary:
+    """What one island (Tune trial) did: ``status`` is "finished", "exhausted" (its space had
+    fewer distinct sets than its budget), "interrupted" or "error" (then ``error`` says why)."""
 
-    ``status`` is "ok" or "failed" (then ``error`` holds the reason and ``objective`` is
-    :data:`FAILED_SCORE`). ``folds`` lists ``{"fold", "sample", **metrics}`` rows;
-    ``max_ts_ms`` is the open time (UTC ms) of the latest bar the trial received.
-    """
-
-    trial_number: int
-    status: str
-    error: str | None
+    index: int
     family: str
     timeframe: str
-    params: dict[str, Any]
-    objective: float
-    oos_sharpe: float
-    oos_max_drawdown: float
-    oos_trades: int
-    folds: tuple[dict[str, Any], ...]
-    moments: ReturnMoments | None
-    max_ts_ms: int | None
-    duration_s: float | None
-    strategy_id: str | None
+    budget: int
+    done: int
+    ok: int
+    failed: int
+    status: str
+    error: str | None
+    compute_s: float
+    sample_s: float = 0.0
+    record_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -114,9 +108,14 @@ class SearchOutcome:
     run_id, experiment_path
         The run and its Tune experiment directory (what ``resume=True`` continues).
     seeds
-        Every seed used (also stored with the library's run row).
-    trials
-        Every finished trial, ok and failed, by trial number.
+        Every seed used (the run's; each island derives its own from it).
+    n_candidates
+        The budget (``config.n_trials``).
+    islands
+        One summary per island.
+    finalists
+        The islands' best candidates (plain data: number, family, timeframe, params,
+        objective, fold rows, moments), best first; ``strategy_id`` added.
     ranking
         The top strategies (best first) from ``ranking.rank``.
     holdout
@@ -126,176 +125,141 @@ class SearchOutcome:
     config
         The search configuration.
     complete
-        True when all ``config.n_trials`` trials finished; False after an interruption
+        True when every island finished; False after an interruption or an island error
         (run again with ``resume=True`` to finish).
+    wall_s
+        Seconds the search took (Tune start to ranking stored).
+    verdict
+        What passed and why the rest did not (:mod:`aio_ray.strategies.verdict`): verdict,
+        passed, candidates, effective_trials, pbo, strategies, best_rejected, message.
     """
 
     run_id: str
     experiment_path: str
     seeds: dict[str, int]
-    trials: tuple[TrialRecord, ...]
+    n_candidates: int
+    islands: tuple[IslandSummary, ...]
+    finalists: tuple[dict[str, Any], ...]
     ranking: tuple[RankedStrategy, ...]
     holdout: dict[str, HoldoutResult]
     holdout_start_ms: int | None
     config: SearchConfig
     complete: bool = True
+    wall_s: float = 0.0
+    verdict: dict[str, Any] | None = None
 
     @property
     def n_ok(self) -> int:
-        """Trials that evaluated their candidate."""
-        return sum(t.status == "ok" for t in self.trials)
+        """Candidates evaluated."""
+        return sum(i.ok for i in self.islands)
 
     @property
     def n_failed(self) -> int:
-        """Trials recorded as failed."""
-        return sum(t.status != "ok" for t in self.trials)
+        """Candidates recorded as failed."""
+        return sum(i.failed for i in self.islands)
 
     @property
-    def best(self) -> TrialRecord | None:
-        """The ok trial with the highest objective."""
-        ok = [t for t in self.trials if t.status == "ok"]
-        return max(ok, key=lambda t: (t.objective, -t.trial_number)) if ok else None
+    def n_done(self) -> int:
+        """Candidates evaluated or failed (each one is in the library)."""
+        return sum(i.done for i in self.islands)
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The finalist with the highest objective."""
+        return self.finalists[0] if self.finalists else None
+
+    @property
+    def errors(self) -> list[str]:
+        """The errors of islands that failed."""
+        return [f"island {i.index} ({i.family}@{i.timeframe}): {i.error}"
+                for i in self.islands if i.status == "error"]
 
 
-# ----------------------------------------------------------------------------- the study
+# ----------------------------------------------------------------------------- the trial
 
 
-class _Prefixed:
-    """An Optuna trial whose parameter names get ``prefix`` (so families never share one)."""
-
-    def __init__(self, trial: Any, prefix: str) -> None:
-        self._trial = trial
-        self._prefix = prefix
-
-    def suggest_int(self, name: str, *args: Any, **kwargs: Any) -> int:
-        return self._trial.suggest_int(self._prefix + name, *args, **kwargs)
-
-    def suggest_float(self, name: str, *args: Any, **kwargs: Any) -> float:
-        return self._trial.suggest_float(self._prefix + name, *args, **kwargs)
-
-    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
-        return self._trial.suggest_categorical(self._prefix + name, list(choices))
-
-
-class DefineByRun:
-    """The define-by-run space: timeframe and family as categoricals, then the family's
-    parameters via ``space.sample_optuna``. Picklable (Tune saves it with the searcher).
-
-    Returns Tune's trial config: ``trial_number`` (Optuna's), ``timeframe``, ``family``,
-    ``params`` and, when no valid parameter set could be drawn, ``invalid`` (the reason).
-    """
-
-    def __init__(
-        self, timeframes: Sequence[str], families: Sequence[str], pins: dict[str, Any] | None = None
-    ) -> None:
-        self.timeframes = list(timeframes)
-        self.families = list(families)
-        self.pins = dict(pins or {})
-
-    def __call__(self, trial: Any) -> dict[str, Any]:
-        from aio_ray.strategies.space import sample_optuna
-
-        tf = trial.suggest_categorical("timeframe", self.timeframes)
-        family = trial.suggest_categorical("family", self.families)
-        out: dict[str, Any] = {"trial_number": int(trial.number), "timeframe": tf, "family": family}
-        try:
-            out["params"] = sample_optuna(_Prefixed(trial, f"{family}."), family, self.pins)
-        except Exception as exc:  # noqa: BLE001 - e.g. TrialPruned: recorded as a failed trial
-            out["params"] = {}
-            out["invalid"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return out
-
-
-def _metric_names(cfg: SearchConfig) -> tuple[str | list[str], str | list[str]]:
-    if cfg.objective == "sharpe_and_drawdown":
-        return ["oos_sharpe", "oos_max_drawdown"], ["max", "min"]
-    return "objective", "max"
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
-
-
-def run_trial(
-    config: Mapping[str, Any], bars: Mapping[str, MarketBars], search: SearchConfig
-) -> dict[str, Any]:
-    """Evaluate one suggested candidate; never raises (failures come back as ``status="failed"``).
-
-    Returns the metrics a trial reports: ``objective``, ``oos_sharpe``, ``oos_max_drawdown``,
-    ``oos_trades``, ``status``, ``error``, ``folds_json`` (JSON rows of fold/sample/metrics),
-    ``moments``, ``max_ts_ms`` (latest bar open received, UTC ms), ``last_ts_ms`` (latest bar
-    read), ``duration_s``, plus the candidate (``trial_number``, ``family``, ``timeframe``,
-    ``params``).
-    """
-    t0 = time.perf_counter()
-    tf, family = config.get("timeframe"), config.get("family")
-    params = dict(config.get("params") or {})
-    out: dict[str, Any] = {
-        "trial_number": int(config.get("trial_number", -1)),
-        "family": family,
-        "timeframe": tf,
-        "params": params,
-        "max_ts_ms": max((int(b.ts[-1]) for b in bars.values() if len(b)), default=None),
-    }
-    try:
-        if config.get("invalid"):
-            raise SearchError(f"no valid parameters drawn: {config['invalid']}")
-        if not isinstance(tf, str) or tf not in bars:
-            raise SearchError(f"no bars for timeframe {tf!r}; have {sorted(bars)}")
-        mb = bars[tf]
-        folds, _ = make_folds(
-            len(mb),
-            search.n_folds,
-            search.scheme,
-            oos_fraction=search.oos_fraction,
-            holdout_fraction=0.0,
-            warmup_bars=search.warmup_bars,
-        )
-        res = evaluate_candidate(
-            bars, family, params, tf, folds, search.backtest, search.objective_config
-        )
-        out.update(_ok_payload(res))
-    except Exception as exc:  # noqa: BLE001 - a failed candidate must not stop the search
-        out.update(
-            status="failed",
-            error=f"{type(exc).__name__}: {exc}",
-            objective=FAILED_SCORE,
-            oos_sharpe=FAILED_SCORE,
-            oos_max_drawdown=-FAILED_SCORE,
-            oos_trades=0,
-            folds_json="[]",
-            moments=None,
-            last_ts_ms=None,
-        )
-    out["duration_s"] = time.perf_counter() - t0
-    return out
-
-
-def _ok_payload(res: CandidateResult) -> dict[str, Any]:
-    m = res.moments
-    return {
-        "status": "ok",
-        "error": None,
-        "objective": float(res.objective),
-        "oos_sharpe": float(res.oos_sharpe),
-        "oos_max_drawdown": float(res.oos_max_drawdown),
-        "oos_trades": int(res.oos_trades),
-        "folds_json": json.dumps(
-            [
-                {"fold": f.fold, "sample": s, **{k: float(mm[k]) for k in FOLD_METRICS}}
-                for f in res.folds
-                for s, mm in (("is", f.is_metrics), ("oos", f.oos_metrics))
-            ]
-        ),
-        "moments": {"sharpe": m.sharpe, "skew": m.skew, "kurtosis": m.kurtosis, "n_obs": m.n_obs},
-        "last_ts_ms": int(res.last_ts),
-    }
-
-
-def _trainable(
-    config: dict[str, Any], bars: Mapping[str, MarketBars], search: SearchConfig
+def _island_trainable(
+    config: dict[str, Any], bars: Mapping[str, MarketBars], search: SearchConfig, recorder: Any
 ) -> None:
-    tune.report(run_trial(config, bars, search))
+    """One Tune trial: the generations of one island (see module docstring)."""
+
+    from aio_ray.strategies.islands import run_generation
+    from aio_ray.strategies.population import window_layout
+    from aio_ray.strategies.recorder import population_rows
+
+    isl = Island(**config["island"])
+    ckpt = tune.get_checkpoint()
+    state: IslandState
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            state = pickle.loads((Path(d) / _STATE_FILE).read_bytes())
+    else:
+        state = IslandState.fresh(isl, search)
+    mb = bars[isl.timeframe]
+    folds, layout, fold_error = None, None, None
+    try:
+        folds, final = island_windows(len(mb), search)
+        layout = window_layout(mb.ts, folds, search.objective_config.period_ms, final)
+    except Exception as exc:  # noqa: BLE001 - e.g. too few bars: every candidate fails with it
+        fold_error = f"{type(exc).__name__}: {exc}"
+
+    refs: list[Any] = []
+
+    def record(res: Any, params: list[dict[str, Any]], errors: list[str | None], gen: int,
+               first: int, guide: int) -> None:
+        rows = population_rows(
+            res, params, errors, family=isl.family, timeframe=isl.timeframe, island=isl.index,
+            generation=gen, first=first, guide=guide,
+        )
+        refs.append(recorder.record.remote(rows))
+
+    # The write of population g overlaps the evaluation of g + 1; g's checkpoint is reported
+    # only once its write has landed, so a retried island repeats at most what no
+    # checkpoint claims (and writes are upserts: a repeated population replaces itself).
+    prev: tuple[Any, bytes, dict[str, Any]] | None = None
+    more = True
+    while more:
+        more = run_generation(
+            isl, state, mb, folds, fold_error, layout, search, record, n_finalists=search.finalists
+        )
+        snap = (refs.pop() if refs else None, pickle.dumps(state), _metrics(isl, state, not more))
+        if prev is not None:
+            _report(*prev)
+        prev = snap
+    assert prev is not None
+    _report(*prev)
+
+
+def _metrics(isl: Island, state: IslandState, finished: bool) -> dict[str, Any]:
+    rep = state.report()
+    return {
+        "island": isl.index,
+        "n_done": rep["done"],  # not "done": Tune reads that key as "trial finished"
+        "n_ok": rep["ok"],
+        "n_failed": rep["failed"],
+        "generation": rep["generation"],
+        "best": rep["best"],
+        "exhausted": rep["exhausted"],
+        "finished": finished,
+        "compute_s": rep["compute_s"],
+        "sample_s": rep["sample_s"],
+        "record_s": rep["record_s"],
+        "finalists_json": json.dumps(rep["finalists"]),
+        "stats_json": json.dumps(rep["sharpe_stats"]),
+    }
+
+
+def _report(ref: Any, state_bytes: bytes, metrics: dict[str, Any]) -> None:
+    """Wait for a population's write, then report it with the island's checkpoint."""
+    import ray
+
+    if ref is not None:
+        t0 = time.perf_counter()
+        ray.get(ref)
+        metrics = dict(metrics, record_wait_s=time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory(prefix="aio-island-") as d:
+        (Path(d) / _STATE_FILE).write_bytes(state_bytes)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
 # ----------------------------------------------------------------------------- progress
@@ -307,68 +271,70 @@ itself is pickled with the experiment, so it looks its sink up by run id)."""
 
 
 class SearchProgress(tune.Callback):
-    """Calls ``progress(message, done, total)`` as each trial finishes.
+    """Calls ``progress(message, done, total)`` at most every ``interval_s`` seconds (and at
+    the end) with candidates done / total, candidates per second, the best objective so far
+    and the time left. A :class:`aio_ray.progress.StageProgress` also gets them as fields.
 
     Pickled with the experiment, so it holds only the run id and finds the progress function
     of the search now running that id in this process in :data:`_SINKS`.
     """
 
-    def __init__(self, run_id: str, total: int) -> None:
-        self.run_id, self.total = run_id, total
+    def __init__(self, run_id: str, total: int, interval_s: float = 3.0) -> None:
+        self.run_id, self.total, self.interval_s = run_id, total, interval_s
+        self._t0: float | None = None
+        self._done0 = 0
+        self._last = 0.0
 
-    def _emit(self, trials: list[Any], trial: Any, what: str) -> None:
+    def setup(self, **info: Any) -> None:
+        self._t0, self._last = None, 0.0
+
+    def _emit(self, trials: list[Any], force: bool = False) -> None:
         sink = _SINKS.get(self.run_id)
         if sink is None:
             return
-        finished = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")} | {
-            trial.trial_id
-        }
-        scores = [
-            t.last_result.get("objective")
-            for t in trials
-            if t.last_result and t.last_result.get("status") == "ok"
-        ]
-        best = max((s for s in scores if s is not None), default=None)
-        r = trial.last_result or {}
-        cfg = trial.config or {}
+        results = [t.last_result for t in trials if t.last_result]
+        done = min(self.total, sum(int(r.get("n_done", 0)) for r in results))
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0, self._done0 = now, done
+        if not force and now - self._last < self.interval_s:
+            return
+        self._last = now
+        bests = [r["best"] for r in results if r.get("best") is not None]
+        best = max(bests) if bests else None
+        elapsed = max(now - self._t0, 1e-9)
+        rate = (done - self._done0) / elapsed
+        eta = (self.total - done) / rate if rate > 0 else None
         msg = (
-            f"trial {cfg.get('trial_number')} {r.get('status', what)} "
-            f"{cfg.get('family')}@{cfg.get('timeframe')} objective={r.get('objective')}; best={best}"
+            f"{done:,}/{self.total:,} candidates ({done / self.total:.0%}), {rate:,.0f}/s, "
+            f"best objective {'-' if best is None else f'{best:.3f}'} (in-sample), "
+            f"ETA {'-' if eta is None else f'{eta:.0f} s'}"
         )
-        sink(msg, min(len(finished), self.total), self.total)
+        fields = {"candidates_per_s": round(rate, 1), "best_objective": best,
+                  "eta_s": None if eta is None else round(eta, 1)}
+        _call(sink, msg, done, self.total, fields)
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
+                        **info: Any) -> None:
+        self._emit(trials)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._emit(trials, trial, "ok")
+        self._emit(trials, force=all(t.status in ("TERMINATED", "ERROR") for t in trials))
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._emit(trials, trial, "failed")
+        self._emit(trials, force=True)
+
+
+def _call(sink: Progress, msg: str, done: int, total: int, fields: dict[str, Any]) -> None:
+    from aio_ray.progress import StageProgress
+
+    if isinstance(sink, StageProgress):
+        sink(msg, done, total, **fields)
+    else:
+        sink(msg, done, total)
 
 
 # ----------------------------------------------------------------------------- the run
-
-
-def _searcher(cfg: SearchConfig, max_concurrent: int) -> Any:
-    import optuna
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
-
-    metric, mode = _metric_names(cfg)
-    if cfg.objective == "sharpe_and_drawdown":
-        sampler: Any = optuna.samplers.NSGAIISampler(seed=cfg.seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=cfg.seed)
-    searcher = OptunaSearch(
-        space=DefineByRun(cfg.timeframes, cfg.family_names(),
-                          None if cfg.pattern_filter else {"pattern_filter": "none"}),
-        metric=metric,
-        mode=mode,
-        sampler=sampler,
-    )
-    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-
-
-def _trial_name(trial: Any) -> str:
-    return f"trial_{trial.trial_id}"
 
 
 CONFIG_FILE = "aio_search_config.json"
@@ -407,9 +373,15 @@ def _experiment_dir(storage_path: Path, run_id: str, cfg: SearchConfig, resume: 
     return False
 
 
+def _trial_name(trial: Any) -> str:
+    return f"island_{int(trial.config['island']['index']):05d}"
+
+
 def _run_tune(
     wf: dict[str, MarketBars],
     cfg: SearchConfig,
+    islands: list[Island],
+    recorder: Any,
     storage_path: Path,
     run_id: str,
     restore: bool,
@@ -418,15 +390,16 @@ def _run_tune(
 
     import ray
 
-    # Trials are stored in the library; Tune's per-trial CSV/JSON/TensorBoard files only cost
-    # time (about a fifth of a cheap trial). The experiment state that resume needs is kept.
+    # Candidates go to the library; Tune's per-trial CSV/JSON/TensorBoard files only cost time.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    # Snapshot the experiment state after every step, so a trial that finished before an
-    # interruption is never run again on resume.
+    # Snapshot the experiment state after every step: a population reported before an
+    # interruption is never evaluated again on resume (a step is a whole population).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     exp_path = storage_path / run_id
     trainable = tune.with_resources(
-        tune.with_parameters(_trainable, bars=wf, search=cfg), {"cpu": 1}
+        tune.with_parameters(_island_trainable, bars=wf, search=cfg, recorder=recorder),
+        {"cpu": 1},
     )
     if restore:
         log.info("search %s: resuming %s", run_id, exp_path)
@@ -434,8 +407,8 @@ def _run_tune(
             str(exp_path),
             trainable=trainable,
             resume_unfinished=True,
-            resume_errored=False,
-            restart_errored=True,
+            resume_errored=True,
+            restart_errored=False,
         )
     else:
         exp_path.mkdir(parents=True, exist_ok=True)
@@ -443,9 +416,10 @@ def _run_tune(
         cpus = int(ray.cluster_resources().get("CPU", 1))
         tuner = tune.Tuner(
             trainable,
+            param_space={"island": tune.grid_search([asdict(i) for i in islands])},
             tune_config=tune.TuneConfig(
-                search_alg=_searcher(cfg, cfg.max_concurrent or max(1, cpus)),
-                num_samples=cfg.n_trials,
+                num_samples=1,
+                max_concurrent_trials=cfg.max_concurrent or max(1, cpus),
                 reuse_actors=True,
                 trial_name_creator=_trial_name,
                 trial_dirname_creator=_trial_name,
@@ -453,89 +427,59 @@ def _run_tune(
             run_config=tune.RunConfig(
                 name=run_id,
                 storage_path=str(storage_path),
-                callbacks=[SearchProgress(run_id, cfg.n_trials)],
-                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                callbacks=[SearchProgress(run_id, cfg.n_trials, cfg.progress_interval_s)],
+                failure_config=tune.FailureConfig(max_failures=cfg.max_failures, fail_fast=False),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 verbose=0,
             ),
         )
-    # Per-trial result files are off (TUNE_DISABLE_AUTO_CALLBACK_LOGGERS), so the result grid
-    # warns once per trial that it cannot load their metric history; results come from the
-    # trials themselves, so that warning is noise.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     with contextlib.redirect_stdout(sys.stderr):  # Tune prints its banners; keep stdout clean
         grid = tuner.fit()
     return [grid[i] for i in range(len(grid))], str(exp_path)
 
 
-def _record_of(result: Any, symbol: str) -> TrialRecord | None:
-    """A TrialRecord from a Tune result; None for a trial that never ran."""
-    from aio_ray.library import strategy_id
-
-    cfg = result.config or {}
-    if "trial_number" not in cfg:
-        return None
-    m = result.metrics or {}
-    status = m.get("status")
-    if status is None:
-        if result.error is None:
-            return None  # not finished (the search was interrupted before it ran)
-        status = "failed"
-    error = m.get("error") if status != "ok" else None
-    if status != "ok" and not error:
-        error = f"trial raised: {result.error!r}"
-    params = dict(m.get("params") or cfg.get("params") or {})
-    mo = m.get("moments")
-    ok = status == "ok"
-    return TrialRecord(
-        trial_number=int(cfg["trial_number"]),
-        status="ok" if ok else "failed",
-        error=error,
-        family=str(cfg.get("family")),
-        timeframe=str(cfg.get("timeframe")),
-        params=params,
-        objective=float(m.get("objective", FAILED_SCORE)) if ok else FAILED_SCORE,
-        oos_sharpe=float(m.get("oos_sharpe", FAILED_SCORE)) if ok else FAILED_SCORE,
-        oos_max_drawdown=float(m.get("oos_max_drawdown", -FAILED_SCORE)) if ok else -FAILED_SCORE,
-        oos_trades=int(m.get("oos_trades", 0) or 0),
-        folds=tuple(json.loads(m.get("folds_json") or "[]")),
-        moments=ReturnMoments(
-            float(mo["sharpe"]), float(mo["skew"]), float(mo["kurtosis"]), int(mo["n_obs"])
-        )
-        if ok and mo
-        else None,
-        max_ts_ms=m.get("max_ts_ms"),
-        duration_s=m.get("duration_s"),
-        strategy_id=strategy_id(str(cfg["family"]), params, str(cfg["timeframe"]), symbol)
-        if ok
-        else None,
-    )
+def _summaries(
+    results: Sequence[Any], islands: list[Island]
+) -> tuple[list[IslandSummary], list[dict[str, Any]], SharpeStats]:
+    by_index: dict[int, Any] = {}
+    for r in results:
+        cfg = (r.config or {}).get("island")
+        if cfg is not None:
+            by_index[int(cfg["index"])] = r
+    out: list[IslandSummary] = []
+    finalists: list[dict[str, Any]] = []
+    stats = SharpeStats()
+    for isl in islands:
+        r = by_index.get(isl.index)
+        m = (r.metrics or {}) if r is not None else {}
+        done, ok, failed = (int(m.get(k, 0)) for k in ("n_done", "n_ok", "n_failed"))
+        error = None
+        if r is not None and r.error is not None:
+            status, error = "error", _short_error(r.error)
+        elif m.get("finished"):
+            status = "exhausted" if m.get("exhausted") and done < isl.budget else "finished"
+        else:
+            status = "interrupted"
+        out.append(IslandSummary(isl.index, isl.family, isl.timeframe, isl.budget, done, ok,
+                                 failed, status, error, float(m.get("compute_s", 0.0)),
+                                 float(m.get("sample_s", 0.0)), float(m.get("record_s", 0.0))))
+        finalists += json.loads(m.get("finalists_json") or "[]")
+        st = json.loads(m.get("stats_json") or "{}")
+        if st:
+            stats.merge(SharpeStats(int(st["n"]), float(st["mean"]), float(st["m2"])))
+    finalists.sort(key=lambda f: (-f["objective"], f["number"]))
+    return out, finalists, stats
 
 
-def _candidates(trials: Sequence[TrialRecord]) -> list[Candidate]:
-    """One ranking candidate per distinct strategy (its best trial when suggested twice)."""
-    best: dict[str, TrialRecord] = {}
-    for t in trials:
-        if t.status != "ok" or t.strategy_id is None or t.moments is None:
-            continue
-        cur = best.get(t.strategy_id)
-        if cur is None or (t.objective, -t.trial_number) > (cur.objective, -cur.trial_number):
-            best[t.strategy_id] = t
-    out = []
-    for sid in sorted(best):
-        t = best[sid]
-        folds = [
-            FoldOOS(
-                int(r["fold"]),
-                float(r["sharpe"]),
-                float(r["max_drawdown"]),
-                float(r["profit_factor"]),
-                int(r["trades"]),
-            )
-            for r in t.folds
-            if r["sample"] == "oos"
-        ]
-        out.append(Candidate(sid, t.family, dict(t.params), folds, t.moments, t.timeframe))  # type: ignore[arg-type]
-    return out
+def _short_error(err: BaseException) -> str:
+    """The root cause of a Tune trial error, in one line."""
+    cause: BaseException = err
+    while getattr(cause, "cause", None) is not None and cause is not cause.cause:  # RayTaskError
+        cause = cause.cause  # type: ignore[attr-defined]
+    text = f"{type(cause).__name__}: {cause}".strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return (lines[-1] if lines else text)[:500]
 
 
 def _param_ranges(families: Sequence[str]) -> dict[str, dict[str, tuple[float, float]]]:
@@ -551,6 +495,21 @@ def _param_ranges(families: Sequence[str]) -> dict[str, dict[str, tuple[float, f
     return out
 
 
+def _start_recorder(run_id: str, db_url: str | None, spool: Path) -> Any:
+    """The run's candidate writer, pinned to this (the driver's) node."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from aio_ray.strategies.recorder import CandidateRecorder
+
+    node = ray.get_runtime_context().get_node_id()
+    rec = CandidateRecorder.options(  # type: ignore[attr-defined]
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
+    ).remote(run_id, db_url, str(spool))
+    # not awaited: it starts while Tune starts (the library was opened by the driver already)
+    return rec
+
+
 def search_frames(
     frames: Mapping[str, pl.DataFrame],
     config: SearchConfig,
@@ -562,6 +521,8 @@ def search_frames(
     progress: Progress | None = None,
 ) -> SearchOutcome:
     """Run the search on in-memory bar frames (timeframe -> BAR_SCHEMA frame); see :func:`run_search`."""
+    import ray
+
     from aio_ray.raycluster import ensure_ray
 
     missing = [tf for tf in config.timeframes if tf not in frames]
@@ -570,8 +531,13 @@ def search_frames(
     storage = Path(storage_path).resolve()
     restore = _experiment_dir(storage, run_id, config, resume)
     ensure_ray()
+    t0 = time.perf_counter()
     seeds = {"sampler": config.seed}
-    log.info("search %s: seeds %s, %d trials", run_id, seeds, config.n_trials)
+    islands = plan_islands(config.n_trials, config.timeframes, config.family_names(),
+                           config.seed, config.island_size)
+    log.info("search %s: seeds %s, %d candidates in %d islands (%s sampler, populations of %d)",
+             run_id, seeds, config.n_trials, len(islands), config.sampler_name(),
+             config.population_size)
     lib = None
     if db_url is not None:
         from aio_ray.config import config_id
@@ -579,37 +545,36 @@ def search_frames(
 
         lib = Library(db_url)
         lib.start_run(run_id, config, seeds, config_id=config_id(config))
+    recorder = None
     try:
         wf, full, cut, hold_ranges = split_holdout(
             {tf: frames[tf] for tf in config.timeframes}, config.holdout_fraction
         )
-        log.info(
-            "search %s: holdout from %s ms; walk-forward bars %s",
-            run_id,
-            cut,
-            {tf: len(b) for tf, b in wf.items()},
-        )
+        log.info("search %s: holdout from %s ms; walk-forward bars %s", run_id, cut,
+                 {tf: len(b) for tf, b in wf.items()})
+        layouts = _layouts(wf, config)
+        if lib is not None:
+            from aio_ray.library.candidates import record_layout
+
+            for tf, lay in layouts.items():
+                record_layout(lib, run_id, tf, lay)
+        recorder = _start_recorder(run_id, db_url, storage / run_id / "spool")
         if progress is not None:
             _SINKS[run_id] = progress
         try:
-            results, exp_path = _run_tune(wf, config, storage, run_id, restore)
+            t_fit = time.perf_counter()
+            results, exp_path = _run_tune(wf, config, islands, recorder, storage, run_id, restore)
+            log.info("search %s: Tune finished in %.1f s", run_id, time.perf_counter() - t_fit)
         finally:
             _SINKS.pop(run_id, None)
-        trials = sorted(
-            (r for r in (_record_of(x, config.symbol) for x in results) if r is not None),
-            key=lambda t: t.trial_number,
-        )
-        candidates = _candidates(trials)
-        ranking: list[RankedStrategy] = []
-        if candidates:
-            ranking = rank(
-                candidates,
-                max(len(trials), len(candidates)),
-                top=config.top,
-                param_ranges=_param_ranges(config.family_names()),
-                config=config.ranking,
-            )
-        by_sid = {c.strategy_id: c for c in candidates}
+        summaries, finalists, _stats = _summaries(results, islands)
+        from aio_ray.library import strategy_id
+
+        for f in finalists:
+            f["strategy_id"] = strategy_id(f["family"], f["params"], f["timeframe"], config.symbol)
+        judgement = _judge(lib, run_id, layouts, storage / run_id / "spool", config)
+        ranking = list(judgement.ranking)
+        by_sid = judgement.candidates
         holdout: dict[str, HoldoutResult] = {}
         for r in ranking:
             c = by_sid[r.strategy_id]
@@ -618,28 +583,30 @@ def search_frames(
                 holdout[r.strategy_id] = evaluate_holdout(
                     full[c.timeframe], c.family, c.params, (h0, h1), config.backtest, c.timeframe
                 )
-        complete = len(trials) >= config.n_trials
+        verdict = _with_holdout(judgement.verdict, holdout, run_id, config, cut)
+        complete = all(s.status in ("finished", "exhausted") for s in summaries)
         outcome = SearchOutcome(
-            run_id, exp_path, seeds, tuple(trials), tuple(ranking), holdout, cut, config, complete
+            run_id, exp_path, seeds, config.n_trials, tuple(summaries), tuple(finalists),
+            tuple(ranking), holdout, cut, config, complete, time.perf_counter() - t0, verdict,
         )
+        for e in outcome.errors:
+            log.error("search %s: %s", run_id, e)
         if not complete:
-            log.warning(
-                "search %s: interrupted after %d of %d trials; resume=True continues it",
-                run_id,
-                len(trials),
-                config.n_trials,
-            )
+            log.warning("search %s: %d of %d candidates done; resume=True continues it",
+                        run_id, outcome.n_done, config.n_trials)
+        log.info("search %s: %s", run_id, verdict["message"])
         if lib is not None:
-            _store(lib, outcome)
+            _store(lib, outcome, judgement)
             lib.finish_run(run_id, "finished" if complete else "cancelled")
         if progress is not None:
             best = outcome.best
-            progress(
-                f"search done: {outcome.n_ok} ok, {outcome.n_failed} failed; best objective "
-                f"{best.objective if best else None}",
-                len(trials),
-                config.n_trials,
-            )
+            _call(progress,
+                  f"search done: {outcome.n_ok:,} candidates ok, {outcome.n_failed:,} failed in "
+                  f"{outcome.wall_s:.1f} s; best objective "
+                  f"{'-' if best is None else round(best['objective'], 3)} (in-sample); "
+                  f"{outcome.verdict['message'] if outcome.verdict else ''}",
+                  outcome.n_done, config.n_trials,
+                  {"candidates_per_s": round(outcome.n_done / max(outcome.wall_s, 1e-9), 1)})
         return outcome
     except BaseException:
         if lib is not None:
@@ -648,54 +615,122 @@ def search_frames(
             except Exception:
                 log.exception("search %s: could not mark the run failed", run_id)
         raise
+    finally:
+        if recorder is not None:
+            with contextlib.suppress(Exception):
+                ray.kill(recorder)
 
 
-def _store(lib: Any, out: SearchOutcome) -> None:
-    """Write trials (ok and failed), strategies, fold metrics, holdout metrics and trades, and
-    the ranking of ``out`` into the library."""
+def _layouts(wf: Mapping[str, MarketBars], cfg: SearchConfig) -> dict[str, dict[str, Any]]:
+    """Each timeframe's window / return-column layout (where the folds can be made)."""
+    from aio_ray.strategies.population import window_layout
+
+    out: dict[str, dict[str, Any]] = {}
+    for tf, mb in wf.items():
+        try:
+            folds, final = island_windows(len(mb), cfg)
+            lay = window_layout(mb.ts, folds, cfg.objective_config.period_ms, final)
+        except SearchError:
+            continue
+        out[tf] = lay.describe()
+    return out
+
+
+def _judge(lib: Any, run_id: str, layouts: Mapping[str, dict[str, Any]], spool: Path,
+           cfg: SearchConfig) -> Any:
+    """Nested walk-forward selection over every recorded candidate, then the verdict."""
+    from aio_ray.library import strategy_id
+    from aio_ray.strategies.selection import Selector, spool_batches
+    from aio_ray.strategies.verdict import judge
+
+    t0 = time.perf_counter()
+    sel = Selector(layouts, cfg.objective_config, matrix_candidates=cfg.matrix_candidates,
+                   seed=cfg.seed)
+    cols = ["number", "family", "timeframe", "guide", "status", "error", "params_json",
+            "returns", "window_metrics"]
+    if lib is not None:
+        from aio_ray.library.candidates import iter_candidates
+
+        batches = iter_candidates(lib, run_id, columns=cols)
+    else:
+        batches = spool_batches(spool)
+    for b in batches:
+        sel.add(b)
+    records = sel.records()
+    n_failed = sum(sel.errors.values())
+    out = judge(
+        records, sel.samples(),
+        strategy_id=lambda fam, params, tf: strategy_id(fam, params, tf, cfg.symbol),
+        config=cfg.ranking, top=cfg.top, param_ranges=_param_ranges(cfg.family_names()),
+        n_failed=n_failed, errors=sel.errors, pbo_blocks=cfg.ranking.pbo_blocks, seed=cfg.seed,
+    )
+    log.info("search %s: judged %d procedures in %.1f s", run_id, len(records),
+             time.perf_counter() - t0)
+    return out
+
+
+def _with_holdout(v: dict[str, Any], holdout: Mapping[str, HoldoutResult], run_id: str,
+                  cfg: SearchConfig, cut: int | None) -> dict[str, Any]:
+    """The verdict with the picks' holdout figures (touched once, after ranking), the run,
+    the costs and how the parameters were chosen."""
+    from aio_ray.strategies.verdict import _plain
+
+    out = dict(v)
+    out["run_id"] = run_id
+    for s in out["strategies"]:
+        h = holdout.get(s["strategy_id"])
+        s["holdout"] = None if h is None else _plain(
+            {k: h.metrics.get(k) for k in ("net_profit", "sharpe", "max_drawdown",
+                                           "profit_factor", "trades")})
+    bt = cfg.backtest
+    out["costs"] = _plain({k: getattr(bt, k) for k in type(bt).model_fields
+                           if k in ("commission_type", "commission", "slippage_points",
+                                    "swap_long", "swap_short", "price_model")})
+    out["selection"] = {
+        "method": "nested walk-forward: each fold's parameters chosen on its in-sample window "
+                  "only; exported parameters chosen on the last in-sample window before the "
+                  "holdout",
+        "folds": cfg.n_folds, "scheme": cfg.scheme, "embargo_bars": cfg.embargo(),
+        "sampler": cfg.sampler_name(), "holdout_start_ms": cut,
+    }
+    return out
+
+
+def _store(lib: Any, out: SearchOutcome, judgement: Any) -> None:
+    """Write the finalists (strategies and fold metrics), each procedure's exported pick with
+    its nested walk-forward record as its OOS fold metrics, holdout metrics and trades of the
+    ranked strategies, the ranking and the verdict (every candidate is already stored)."""
     from aio_ray.library import METRIC_COLUMNS
 
     run_id, symbol = out.run_id, out.config.symbol
-    best: dict[str, TrialRecord] = {}  # a strategy suggested twice keeps its best trial's folds
-    for t in out.trials:
-        if t.strategy_id is not None and (
-            t.strategy_id not in best or t.objective > best[t.strategy_id].objective
-        ):
-            best[t.strategy_id] = t
-    for t in out.trials:
-        sid = None
-        if t.status == "ok":
-            sid = lib.upsert_strategy(run_id, t.family, t.params, t.timeframe, symbol)
-            if best[sid] is t:
-                lib.record_fold_metrics(run_id, sid, [dict(r) for r in t.folds])
-        lib.record_trial(
-            run_id,
-            t.trial_number,
-            strategy_id=sid,
-            status=t.status,
-            error=t.error,
-            objective=_finite(t.objective) if t.status == "ok" else None,
-            duration_s=t.duration_s,
+    seen: set[str] = set()
+    for f in out.finalists:  # best first: a strategy found twice keeps its best folds
+        if f["strategy_id"] in seen:
+            continue
+        seen.add(f["strategy_id"])
+        sid = lib.upsert_strategy(run_id, f["family"], f["params"], f["timeframe"], symbol)
+        lib.record_fold_metrics(  # the final in-sample window is in-sample window k
+            run_id, sid,
+            [{"fold": r["fold"], "sample": "is" if r["sample"] == "final" else r["sample"],
+              **{k: r[k] for k in METRIC_COLUMNS}}
+             for r in f["folds"]],
         )
+    for sid, c in judgement.candidates.items():
+        rec = judgement.records[sid]
+        lib.upsert_strategy(run_id, c.family, dict(c.params), c.timeframe, symbol)
+        rows = [{"fold": f.fold, "sample": "oos", **{k: f.oos.get(k) for k in METRIC_COLUMNS}}
+                for f in rec.folds if f.number >= 0]
+        lib.record_fold_metrics(run_id, sid, rows)
     for sid, h in out.holdout.items():
         lib.record_holdout(run_id, sid, {k: h.metrics[k] for k in METRIC_COLUMNS})
         lib.record_trades(
-            run_id,
-            sid,
-            "holdout",
-            h.trades.select(
-                "side",
-                "entry_ts",
-                "exit_ts",
-                "entry_price",
-                "exit_price",
-                "size",
-                "pnl",
-                "pnl_pips",
-                "exit_reason",
-            ),
+            run_id, sid, "holdout",
+            h.trades.select("side", "entry_ts", "exit_ts", "entry_price", "exit_price", "size",
+                            "pnl", "pnl_pips", "exit_reason"),
         )
     lib.save_ranking(run_id, list(out.ranking))
+    if out.verdict is not None:
+        lib.save_verdict(run_id, out.verdict)
 
 
 def run_search(
@@ -708,24 +743,27 @@ def run_search(
     db_url: str | None = None,
     progress: Progress | None = None,
 ) -> SearchOutcome:
-    """Search strategies on the bars in ``bars_dir`` (written by ``aio_ray.bars``) with Ray Tune.
+    """Search strategies on the bars in ``bars_dir`` (written by ``aio_ray.bars``).
 
     Parameters
     ----------
     bars_dir
         Bars directory; ``config.timeframes`` of ``config.symbol`` are read once.
     config
-        Families, timeframes, trial budget, seed, folds, objective, costs and ranking.
+        Families, timeframes, candidate budget (``n_trials``), sampler, population size,
+        seed, folds, objective, costs and ranking.
     storage_path
         Directory of Tune experiments; this run lives in ``storage_path/run_id``.
     run_id
         Stable id of the run (Tune experiment name and library run id).
     resume
-        Continue an interrupted run with the same id (finished trials are not repeated).
+        Continue an interrupted run with the same id (no finished population is repeated).
     db_url
-        Library URL (``sqlite:///...`` or ``postgresql+psycopg://...``); None: nothing stored.
+        Library URL (``sqlite:///...`` or ``postgresql+psycopg://...``); None: candidates are
+        kept as Parquet under ``storage_path/run_id/spool``.
     progress
-        ``progress(message, done, total)`` after each trial and at the end.
+        ``progress(message, done, total)`` every ``config.progress_interval_s`` seconds and at
+        the end (``done``/``total`` in candidates).
 
     Raises
     ------
@@ -735,12 +773,5 @@ def run_search(
     from aio_ray.bars.store import read_bars
 
     frames = {tf: read_bars(bars_dir, tf, config.symbol) for tf in config.timeframes}
-    return search_frames(
-        frames,
-        config,
-        storage_path=storage_path,
-        run_id=run_id,
-        resume=resume,
-        db_url=db_url,
-        progress=progress,
-    )
+    return search_frames(frames, config, storage_path=storage_path, run_id=run_id,
+                         resume=resume, db_url=db_url, progress=progress)

@@ -11,11 +11,15 @@ Layout of ``n_bars`` bars (indices are bar positions, ranges are half-open ``[st
   them (signals are still computed from bar 0, so indicators are warm at a window's start).
 - The out-of-sample windows have equal length, do not overlap and tile the bars between the
   first fold's in-sample window and the holdout without gaps.
-- Each fold's in-sample window ends where its out-of-sample window starts. ``rolling``: every
+- Each fold's in-sample window ends ``embargo_bars`` before its out-of-sample window starts
+  (0: where it starts). ``rolling``: every
   in-sample window has the same length (it slides forward with the OOS window); ``anchored``:
   every in-sample window starts right after the warm-up (it grows fold by fold).
 - ``oos_fraction`` is the out-of-sample share of the first fold's window ``IS_0 + OOS_0`` (and of
   every fold's window in the rolling scheme): 0.25 means a 3:1 in-sample to out-of-sample split.
+
+The parameters that are exported are chosen on :func:`final_window`: the last in-sample
+window before the holdout (same length, same embargo).
 
 Evaluating a window (see :func:`window_bounds`): signals are computed on the bars from 0 up to
 the window's end (a causal prefix), then only the window's bars are traded. A fold's result
@@ -53,7 +57,7 @@ class Fold:
     is_start, is_end
         In-sample window ``[is_start, is_end)``, bars.
     oos_start, oos_end
-        Out-of-sample window ``[oos_start, oos_end)``, bars; ``oos_start == is_end``.
+        Out-of-sample window ``[oos_start, oos_end)``, bars; ``oos_start == is_end + embargo_bars``.
     """
 
     index: int
@@ -99,6 +103,7 @@ def make_folds(
     warmup_bars: int = 0,
     min_is_bars: int = 2,
     min_oos_bars: int = 2,
+    embargo_bars: int = 0,
 ) -> tuple[tuple[Fold, ...], tuple[int, int]]:
     """Split ``n_bars`` bars into walk-forward folds and a final holdout.
 
@@ -119,6 +124,9 @@ def make_folds(
         Bars at the start reserved for indicator warm-up; no window starts before them.
     min_is_bars, min_oos_bars
         Smallest acceptable in-sample / out-of-sample window, bars.
+    embargo_bars
+        Bars left out between each in-sample window and its out-of-sample window (purge and
+        embargo): an in-sample window ends ``embargo_bars`` before its OOS window starts.
 
     Returns
     -------
@@ -141,6 +149,8 @@ def make_folds(
         raise SearchError(f"oos_fraction must be in (0, 1), got {oos_fraction!r}")
     if n_bars < 0 or warmup_bars < 0:
         raise SearchError(f"n_bars and warmup_bars must be >= 0, got {n_bars}, {warmup_bars}")
+    if not isinstance(embargo_bars, int) or embargo_bars < 0:
+        raise SearchError(f"embargo_bars must be an integer >= 0, got {embargo_bars!r}")
     if min_is_bars < 1 or min_oos_bars < 1:
         raise SearchError(
             f"min_is_bars and min_oos_bars must be >= 1, got {min_is_bars}, {min_oos_bars}"
@@ -148,7 +158,7 @@ def make_folds(
 
     n_hold = holdout_size(n_bars, holdout_fraction)
     end = n_bars - n_hold  # first holdout bar
-    span = end - warmup_bars  # bars available to the folds
+    span = end - warmup_bars - embargo_bars  # bars available to the folds' windows
     # span = is_len + n_folds * oos_len, with oos_len / (is_len + oos_len) = oos_fraction.
     ratio = (1.0 - oos_fraction) / oos_fraction  # is_len / oos_len
     oos_len = _oos_len(span, n_folds, ratio, min_is_bars)
@@ -157,19 +167,35 @@ def make_folds(
         need = _min_span(n_folds, ratio, min_is_bars, min_oos_bars)
         raise NotEnoughBarsError(
             f"{n_bars} bars cannot hold {n_folds} fold(s) ({scheme}, oos_fraction={oos_fraction}) "
-            f"after {warmup_bars} warm-up bar(s) and a {n_hold}-bar holdout: {max(span, 0)} bar(s) "
+            f"after {warmup_bars} warm-up bar(s), a {embargo_bars}-bar embargo and a {n_hold}-bar "
+            f"holdout: {max(span, 0)} bar(s) "
             f"remain for the folds, at least {need} are needed (windows of >= {min_is_bars} "
             f"in-sample and >= {min_oos_bars} out-of-sample bars); use more bars, fewer folds "
             f"or a shorter warm-up"
         )
 
     folds = []
-    first_oos = warmup_bars + is_len
+    first_oos = warmup_bars + is_len + embargo_bars
     for k in range(n_folds):
         oos_start = first_oos + k * oos_len
-        is_start = warmup_bars if scheme == "anchored" else oos_start - is_len
-        folds.append(Fold(k, is_start, oos_start, oos_start, oos_start + oos_len))
+        is_end = oos_start - embargo_bars
+        is_start = warmup_bars if scheme == "anchored" else is_end - is_len
+        folds.append(Fold(k, is_start, is_end, oos_start, oos_start + oos_len))
     return tuple(folds), (end, n_bars)
+
+
+def final_window(folds: tuple[Fold, ...], end: int, scheme: Scheme = "rolling",
+                 embargo_bars: int = 0) -> tuple[int, int]:
+    """The in-sample window on which the exported parameters are chosen: the last
+    in-sample window before bar ``end`` (the holdout's first bar), ``embargo_bars`` before it,
+    as long as the folds' in-sample windows (``anchored``: from the first one's start)."""
+    if not folds:
+        raise SearchError("no folds: the final in-sample window needs at least one")
+    stop = end - embargo_bars
+    start = folds[0].is_start if scheme == "anchored" else stop - folds[0].is_len
+    if not 0 <= start < stop:
+        raise SearchError(f"final in-sample window [{start}, {stop}) is empty or invalid")
+    return start, stop
 
 
 def _oos_len(span: int, n_folds: int, ratio: float, min_is: int) -> int:

@@ -29,8 +29,8 @@ Conventions shared by all families (each is a few lines of Pine v6):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,7 +40,16 @@ from aio_ray.strategies.bars import BarArrays
 from aio_ray.strategies.signals import Signals
 from aio_ray.strategies.space import PATTERN_NONE, SPACES, ParameterError, Space, validate
 
-__all__ = ["PATTERN_KEY", "Family", "Rules", "crossover", "crossunder", "pattern_gate"]
+__all__ = [
+    "PATTERN_KEY",
+    "Family",
+    "MemoBars",
+    "Rules",
+    "crossover",
+    "crossunder",
+    "memo",
+    "pattern_gate",
+]
 
 PATTERN_KEY = "pattern"
 """Key of the 0/1 pattern series in :meth:`Family.indicators` (and plot title in Pine)."""
@@ -77,11 +86,53 @@ def pattern_gate(fired: np.ndarray, lookback: int) -> np.ndarray:
     return np.asarray(c[hi] - c[lo] > 0)
 
 
+@dataclass(frozen=True, eq=False)
+class MemoBars(BarArrays):
+    """Bars that remember the series computed on them (see :func:`memo`).
+
+    A population of candidates of one family on one timeframe shares one ``MemoBars``: an SMA
+    of length 20, an ATR of length 14 or a candle pattern is computed once for all of them.
+    Slicing gives plain :class:`BarArrays` (a slice never sees its parent's series).
+    """
+
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, bars: BarArrays) -> MemoBars:
+        """The same arrays (no copy) with an empty memo."""
+        return cls(bars.ts, bars.open, bars.high, bars.low, bars.close)
+
+
+def memo(bars: BarArrays, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    """``compute()``, remembered under ``key`` when ``bars`` is a :class:`MemoBars`.
+
+    ``key`` must name everything the value depends on besides the bars (function and
+    parameters), e.g. ``("sma", "close", 20)``. Callers must not modify the returned arrays.
+    """
+    store = getattr(bars, "memo", None)
+    if store is None:
+        return compute()
+    try:
+        return store[key]
+    except KeyError:
+        value = store[key] = compute()
+        return value
+
+
 def pattern_series(bars: BarArrays, name: str) -> np.ndarray:
     """Where the candlestick pattern ``name`` completes (bool per bar, from bars <= it)."""
     from aio_ray.patterns.detectors import detect_candles
 
-    return np.asarray(detect_candles(bars.open, bars.high, bars.low, bars.close)[name], dtype=bool)
+    table = memo(
+        bars, ("candles",), lambda: detect_candles(bars.open, bars.high, bars.low, bars.close)
+    )
+    return memo(bars, ("candle", name), lambda: np.asarray(table[name], dtype=bool))
+
+
+def _atr(bars: BarArrays, length: int) -> np.ndarray:
+    return memo(
+        bars, ("atr", length), lambda: ind.atr(bars.high, bars.low, bars.close, length)
+    )
 
 
 @dataclass(frozen=True)
@@ -115,7 +166,7 @@ class Family(ABC):
         pattern completes, else 0.0."""
         p = validate(self.name, params)
         out = self._indicators(bars, p)
-        out["atr"] = ind.atr(bars.high, bars.low, bars.close, p["atr_length"])
+        out["atr"] = _atr(bars, p["atr_length"])
         if p["pattern_filter"] != PATTERN_NONE:
             out[PATTERN_KEY] = pattern_series(bars, p["pattern_filter"]).astype(np.float64)
         return out
@@ -138,16 +189,25 @@ class Family(ABC):
             first = max(first, int(finite[0]))
         return first
 
-    def signals(self, bars: BarArrays, params: Mapping[str, Any]) -> Signals:
+    def signals(
+        self, bars: BarArrays, params: Mapping[str, Any], *, checked: bool = False
+    ) -> Signals:
         """Orders decided on each bar's close from bars ``0..i`` only (see module docstring).
 
         Raises ParameterError (aio_ray.strategies.space) for an invalid parameter set.
+        ``checked=True`` says ``params`` is already the output of ``validate`` (a population
+        validates each set once) and skips the check.
         """
-        p = validate(self.name, params)
+        p = dict(params) if checked else validate(self.name, params)
         r = self._rules(bars, self._indicators(bars, p), p)
         raw_long, raw_short = r.long_entry, r.short_entry
         if p["pattern_filter"] != PATTERN_NONE:
-            ok = pattern_gate(pattern_series(bars, p["pattern_filter"]), p["pattern_lookback"])
+            name, look = p["pattern_filter"], p["pattern_lookback"]
+            ok = memo(
+                bars,
+                ("pattern_gate", name, look),
+                lambda: pattern_gate(pattern_series(bars, name), look),
+            )
             raw_long, raw_short = raw_long & ok, raw_short & ok
         both = raw_long & raw_short
         long_entry = raw_long & ~both
@@ -155,7 +215,7 @@ class Family(ABC):
         entry = long_entry | short_entry
         n = len(bars)
         if p["stop_atr"] > 0 or p["take_atr"] > 0:
-            atr = ind.atr(bars.high, bars.low, bars.close, p["atr_length"])
+            atr = _atr(bars, p["atr_length"])
         else:
             atr = np.full(n, np.nan)
         return Signals(

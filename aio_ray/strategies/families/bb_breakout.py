@@ -21,14 +21,15 @@ import numpy as np
 
 from aio_ray import indicators as ind
 from aio_ray.strategies.bars import BarArrays
-from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder
+from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder, memo
 
 
 class BbBreakout(Family):
     name = "bb_breakout"
 
     def _indicators(self, bars: BarArrays, p: dict[str, Any]) -> dict[str, np.ndarray]:
-        up, mid, lo = ind.bbands(bars.close, p["length"], p["mult"])
+        n, k = p["length"], p["mult"]
+        up, mid, lo = memo(bars, ("bbands", "close", n, k), lambda: ind.bbands(bars.close, n, k))
         return {"bb_upper": up, "bb_middle": mid, "bb_lower": lo}
 
     def _rules(self, bars: BarArrays, i: dict[str, np.ndarray], p: dict[str, Any]) -> Rules:

@@ -21,7 +21,7 @@ import numpy as np
 
 from aio_ray import indicators as ind
 from aio_ray.strategies.bars import BarArrays
-from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder
+from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder, memo
 
 
 class MaCross(Family):
@@ -29,7 +29,11 @@ class MaCross(Family):
 
     def _indicators(self, bars: BarArrays, p: dict[str, Any]) -> dict[str, np.ndarray]:
         ma = ind.sma if p["ma"] == "sma" else ind.ema
-        return {"fast_ma": ma(bars.close, p["fast"]), "slow_ma": ma(bars.close, p["slow"])}
+        kind, fast, slow = p["ma"], p["fast"], p["slow"]
+        return {
+            "fast_ma": memo(bars, (kind, "close", fast), lambda: ma(bars.close, fast)),
+            "slow_ma": memo(bars, (kind, "close", slow), lambda: ma(bars.close, slow)),
+        }
 
     def _rules(self, bars: BarArrays, i: dict[str, np.ndarray], p: dict[str, Any]) -> Rules:
         none = np.zeros(len(bars), dtype=bool)

@@ -17,14 +17,17 @@ import numpy as np
 
 from aio_ray import indicators as ind
 from aio_ray.strategies.bars import BarArrays
-from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder
+from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder, memo
 
 
 class MacdCross(Family):
     name = "macd_cross"
 
     def _indicators(self, bars: BarArrays, p: dict[str, Any]) -> dict[str, np.ndarray]:
-        line, sig, hist = ind.macd(bars.close, p["fast"], p["slow"], p["signal"])
+        f, s, g = p["fast"], p["slow"], p["signal"]
+        line, sig, hist = memo(
+            bars, ("macd", "close", f, s, g), lambda: ind.macd(bars.close, f, s, g)
+        )
         return {"macd": line, "signal": sig, "hist": hist}
 
     def _rules(self, bars: BarArrays, i: dict[str, np.ndarray], p: dict[str, Any]) -> Rules:

@@ -23,7 +23,7 @@ import numpy as np
 
 from aio_ray import indicators as ind
 from aio_ray.strategies.bars import BarArrays
-from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder
+from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder, memo
 
 MIDLINE = 50.0
 
@@ -32,7 +32,8 @@ class RsiReversion(Family):
     name = "rsi_reversion"
 
     def _indicators(self, bars: BarArrays, p: dict[str, Any]) -> dict[str, np.ndarray]:
-        return {"rsi": ind.rsi(bars.close, p["length"])}
+        n = p["length"]
+        return {"rsi": memo(bars, ("rsi", "close", n), lambda: ind.rsi(bars.close, n))}
 
     def _rules(self, bars: BarArrays, i: dict[str, np.ndarray], p: dict[str, Any]) -> Rules:
         r = i["rsi"]

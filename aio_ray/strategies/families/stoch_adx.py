@@ -25,16 +25,19 @@ import numpy as np
 
 from aio_ray import indicators as ind
 from aio_ray.strategies.bars import BarArrays
-from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder
+from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder, memo
 
 
 class StochAdx(Family):
     name = "stoch_adx"
 
     def _indicators(self, bars: BarArrays, p: dict[str, Any]) -> dict[str, np.ndarray]:
-        k, d = ind.stoch(bars.high, bars.low, bars.close, p["k"], p["smooth_k"], p["d"])
-        plus, minus, adx = ind.dmi(
-            bars.high, bars.low, bars.close, p["di_length"], p["adx_smoothing"]
+        kn, sk, dn, di, ax = p["k"], p["smooth_k"], p["d"], p["di_length"], p["adx_smoothing"]
+        k, d = memo(
+            bars, ("stoch", kn, sk, dn), lambda: ind.stoch(bars.high, bars.low, bars.close, kn, sk, dn)
+        )
+        plus, minus, adx = memo(
+            bars, ("dmi", di, ax), lambda: ind.dmi(bars.high, bars.low, bars.close, di, ax)
         )
         return {"stoch_k": k, "stoch_d": d, "plus_di": plus, "minus_di": minus, "adx": adx}
 
