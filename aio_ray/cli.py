@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -113,15 +113,39 @@ def ingest_synthetic_cmd(
     start: Annotated[str, typer.Option(help="First UTC day (YYYY-MM-DD).")] = "2025-07-01",
     end: Annotated[str, typer.Option(help="Day after the last (exclusive).")] = "2025-08-01",
     seed: Annotated[int | None, typer.Option(help="Generator seed (default from config).")] = None,
+    edge: Annotated[Literal["none", "mean_reversion", "momentum"] | None, typer.Option(
+        help="Plant a tradeable edge in the mid: none (a martingale: no strategy should pass), "
+             "mean_reversion (an OU deviation of the log mid) or momentum (an integrated OU "
+             "trend). Default from config (synthetic.edge).")] = None,
+    edge_strength: Annotated[float | None, typer.Option(
+        help="Std of the planted log-mid deviation, in units of the mid's martingale std over one "
+             "half-life (annual_vol * sqrt(half-life / 374,400 min)); 0 < x <= 5 with an edge, 0 "
+             "without. Default from config (synthetic.edge_strength); --edge none alone sets "
+             "0.")] = None,
+    edge_half_life_min: Annotated[float | None, typer.Option(
+        help="Half-life of the edge, minutes (0 < x <= 1440): of the deviation (mean_reversion) "
+             "or of the trend's velocity (momentum). Default from config "
+             "(synthetic.edge_half_life_min).")] = None,
     local: LocalOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Seeded, realistic synthetic ticks (the embedded default data)."""
+    """Seeded, realistic synthetic ticks (the embedded default data), optionally with a
+    planted edge of known strength (--edge) to test that the search finds it."""
+    from pydantic import ValidationError
+
+    from aio_ray.config import SyntheticConfig
     from aio_ray.data.ingest import ingest_synthetic
     from aio_ray.progress import stage_progress
 
     cfg = state.config
-    scfg = cfg.synthetic if seed is None else cfg.synthetic.model_copy(update={"seed": seed})
+    update: dict[str, Any] = {k: v for k, v in (("seed", seed), ("edge", edge), ("edge_strength", edge_strength),
+                                                ("edge_half_life_min", edge_half_life_min)) if v is not None}
+    if edge == "none" and edge_strength is None:
+        update["edge_strength"] = 0.0  # switching the config's edge off needs no second option
+    try:  # validated (model_copy would not), so a bad combination fails here, naming the field
+        scfg = SyntheticConfig.model_validate({**cfg.synthetic.model_dump(), **update})
+    except ValidationError as exc:
+        _fail(exc)
     try:
         with stage_progress("ingest") as prog:
             rep = ingest_synthetic(symbol.upper(), _date(start, "--start"), _date(end, "--end"), out,
@@ -333,7 +357,7 @@ def optimize_cmd(
     bars: Annotated[Path, typer.Option("--bars", help="Bars folder written by `aio bars`.")],
     timeframes: Annotated[str | None, typer.Option(help="Comma list, e.g. 15m,1h (default from config).")] = None,
     families: Annotated[str, typer.Option(help="Comma list of families, or all.")] = "all",
-    trials: Annotated[int | None, typer.Option(help="Trial budget (default from config).")] = None,
+    trials: Annotated[int | None, typer.Option(help="Candidates (parameter sets) to evaluate (default from config).")] = None,
     db: Annotated[str | None, typer.Option("--db", help="Library URL: sqlite:///file.db or postgresql+psycopg://...")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run (same run id); finished trials are kept.")] = False,
     run_id: Annotated[str | None, typer.Option(help="Run id (default: derived from the settings and bars folder).")] = None,
@@ -363,22 +387,38 @@ def optimize_cmd(
         outcome = run_optimize(bars, cfg, run_id=run_id, resume=resume, db_url=db, storage=storage)
     except (AioError, ValueError) as exc:
         _fail(exc)
-    tf_of = {t.strategy_id: t.timeframe for t in outcome.trials if t.strategy_id}
+    tf_of = {f["strategy_id"]: f["timeframe"] for f in outcome.finalists}
     summary = {
         "run_id": outcome.run_id, "complete": outcome.complete, "trials_ok": outcome.n_ok,
         "trials_failed": outcome.n_failed, "seeds": outcome.seeds,
+        "candidates_per_s": round(outcome.n_done / max(outcome.wall_s, 1e-9), 1),
+        "errors": outcome.errors,
         "top": [{"rank": i + 1, "strategy_id": r.strategy_id, "family": r.family,
                  "timeframe": tf_of.get(r.strategy_id), "params": dict(r.params), "score": r.score}
                 for i, r in enumerate(outcome.ranking)],
     }
+    v = outcome.verdict or {}
+    summary["verdict"] = {k: v.get(k) for k in ("verdict", "passed", "candidates",
+                                                "effective_trials", "pbo", "message")}
     if as_json:
         typer.echo(json.dumps(summary, default=str))
         return
-    typer.echo(f"run {outcome.run_id}: {outcome.n_ok} trials ok, {outcome.n_failed} failed"
+    typer.echo(f"run {outcome.run_id}: {outcome.n_ok:,} candidates ok, {outcome.n_failed:,} failed "
+               f"in {outcome.wall_s:.1f} s ({summary['candidates_per_s']:,.0f}/s)"
                + ("" if outcome.complete else " (interrupted: rerun with --resume)"))
+    if v.get("message"):
+        typer.echo(f"verdict: {v['message']}")
+    for e in outcome.errors:
+        typer.echo(f"  error: {e}", err=True)
     for row in summary["top"]:
         typer.echo(f"  #{row['rank']} {row['family']:<14} {row['timeframe']:>4} score {row['score']:.3f} "
                    f"{json.dumps(row['params'])}")
+    if not summary["top"] and v.get("best_rejected"):
+        from aio_ray.library.report import rejected_lines
+
+        typer.echo("  best rejected (not significant):")
+        for line in rejected_lines(v, indent="    "):
+            typer.echo(line)
 
 
 @app.command("rank")
@@ -388,29 +428,36 @@ def rank_cmd(
     run_id: Annotated[str | None, typer.Option(help="Run (default: the newest ranked run).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The top strategies of a search with their metrics, holdout figures and parameters.
+    """The verdict of a search, then the strategies that passed every gate with their
+    metrics, holdout figures and parameters; when none passed, the best rejected and the gates
+    they failed.
 
     The score uses out-of-sample walk-forward results only; holdout figures are shown beside
-    it and were never used to choose.
+    it and were never used to choose. --json prints one object: the verdict (verdict,
+    passed, candidates, effective_trials, pbo, gates, best_rejected, message, run_id) with
+    ``strategies`` the top N of the ranking (possibly empty). Without any ranked run,
+    ``verdict`` is null, ``strategies`` empty and ``message`` says so (exit 0).
     """
     from aio_ray.library.repo import open_library
-    from aio_ray.pipeline import ranking_rows
+    from aio_ray.library.report import dumps_verdict, ranked_verdict, rejected_lines
 
     if top < 1:
         raise typer.BadParameter("must be at least 1", param_hint="--top")
     try:
         lib = open_library(db or state.config.library.url)
-        rows = ranking_rows(lib, run_id=run_id, top=top)
+        if run_id is not None and lib.get_run(run_id) is None:
+            _fail(LookupError(f"run {run_id!r} is not in the library {lib.safe_url}"))
+        v = ranked_verdict(lib, run_id=run_id, top=top)
     except AioError as exc:
         _fail(exc)
     if as_json:
-        typer.echo(json.dumps(rows, default=str))
+        typer.echo(dumps_verdict(v))
         return
-    if not rows:
-        typer.echo("no ranked run in the library yet (run `aio optimize`)")
+    typer.echo(v["message"])
+    if v["run_id"] is None:
         return
-    typer.echo(f"run {rows[0]['run_id']}")
-    for r in rows:
+    typer.echo(f"run {v['run_id']}")
+    for r in v["strategies"]:
         c, h = r["criteria"], r["holdout"] or {}
         typer.echo(
             f"#{r['rank']} {r['family']:<14} {r['timeframe']:>4} score {r['score']:.3f} "
@@ -418,6 +465,11 @@ def rank_cmd(
             f"DSR {c.get('dsr', float('nan')):.2f} | holdout sharpe {_num(h.get('sharpe'))} "
             f"| {r['strategy_id']} {json.dumps(r['params'])}"
         )
+    rejected = rejected_lines(v) if not v["strategies"] else []
+    if rejected:
+        typer.echo("best rejected (not significant):")
+        for line in rejected:
+            typer.echo(line)
 
 
 @app.command("pipeline")

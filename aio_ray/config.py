@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from aio_ray.errors import ConfigError
 from aio_ray.strategies.engine import BacktestConfig
@@ -83,6 +83,42 @@ class SyntheticConfig(Frozen):
     )
     intensity: float = Field(1.0, gt=0, description="multiplier on the calibrated tick rate")
     annual_vol: float = Field(0.07, gt=0, description="annualized volatility of the mid")
+    edge: Literal["none", "mean_reversion", "momentum"] = Field(
+        "none",
+        description="planted, tradeable edge: none (a martingale mid), mean_reversion (an "
+        "Ornstein-Uhlenbeck deviation of the log mid) or momentum (an integrated OU trend)",
+    )
+    edge_strength: float = Field(
+        0.0,
+        ge=0,
+        le=5,
+        validate_default=True,  # edge="momentum" alone must fail too
+        description="std of the planted log-mid deviation, in units of the mid's martingale std "
+        "over one half-life (annual_vol * sqrt(half-life / 374,400 trading minutes a year)); "
+        "must be > 0 with an edge and 0 without",
+    )
+    edge_half_life_min: float = Field(
+        45.0,
+        gt=0,
+        le=1440,
+        description="half-life of the edge, minutes of calendar time: of the deviation "
+        "(mean_reversion) or of the trend's velocity (momentum)",
+    )
+
+    @field_validator("edge_strength")
+    @classmethod
+    def _strength_matches_edge(cls, v: float, info: ValidationInfo) -> float:
+        edge = info.data.get("edge")
+        if edge is None:  # edge itself was invalid; its own error says so
+            return v
+        if edge != "none" and v <= 0:
+            raise ValueError(f"edge_strength must be > 0 with edge={edge!r} (got {v})")
+        if edge == "none" and v > 0:
+            raise ValueError(
+                f"edge_strength={v} has no effect with edge='none': set edge to "
+                "'mean_reversion' or 'momentum', or edge_strength to 0"
+            )
+        return v
 
 
 class BarsConfig(Frozen):
@@ -134,21 +170,62 @@ class SearchConfig(Frozen):
     )
     timeframes: tuple[str, ...] = Field(("15m", "1h", "4h"), description="bar timeframes to search")
     symbol: str = Field("EURUSD", description="symbol of the bars")
-    n_trials: int = Field(200, ge=1, description="trials (candidates) to evaluate")
-    seed: int = Field(0, ge=0, description="seed of the Optuna sampler")
+    n_trials: int = Field(
+        200, ge=1, description="candidates (parameter sets) to evaluate, failed ones included"
+    )
+    seed: int = Field(0, ge=0, description="seed of every sampler (each island derives its own)")
     max_concurrent: int | None = Field(
-        None, ge=1, description="trials at once; None: the cluster's CPUs. 1 reproduces exactly"
+        None, ge=1, description="islands (Tune trials) at once; None: the cluster's CPUs. "
+        "Results do not depend on it"
     )
     objective: Literal["penalized_sharpe", "sharpe_and_drawdown"] = Field(
         "penalized_sharpe",
-        description="penalized_sharpe: TPE on the scalar objective; sharpe_and_drawdown: NSGA-II "
+        description="penalized_sharpe: the scalar objective; sharpe_and_drawdown: NSGA-II "
         "maximizing OOS Sharpe and minimizing the worst OOS drawdown",
     )
+    sampler: Literal["tpe", "cmaes", "nsga2", "random", "sobol", "grid"] | None = Field(
+        None,
+        description="how populations are proposed: tpe / cmaes / nsga2 (Optuna proposes "
+        "neighbourhood centres), random, sobol, grid (sweeps); None: tpe, or nsga2 with "
+        "objective sharpe_and_drawdown",
+    )
+    population_size: int = Field(
+        512, ge=1, le=100_000, description="candidates per population (one kernel call, one "
+        "Tune report)"
+    )
+    centres: int = Field(
+        8, ge=1, le=1_000, description="Optuna proposals per population; each is expanded into "
+        "population_size / centres neighbours"
+    )
+    neighbourhood_radius: float = Field(
+        0.05, gt=0, le=1, description="std of a neighbour's perturbation, fraction of a "
+        "parameter's levels (at least one step)"
+    )
+    island_size: int = Field(
+        10_000, ge=1, description="most candidates of one island (Tune trial); a stream "
+        "(timeframe x family) with more is split into several islands"
+    )
+    finalists: int = Field(
+        8, ge=1, le=1_000, description="best candidates per island kept for the ranking"
+    )
+    max_failures: int = Field(
+        2, ge=0, description="retries of an island whose worker died (from its last population)"
+    )
+    progress_interval_s: float = Field(3.0, gt=0, description="seconds between progress lines")
     n_folds: int = Field(4, ge=1, description="walk-forward folds")
     scheme: Literal["rolling", "anchored"] = Field("rolling", description="in-sample window scheme")
     oos_fraction: float = Field(0.25, gt=0, lt=1, description="OOS share of a fold's IS+OOS window")
     holdout_fraction: float = Field(0.2, ge=0, lt=1, description="final holdout, share of the span")
     warmup_bars: int = Field(100, ge=0, description="bars reserved for indicator warm-up")
+    embargo_bars: int | None = Field(
+        None, ge=0, description="bars left out between each in-sample window and the window it "
+        "selects for (out-of-sample window or holdout); None: warmup_bars, the longest "
+        "indicator horizon the spaces use"
+    )
+    matrix_candidates: int = Field(
+        20_000, ge=2, description="most candidates per stream whose return series enter PBO "
+        "and the effective-trials clustering (an even, seeded sample of the rest)"
+    )
     objective_config: ObjectiveConfig = ObjectiveConfig()
     backtest: BacktestConfig = BacktestConfig()
     ranking: RankingConfig = RankingConfig()
@@ -182,6 +259,16 @@ class SearchConfig(Frozen):
         if len(set(v)) != len(v):
             raise ValueError(f"duplicate families in {v}")
         return v
+
+    def sampler_name(self) -> str:
+        """The population sampler used (``sampler``, or the objective's default)."""
+        if self.sampler is not None:
+            return self.sampler
+        return "nsga2" if self.objective == "sharpe_and_drawdown" else "tpe"
+
+    def embargo(self) -> int:
+        """Bars between an in-sample window and the window it selects for."""
+        return self.warmup_bars if self.embargo_bars is None else self.embargo_bars
 
     def family_names(self) -> tuple[str, ...]:
         """The families searched (all registered ones when ``families`` is empty)."""

@@ -108,16 +108,11 @@ def _ensure_sqlite_dir(url: str) -> None:
 
 
 def ranking_rows(lib: Any, run_id: str | None = None, top: int = 5) -> list[dict[str, Any]]:
-    """The top ``top`` of a run (default: the newest ranked run) as JSON-able rows."""
-    rows = []
-    for r in lib.top(run_id=run_id, n=top):
-        s = r.strategy
-        rows.append({
-            "rank": r.rank, "strategy_id": s.id, "family": s.family, "timeframe": s.timeframe,
-            "symbol": s.symbol, "params": s.params, "score": r.score, "criteria": r.criteria,
-            "holdout": r.holdout, "run_id": r.run_id, "rationale": r.rationale,
-        })
-    return rows
+    """The top ``top`` of a run (default: the newest ranked run) as JSON-able rows
+    (:func:`aio_ray.library.report.ranking_rows`)."""
+    from aio_ray.library.report import ranking_rows as rows
+
+    return rows(lib, run_id=run_id, top=top)
 
 
 def run_indicators(cfg: AppConfig) -> dict[str, Any]:
@@ -213,11 +208,14 @@ def run_vision(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
 
 
 def run_pine(cfg: AppConfig, run_id: str) -> dict[str, Any]:
-    """Export the ranked strategies of ``run_id`` as Pine v6 (strategy + indicator overlay) to
-    ``<workdir>/pine`` with a manifest, and verify each strategy script (pynescript syntax,
-    PineTS run, parity with the engine on the same bars) when the verification tools are
-    installed. Results are stored with the strategy; a strategy already verified is not
-    checked again."""
+    """Export the ranked strategies of ``run_id`` (those that passed every gate of the run's
+    verdict; none when nothing passed) as Pine v6 (strategy + indicator overlay) to
+    ``<workdir>/pine`` with a manifest (which also carries the verdict and its message), and
+    verify each strategy script (pynescript syntax, PineTS run, parity with the engine on the
+    same bars) when the verification tools are installed. Results are stored with the
+    strategy; a strategy already verified is not checked again. Scripts that an earlier
+    manifest in that folder listed and this one does not are removed, so the folder never
+    holds a script the latest verdict did not pass."""
     import re
 
     from aio_ray.bars.store import read_bars
@@ -255,14 +253,39 @@ def run_pine(cfg: AppConfig, run_id: str) -> dict[str, Any]:
         )
         entries.append({"rank": r.rank, "strategy_id": s.id, "file": f"{slug}.pine",
                         "indicator_file": f"{slug}_indicator.pine", "verification": status})
-    (out_dir / "manifest.json").write_text(json.dumps({"run_id": run_id, "strategies": entries}, indent=2))
-    return {"dir": str(out_dir), "scripts": entries}
+    from aio_ray.library.report import run_verdict
+
+    v = run_verdict(lib, run_id)
+    _drop_stale_scripts(out_dir, entries)
+    manifest = {"run_id": run_id, "verdict": v["verdict"], "passed": v["passed"],
+                "message": v["message"], "strategies": entries}
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    return {"dir": str(out_dir), "scripts": entries, "message": v["message"]}
+
+
+def _drop_stale_scripts(out_dir: Path, entries: list[dict[str, Any]]) -> None:
+    """Remove the scripts the previous manifest of ``out_dir`` listed that ``entries`` do not
+    (only plain file names this stage wrote; nothing else in the folder is touched)."""
+    old = out_dir / "manifest.json"
+    try:
+        listed = json.loads(old.read_text()).get("strategies") or []
+    except (OSError, ValueError, AttributeError):
+        return
+    keep = {e[k] for e in entries for k in ("file", "indicator_file")}
+    for e in listed:
+        for k in ("file", "indicator_file"):
+            name = e.get(k) if isinstance(e, dict) else None
+            if (isinstance(name, str) and name not in keep and name.endswith(".pine")
+                    and Path(name).name == name):
+                (out_dir / name).unlink(missing_ok=True)
 
 
 def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
     """ingest -> bars -> indicators -> search -> ranking -> library, each stage resumable.
 
-    Returns a summary: ticks, bars, trials and the top strategies with key metrics. With
+    Returns a summary: ticks, bars, trials, the verdict (``verdict``: verdict, passed,
+    candidates, effective_trials, pbo, message, best_rejected, gates) and the top strategies
+    (only those that passed every gate) with key metrics. With
     ``cfg.mode == "backtest"`` the search is replaced by a replay of ranked strategies from a
     library on this data (:func:`aio_ray.replay.replay_strategies`).
     """
@@ -301,11 +324,16 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
         prog("export + verify", 0, 1)
         pine = run_pine(cfg, outcome.run_id)
         prog("export + verify", 1, 1)
+    from aio_ray.library.report import ranked_verdict
+
     lib = open_library(cfg.library.url)
-    top = ranking_rows(lib, run_id=outcome.run_id, top=cfg.search.top)
+    report = ranked_verdict(lib, run_id=outcome.run_id, top=cfg.search.top)
+    top = report["strategies"]  # only the strategies that passed every gate
     status = {e["strategy_id"]: e for e in pine["scripts"]}
     for row in top:
         row["pine"] = status.get(row["strategy_id"])
+    verdict = {k: report.get(k) for k in ("verdict", "passed", "candidates", "effective_trials",
+                                          "pbo", "message", "best_rejected", "gates")}
     return {
         "mode": "search",
         "ticks": _ticks_summary(cfg, ingest),
@@ -314,7 +342,10 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
         "patterns": patterns,
         "vision": vision,
         "search": {"run_id": outcome.run_id, "trials_ok": outcome.n_ok, "trials_failed": outcome.n_failed,
+                   "seconds": round(outcome.wall_s, 1),
+                   "candidates_per_s": round(outcome.n_done / max(outcome.wall_s, 1e-9), 1),
                    "complete": outcome.complete, "seeds": outcome.seeds},
+        "verdict": verdict,
         "top": top,
         "pine_dir": pine["dir"],
         "library": cfg.library.url,
@@ -362,7 +393,11 @@ def _vision_line(v: dict[str, Any]) -> str:
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """A terminal-friendly rendering of :func:`run_pipeline`'s summary."""
+    """A terminal-friendly rendering of :func:`run_pipeline`'s summary: the verdict's message
+    before the top strategies (those that passed every gate); when none passed, the best
+    rejected with the gates they failed."""
+    from aio_ray.library.report import rejected_lines
+
     if summary.get("mode") == "backtest":
         from aio_ray.replay import format_replay
 
@@ -371,12 +406,17 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [
         f"ticks kept: {summary['ticks']['kept']:,}",
         f"bars: {summary['bars']}",
-        (f"search {summary['search']['run_id']}: {summary['search']['trials_ok']} trials ok, "
-        f"{summary['search']['trials_failed']} failed (seeds {summary['search']['seeds']})"),
+        (f"search {summary['search']['run_id']}: {summary['search']['trials_ok']:,} candidates ok, "
+        f"{summary['search']['trials_failed']:,} failed in {summary['search']['seconds']} s (seeds {summary['search']['seeds']})"),
         _patterns_line(summary.get("patterns") or {}),
         _vision_line(summary.get("vision") or {}),
-        f"top {len(summary['top'])} (library {summary['library']}):",
     ]
+    verdict = summary.get("verdict") or {}
+    if verdict.get("message"):
+        lines.append(f"verdict: {verdict['message']}")
+    none_passed = not summary["top"] and verdict.get("verdict") != "passed"
+    lines.append(f"top {len(summary['top'])} (library {summary['library']}):"
+                 + (" no strategy passed every gate; no Pine exported" if none_passed else ""))
     for r in summary["top"]:
         c, h = r["criteria"], r["holdout"] or {}
         hs = h.get("sharpe")
@@ -389,5 +429,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
         if r.get("pine"):
             lines.append(f"      pine: {summary['pine_dir']}/{r['pine']['file']} ({r['pine']['verification']})")
+    rejected = rejected_lines(verdict) if none_passed else []
+    if rejected:
+        lines.append("best rejected (not significant, not exported):")
+        lines.extend(rejected)
     lines.append(f"done in {summary['seconds']} s")
     return "\n".join(lines)

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except AioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"run_id": out.run_id, "complete": out.complete, "trials_ok": out.n_ok,
+    print(json.dumps({"run_id": out.run_id, "complete": out.complete, "trials_ok": out.n_ok, "errors": out.errors,
                       "trials_failed": out.n_failed, "seeds": out.seeds,
                       "top": [{"strategy_id": r.strategy_id, "family": r.family, "params": dict(r.params),
                                "score": r.score} for r in out.ranking]}, default=str))

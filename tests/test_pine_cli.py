@@ -196,3 +196,121 @@ def test_verify_pine_reports_parity_and_stores_it_with_the_strategy(
     assert res.exit_code == 1
     rep = json.loads(res.output.strip().splitlines()[-1])
     assert rep["parsed"] is False and rep["syntax_error"]["line"] > 10 and rep["ran"] is False
+
+
+# ----------------------------------------------------------------------------- the verdict
+
+HOSTILE_GATE = 'deflated Sharpe 0.1 < 0.95\nstrategy.entry("X", strategy.long) */ /* //'
+
+
+def _judge(url: str, passed: list[str], rejected: list[str]) -> dict[str, Any]:
+    """Store run-1's verdict (passed: its ranking; rejected: the best rejected, each failing
+    the DSR gate and a hostile one) through the library's own API; the message in the
+    verdict module's words."""
+    from aio_ray.strategies.verdict import verdict_message
+
+    lib = Library(url)
+    rows = {r.strategy.id: r for r in lib.top("run-1", 10)}
+
+    def summary(sid: str, dsr: float, failed: list[str]) -> dict[str, Any]:
+        s = rows[sid].strategy
+        return {
+            "strategy_id": sid,
+            "family": s.family,
+            "timeframe": s.timeframe,
+            "params": s.params,
+            "dsr": dsr,
+            "score": 0.3,
+            "failed": failed,
+        }
+
+    v = {
+        "verdict": "passed" if passed else "none_passed", "passed": len(passed),
+        "candidates": 400, "failed_candidates": 0, "procedures": 2, "effective_trials": 12,
+        "pbo": 0.61, "gates": {"min_dsr": 0.95, "max_pbo": 0.5},
+        "strategies": [summary(s, 0.99, []) for s in passed],
+        "best_rejected": [summary(s, 0.1, [HOSTILE_GATE, "PBO 0.61 >= max_pbo 0.5"])
+                          for s in rejected],
+    }  # fmt: skip
+    v["message"] = verdict_message(v)
+    lib.save_ranking("run-1", [{"strategy_id": s, "score": 0.9, "criteria": {}} for s in passed])
+    lib.save_verdict("run-1", v)
+    lib.close()
+    return v
+
+
+def _assert_warned(code: str, plain: str) -> str:
+    """``code`` is ``plain`` with one NOT SIGNIFICANT comment after the version line; the
+    hostile gate text stays inside that one comment."""
+    lines, base = code.splitlines(), plain.splitlines()
+    assert lines[0] == base[0] == "//@version=6"
+    assert lines[1].startswith("// NOT SIGNIFICANT: failed deflated Sharpe 0.1 < 0.95 ")
+    assert lines[2:] == base[1:]
+    assert "*/" not in lines[1] and "/*" not in lines[1] and '"' not in lines[1]
+    return lines[1]
+
+
+def test_pine_top_when_nothing_passed_writes_nothing_unless_asked(
+    library: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    url, (a, b) = library
+    v = _judge(url, passed=[], rejected=[a, b])
+    assert v["message"].startswith("0 of 400 candidates passed")
+    out = tmp_path / "top"
+    res = _invoke("pine", "--db", url, "--top", "5", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert v["message"] in res.output and "no script written" in res.output
+    assert not out.exists()
+
+    res = _invoke("pine", "--db", url, "--top", "5", "--out", str(out), "--include-rejected")
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["verdict"] == "none_passed" and manifest["strategies"] == []
+    assert [e["strategy_id"] for e in manifest["rejected"]] == [a, b]
+    lib = Library(url)
+    for e in manifest["rejected"]:
+        assert e["file"].startswith("rejected_") and e["failed"][0] == HOSTILE_GATE
+        plain, _ = pine_for_strategy(lib, e["strategy_id"], "strategy")
+        line = _assert_warned((out / e["file"]).read_text(), plain)
+        assert "PBO 0.61 >= max_pbo 0.5" in line and v["message"][:40] in line
+        assert read_meta((out / e["file"]).read_text())["strategy_id"] == e["strategy_id"]
+
+
+def test_pine_top_exports_only_what_passed_and_flags_the_rejected(
+    library: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    url, (a, b) = library
+    v = _judge(url, passed=[a], rejected=[b])
+    assert v["message"].startswith("1 of 2 procedures passed every gate")
+    out = tmp_path / "top"
+    res = _invoke("pine", "--db", url, "--top", "5", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [e["strategy_id"] for e in manifest["strategies"]] == [a]
+    assert manifest["rejected"] == [] and len(list(out.glob("*.pine"))) == 1
+    assert "NOT SIGNIFICANT" not in (out / manifest["strategies"][0]["file"]).read_text()
+
+    both = tmp_path / "both"
+    res = _invoke("pine", "--db", url, "--top", "5", "--out", str(both), "--include-rejected")
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((both / "manifest.json").read_text())
+    assert [e["strategy_id"] for e in manifest["strategies"]] == [a]
+    assert [e["strategy_id"] for e in manifest["rejected"]] == [b]
+    assert "NOT SIGNIFICANT" not in (both / manifest["strategies"][0]["file"]).read_text()
+    plain, _ = pine_for_strategy(Library(url), b, "strategy")
+    _assert_warned((both / manifest["rejected"][0]["file"]).read_text(), plain)
+
+    # one strategy by id: a rejected one says so, a passing one does not
+    res = _invoke("pine", "--db", url, "--strategy", b)
+    assert res.exit_code == 0 and _assert_warned(res.output, plain)
+    res = _invoke("pine", "--db", url, "--strategy", a)
+    assert res.exit_code == 0 and "NOT SIGNIFICANT" not in res.output
+
+
+def test_pine_help_documents_include_rejected() -> None:
+    import re
+
+    res = _invoke("pine", "--help")
+    text = re.sub(r"[\s│]+", " ", res.output)  # the help is wrapped in a box
+    assert res.exit_code == 0 and "--include-rejected" in text
+    assert "NOT SIGNIFICANT" in text and "passed every gate" in text

@@ -101,11 +101,44 @@ def test_meta_line_round_trips_family_params_and_costs() -> None:
     assert (
         meta["timeframe"] == "1h" and meta["kind"] == "strategy" and meta["strategy_id"] == "abc123"
     )
-    assert BacktestConfig.model_validate(meta["backtest"]) == cfg
+    # the backtest the script reproduces: TradingView has no swap, so the rates are kept apart
+    assert BacktestConfig.model_validate(meta["backtest"]) == cfg.model_copy(
+        update={"swap_long": 0.0, "swap_short": 0.0}
+    )
+    assert meta["not_in_tradingview"] == {"swap_long": cfg.swap_long, "swap_short": cfg.swap_short}
     # per-lot commission becomes cash per contract (unit); slippage in ticks; size fixed
     assert "commission_type=strategy.commission.cash_per_contract" in code
     assert "commission_value=7e-05" in code or "commission_value=7.0e-05" in code
     assert "slippage=2," in code and "default_qty_value=50000.0" in code
+
+
+def test_header_declares_the_default_costs_and_states_the_swap_tradingview_omits() -> None:
+    p = params("ma_cross")
+    code = generate(ScriptSource("ma_cross", p, "1h"))  # the engine's default (ECN) costs
+    decl = next(ln for ln in code.splitlines() if ln.startswith("strategy("))
+    # 3.5 USD per lot per side = 3.5e-05 per unit (one contract = one unit); 1 point = 1 tick
+    assert "commission_type=strategy.commission.cash_per_contract" in decl
+    assert "commission_value=3.5e-05" in decl and "slippage=1," in decl
+    comments = [ln for ln in code.splitlines() if ln.startswith("// ")]
+    declared = next(ln for ln in comments if ln.startswith("// Costs in strategy()"))
+    assert "3.5 USD per lot (100,000 units) per side" in declared
+    assert "slippage 1 ticks of 1e-05 on market and stop fills" in declared
+    omitted = next(ln for ln in comments if "Costs TradingView cannot model" in ln)
+    assert "swap at the 17:00 New York rollover" in omitted
+    assert "long -7 / short +2 USD per lot (100,000 units) per rollover" in omitted
+    assert "tripled for the Wednesday close" in omitted
+    assert any("TradingView's net profit and trade list do not" in ln for ln in comments)
+    # no swap: the header says so, and nothing else changes in the code
+    free = BacktestConfig(price_model="single", swap_long=0.0, swap_short=0.0)
+    code0 = generate(ScriptSource("ma_cross", p, "1h", backtest=free))
+    assert "// Costs TradingView cannot model: none (the backtest charged no swap)" in code0
+    body = [ln for ln in code.splitlines() if not ln.startswith("//")]
+    assert body == [ln for ln in code0.splitlines() if not ln.startswith("//")]
+    # a percent commission is declared as such
+    pct = BacktestConfig(price_model="single", commission_type="percent", commission=0.002)
+    code = generate(ScriptSource("ma_cross", p, "1h", backtest=pct))
+    assert "commission_type=strategy.commission.percent, commission_value=0.002" in code
+    assert "commission 0.002 % of each fill's value" in code
 
 
 def test_read_meta_rejects_foreign_scripts() -> None:

@@ -106,6 +106,14 @@ def _moments(sr: float, n_obs: int = 500) -> ReturnMoments:
     return ReturnMoments(sharpe=sr, skew=0.0, kurtosis=3.0, n_obs=n_obs)
 
 
+def _loose(**kw: object) -> RankingConfig:
+    """The default config with the significance gates off (for tests of the scoring and the
+    diversity mechanics; the gates are tested on their own below)."""
+    base: dict[str, object] = {"min_dsr": 0.0, "max_pbo": 1.0, "min_trl_confidence": 0.0,
+                               "min_sharpe": -1e9, "min_profit_factor": 0.0}
+    return RankingConfig(**(base | kw))  # type: ignore[arg-type]
+
+
 def _cand(
     sid: str,
     family: str = "ema_cross",
@@ -137,20 +145,21 @@ def test_a_strategy_below_the_minimum_trades_is_never_ranked_however_good():
         trades_per_fold=2,
     )  # 8 trades in total
     ok = _cand("ok", params={"fast": 30, "slow": 200})
-    ranked = rank([star, ok], n_trials=10, top=5, config=RankingConfig(min_trades=30))
+    ranked = rank([star, ok], n_trials=10, top=5, config=_loose(min_trades=30))
     assert [r.strategy_id for r in ranked] == ["ok"]
     scored = {
         s.candidate.strategy_id: s
-        for s in score_candidates([star, ok], 10, config=RankingConfig(min_trades=30))
+        for s in score_candidates([star, ok], 10, config=_loose(min_trades=30))
     }
     assert scored["star"].score > scored["ok"].score  # it would have won on score alone
     assert (
         not scored["star"].eligible
-        and "8 OOS trades < min_trades 30" in scored["star"].gate_failures[0]
+        and "8 OOS trades (forced end exits not counted: 0) < min_trades 30"
+        in scored["star"].gate_failures[0]
     )
     # with the gate lowered it is ranked first: the gate, not the score, excluded it
     assert (
-        rank([star, ok], n_trials=10, config=RankingConfig(min_trades=5))[0].strategy_id == "star"
+        rank([star, ok], n_trials=10, config=_loose(min_trades=5))[0].strategy_id == "star"
     )
 
 
@@ -162,7 +171,7 @@ def test_non_finite_or_missing_oos_evidence_is_gated():
         moments=ReturnMoments(math.nan, math.nan, math.nan, 100),
     )
     good = _cand("good", params={"fast": 40, "slow": 90})
-    assert [r.strategy_id for r in rank([nan_fold, no_folds, flat, good], n_trials=4)] == ["good"]
+    assert [r.strategy_id for r in rank([nan_fold, no_folds, flat, good], n_trials=4, config=_loose())] == ["good"]
 
 
 def test_score_is_the_sum_of_weighted_components_and_each_moves_the_right_way():
@@ -235,7 +244,7 @@ def test_a_cluster_of_near_identical_params_yields_one_pick_then_the_next_distin
         "far_b", family="rsi_revert", params={"length": 14, "lower": 30}, fold_sr=(1.0,) * 4
     )
     far_c = _cand("far_c", family="breakout", params={"lookback": 20}, fold_sr=(0.9,) * 4)
-    cfg = RankingConfig(max_per_family=3, min_param_distance=0.15)
+    cfg = _loose(max_per_family=3, min_param_distance=0.15)
     ranked = rank(
         cluster + [far_a, far_b, far_c], n_trials=50, top=4, param_ranges=ranges, config=cfg
     )
@@ -243,7 +252,7 @@ def test_a_cluster_of_near_identical_params_yields_one_pick_then_the_next_distin
     assert ranked[0].neighbours_skipped == ("c1", "c2", "c3", "c4")
     assert "4 near-identical" in ranked[0].rationale
     # without the diversity rule the cluster would have filled the top
-    loose = RankingConfig(max_per_family=5, min_param_distance=0.0)
+    loose = _loose(max_per_family=5, min_param_distance=0.0)
     assert [r.strategy_id for r in rank(cluster + [far_a], n_trials=50, top=4, config=loose)] == [
         "c0",
         "c1",
@@ -260,7 +269,7 @@ def test_at_most_k_picks_per_family():
         for i in range(4)
     ]
     cands.append(_cand("other", family="macd", params={"signal": 9}, fold_sr=(0.5,) * 4))
-    ranked = rank(cands, n_trials=10, top=5, config=RankingConfig(max_per_family=2))
+    ranked = rank(cands, n_trials=10, top=5, config=_loose(max_per_family=2))
     assert [r.strategy_id for r in ranked] == ["e0", "e1", "other"]
 
 
@@ -283,7 +292,7 @@ def test_param_distance_is_normalized_and_handles_categoricals_and_timeframes():
 def test_same_params_on_another_timeframe_are_distinct_picks():
     a = _cand("a_1h", timeframe="1h")
     b = _cand("a_4h", timeframe="4h", fold_sr=(1.4, 1.1, 1.7, 0.9))
-    assert [r.strategy_id for r in rank([a, b], n_trials=2)] == ["a_1h", "a_4h"]
+    assert [r.strategy_id for r in rank([a, b], n_trials=2, config=_loose())] == ["a_1h", "a_4h"]
 
 
 # ----------------------------------------------------------------------------- determinism
@@ -297,15 +306,15 @@ def test_ordering_is_deterministic_and_ties_break_by_strategy_id_whatever_the_in
     for seed in range(5):
         shuffled = pool[:]
         random.Random(seed).shuffle(shuffled)
-        ranked = rank(shuffled, n_trials=20, top=5, sharpe_variance=0.001)
+        ranked = rank(shuffled, n_trials=20, top=5, sharpe_variance=0.001, config=_loose())
         assert [r.strategy_id for r in ranked] == expected
         assert [r.rank for r in ranked] == [1, 2, 3, 4, 5]
-    scores = [r.score for r in rank(pool, n_trials=20, top=5, sharpe_variance=0.001)]
+    scores = [r.score for r in rank(pool, n_trials=20, top=5, sharpe_variance=0.001, config=_loose())]
     assert scores[1] == scores[2] == scores[3] == scores[4] < scores[0]
 
 
 def test_rationale_names_the_evidence():
-    [r] = rank([_cand("only")], n_trials=7, top=1)
+    [r] = rank([_cand("only")], n_trials=7, top=1, config=_loose())
     for piece in (
         "#1 ema_cross(fast=10, slow=50) on 1h",
         "DSR",
@@ -335,3 +344,44 @@ def test_config_is_strict_and_frozen():
     with pytest.raises(ValueError):
         cfg.min_trades = 3  # type: ignore[misc]
     assert sum(cfg.weights().values()) == pytest.approx(1.0)
+
+
+def test_the_default_gates_reject_noise_and_name_every_failure():
+    # a short record with a modest Sharpe: passes nothing of the default significance gates
+    c = _cand("weak")
+    [s] = score_candidates([c], 500, sharpe_variance=0.02)
+    assert not s.eligible
+    text = " | ".join(s.gate_failures)
+    assert "deflated Sharpe" in text and "< min_dsr 0.95" in text
+
+
+def test_forced_end_exits_do_not_count_towards_the_trade_gate():
+    c = _cand("edge")
+    trades = sum(f.trades for f in c.folds)
+    cfg = _loose(min_trades=trades)
+    assert score_candidates([c], 1, config=cfg)[0].eligible
+    c2 = dataclasses.replace(c, end_exits=1)
+    [s] = score_candidates([c2], 1, config=cfg)
+    assert not s.eligible and "forced end exits not counted: 1" in s.gate_failures[0]
+
+
+def test_profit_factor_pbo_and_track_record_gates():
+    c = _cand("x")
+    base = _loose(min_trades=0)
+    losing = dataclasses.replace(c, profit_factor=0.9)
+    assert any("profit factor 0.90 <= min_profit_factor 1.0" in g
+               for g in score_candidates([losing], 1, config=_loose(min_trades=0,
+                                         min_profit_factor=1.0))[0].gate_failures)
+    overfit = dataclasses.replace(c, pbo=0.7)
+    assert any("PBO 0.70 >= max_pbo 0.5" in g
+               for g in score_candidates([overfit], 1, config=_loose(min_trades=0,
+                                         max_pbo=0.5))[0].gate_failures)
+    unknown = dataclasses.replace(c, pbo=None, pbo_reason="T < 2 * n_blocks")
+    assert any("PBO not computable (T < 2 * n_blocks)" in g
+               for g in score_candidates([unknown], 1, config=_loose(min_trades=0,
+                                         max_pbo=0.5))[0].gate_failures)
+    short = dataclasses.replace(c, moments=dataclasses.replace(c.moments, n_obs=3))
+    fails = score_candidates([short], 1, config=_loose(min_trades=0,
+                             min_trl_confidence=0.95))[0].gate_failures
+    assert any("minimum track record length" in g for g in fails)
+    assert score_candidates([c], 1, config=base)[0].eligible

@@ -4,8 +4,14 @@
 
     aio pine --db URL --strategy ID [--kind indicator] [--out FILE]
     aio pine --family ma_cross --params '{"fast": 10, "slow": 20, "ma": "sma"}' --timeframe 1h [--out FILE]
-    aio pine --db URL --top 5 --out DIR [--run RUN_ID]
+    aio pine --db URL --top 5 --out DIR [--run RUN_ID] [--include-rejected]
     aio verify-pine FILE.pine --bars BARS_DIR --timeframe 15m [--json] [--db URL]
+
+``--top`` exports only the strategies that passed every gate of the run's verdict; when none
+passed it prints the verdict's message and writes nothing (exit 0). ``--include-rejected``
+also exports the verdict's best rejected strategies, each script's header carrying a
+``// NOT SIGNIFICANT: <failed gates and verdict>`` line; a library strategy exported with
+``--strategy`` that its run's verdict did not pass carries the same line.
 
 ``verify-pine`` exits 0 when the script parses and reproduces the engine's trades, 1 when
 it does not (syntax error, PineTS failure, parity difference), 2 on bad arguments. With
@@ -101,8 +107,22 @@ def pine_cmd(
         Path | None,
         typer.Option("--out", help="Output file (a folder with --top); default: stdout."),
     ] = None,
+    include_rejected: Annotated[
+        bool,
+        typer.Option(
+            "--include-rejected",
+            help="With --top: also export the verdict's best rejected strategies (not "
+            "significant); their scripts start with a '// NOT SIGNIFICANT: <failed gates>' "
+            "line. Without it only strategies that passed every gate are exported.",
+        ),
+    ] = False,
 ) -> None:
-    """Pine Script v6 of a strategy: from the library (--strategy, --top) or given (--family)."""
+    """Pine Script v6 of a strategy: from the library (--strategy, --top) or given (--family).
+
+    --top exports only the strategies that passed every gate of the run's verdict; when none
+    passed it prints the verdict and writes nothing. --include-rejected also exports the best
+    rejected, each header saying NOT SIGNIFICANT and which gates failed.
+    """
     from aio_ray.pine.generate import ScriptSource, generate
 
     if kind not in _KINDS:
@@ -141,7 +161,11 @@ def pine_cmd(
 
         lib = Library(db)
         if strategy is not None:
-            code, _ = pine_for_strategy(lib, strategy, kind)  # type: ignore[arg-type]
+            warning = _warning_of(lib, strategy)
+            if warning is None:
+                code, _ = pine_for_strategy(lib, strategy, kind)  # type: ignore[arg-type]
+            else:
+                code = _rejected_code(lib, strategy, kind, warning)
             _write(code, out)
             return
         assert top is not None
@@ -149,7 +173,7 @@ def pine_cmd(
             raise typer.BadParameter("must be >= 1", param_hint="--top")
         if out is None:
             raise typer.BadParameter("--top needs --out DIR", param_hint="--out")
-        _export_top(lib, top, run, kind, out)
+        _export_top(lib, top, run, kind, out, include_rejected)
     except (AioError, ValueError) as exc:
         _fail(exc)
 
@@ -166,12 +190,74 @@ def _json_object(raw: str) -> dict[str, Any]:
     return value
 
 
-def _export_top(lib: Any, n: int, run_id: str | None, kind: str, out: Path) -> None:
+def _warning_of(lib: Any, strategy_id: str) -> str | None:
+    """Why a library strategy is not significant according to its run's verdict (None when
+    it passed, or the run has no verdict or is unknown)."""
+    from aio_ray.library.report import significance_warning
+
+    rec = lib.get_strategy(strategy_id)
+    v = None if rec is None else lib.verdict(rec.run_id)
+    return None if v is None else significance_warning(v, strategy_id)
+
+
+def _rejected_code(lib: Any, strategy_id: str, kind: str, warning: str) -> str:
+    """The script of a strategy that did not pass, with its NOT SIGNIFICANT header line."""
+    import dataclasses
+
+    from aio_ray.pine.generate import generate
+    from aio_ray.pine.store import source_for_strategy
+
+    src = dataclasses.replace(source_for_strategy(lib, strategy_id), warning=warning)
+    return generate(src, kind)  # type: ignore[arg-type]
+
+
+def _entry(
+    rank: int | None,
+    fname: str,
+    kind: str,
+    s: Any,
+    score: Any,
+    holdout: Any,
+    verification: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "rank": rank, "file": fname, "kind": kind, "strategy_id": s.id, "name": s.name,
+        "family": s.family, "params": s.params, "timeframe": s.timeframe, "symbol": s.symbol,
+        "score": score, "holdout": holdout,
+        "verification": None if verification is None else {
+            k: verification[k] for k in ("parsed", "parity_passed", "first_diff_bar", "checked_ms")
+        },
+    }  # fmt: skip
+
+
+def _export_top(
+    lib: Any, n: int, run_id: str | None, kind: str, out: Path, include_rejected: bool = False
+) -> None:
+    from aio_ray.library.report import ranked_verdict, significance_warning
     from aio_ray.pine.store import pine_for_strategy
 
-    ranked = lib.top(run_id, n)
-    if not ranked:
-        _fail(f"no saved ranking in {lib.safe_url}" + (f" for run {run_id!r}" if run_id else ""))
+    if run_id is not None and lib.get_run(run_id) is None:
+        _fail(f"run {run_id!r} is not in the library {lib.safe_url}")
+    v = ranked_verdict(lib, run_id, n)
+    ranked = lib.top(v["run_id"], n) if v["run_id"] is not None else []
+    if v["verdict"] is None:
+        _fail(
+            f"no saved ranking in {lib.safe_url}"
+            + (f" for run {run_id!r}" if run_id else "")
+            + f": {v['message']}"
+        )
+    rejected = []
+    if include_rejected:
+        for r in v.get("best_rejected") or []:
+            sid = r.get("strategy_id")
+            rec = lib.get_strategy(sid) if sid else None
+            if rec is not None:
+                rejected.append((r, rec))
+    typer.echo(f"verdict: {v['message']}")
+    if not ranked and not rejected:
+        hint = "" if include_rejected else " (--include-rejected exports the best rejected)"
+        typer.echo(f"pine: nothing passed every gate; no script written{hint}")
+        return
     out.mkdir(parents=True, exist_ok=True)
     entries = []
     for r in ranked:
@@ -179,32 +265,32 @@ def _export_top(lib: Any, n: int, run_id: str | None, kind: str, out: Path) -> N
         code, verification = pine_for_strategy(lib, s.id, kind)  # type: ignore[arg-type]
         fname = f"{r.rank:02d}_{_slug(s.family)}_{_slug(s.timeframe)}_{s.id}.pine"
         (out / fname).write_text(code, encoding="utf-8")
-        entries.append(
-            {
-                "rank": r.rank,
-                "file": fname,
-                "kind": kind,
-                "strategy_id": s.id,
-                "name": s.name,
-                "family": s.family,
-                "params": s.params,
-                "timeframe": s.timeframe,
-                "symbol": s.symbol,
-                "score": r.score,
-                "holdout": r.holdout,
-                "verification": None
-                if verification is None
-                else {
-                    k: verification[k]
-                    for k in ("parsed", "parity_passed", "first_diff_bar", "checked_ms")
-                },
-            }
+        entries.append(_entry(r.rank, fname, kind, s, r.score, r.holdout, verification))
+    rejected_entries = []
+    for i, (r, s) in enumerate(rejected, start=1):
+        warning = significance_warning(v, s.id) or "did not pass every gate"
+        code = _rejected_code(lib, s.id, kind, warning)
+        fname = f"rejected_{i:02d}_{_slug(s.family)}_{_slug(s.timeframe)}_{s.id}.pine"
+        (out / fname).write_text(code, encoding="utf-8")
+        e = _entry(
+            None,
+            fname,
+            kind,
+            s,
+            r.get("score"),
+            r.get("holdout"),
+            lib.pine_verification(s.id, kind),
         )
-    manifest = {"run_id": ranked[0].run_id, "kind": kind, "strategies": entries}
+        e.update(significant=False, failed=list(r.get("failed") or []), warning=warning)
+        rejected_entries.append(e)
+    manifest = {"run_id": v["run_id"], "kind": kind, "verdict": v["verdict"],
+                "passed": v["passed"], "message": v["message"], "strategies": entries,
+                "rejected": rejected_entries}  # fmt: skip
     (out / "manifest.json").write_text(
         json.dumps(manifest, indent=2, default=str), encoding="utf-8"
     )
-    typer.echo(f"pine: {len(entries)} script(s) and manifest.json -> {out}")
+    extra = f" and {len(rejected_entries)} rejected (NOT SIGNIFICANT)" if rejected_entries else ""
+    typer.echo(f"pine: {len(entries)} script(s){extra} and manifest.json -> {out}")
 
 
 def verify_pine_cmd(

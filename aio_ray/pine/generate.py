@@ -3,7 +3,8 @@
 Stable public API::
 
     ScriptSource(family, params, timeframe, symbol="EURUSD", name=None, strategy_id=None,
-                 backtest=BacktestConfig(price_model="single"), period_ms=None, metrics=None)
+                 backtest=BacktestConfig(price_model="single"), period_ms=None, metrics=None,
+                 warning=None)
     generate(source, kind="strategy") -> str     # kind: "strategy" | "indicator"
     read_meta(code) -> dict                      # the machine-readable header of a script
     PLOT_SIGNALS                                 # titles of the 0/1 condition plots
@@ -27,7 +28,12 @@ What a ``strategy`` script does, bar by bar (the engine's ``single`` price model
   the position is dropped by PineTS (and, per its authors, by TradingView when the levels
   live in an ``if`` block), so the script never relies on that pattern;
 * ``margin_long = margin_short = 0`` (no margin model, as the engine), fixed size per trade,
-  commission and slippage from the backtest's configuration;
+  commission (``per_lot`` as cash per contract, the contract being one unit) and slippage
+  (whole ticks) from the backtest's configuration. TradingView has no swap: the header
+  states the swap rates in a comment, so a trader knows TradingView's figures omit them, and
+  the ``// @aio-ray`` line records the backtest with ``swap_long = swap_short = 0`` (what the
+  script reproduces, hence what ``verify-pine`` replays) and the rates apart
+  (``not_in_tradingview``);
 * the pattern filter (``pattern_filter``/``pattern_lookback``, every family): the candle
   patterns of :mod:`aio_ray.pine.patterns` (the same rules as
   :func:`aio_ray.patterns.detectors.detect_candles`), the one named by the
@@ -111,11 +117,15 @@ class ScriptSource:
         Library id, if any.
     backtest
         Costs and sizing of the backtest; the script states the ``single`` price model's
-        view whatever ``price_model`` says.
+        view whatever ``price_model`` says. Default: the engine's default (ECN) costs.
     period_ms
         ``(first, last)`` UTC ms of the data the metrics come from, if known.
     metrics
         Key metrics of the backtest for the header (name -> value), if known.
+    warning
+        Why the strategy is not to be trusted (a rejected strategy exported anyway: the
+        gates it failed and the run's verdict); stated near the top of the header as
+        ``// NOT SIGNIFICANT: <warning>`` (escaped). None: no such line.
     """
 
     family: str
@@ -127,6 +137,7 @@ class ScriptSource:
     backtest: BacktestConfig = field(default_factory=lambda: BacktestConfig(price_model="single"))
     period_ms: tuple[int, int] | None = None
     metrics: Mapping[str, Any] | None = None
+    warning: str | None = None
 
 
 # --------------------------------------------------------------------------- families
@@ -352,7 +363,12 @@ def _costs(cfg: BacktestConfig) -> dict[str, Expr]:
     }
 
 
+_NOT_IN_TRADINGVIEW = ("swap_long", "swap_short")
+"""Backtest costs TradingView's ``strategy()`` cannot declare (it has no swap)."""
+
+
 def _meta(src: ScriptSource, params: dict[str, Any], kind: str) -> str:
+    cfg = src.backtest
     meta = {
         "family": src.family,
         "params": params,
@@ -360,7 +376,11 @@ def _meta(src: ScriptSource, params: dict[str, Any], kind: str) -> str:
         "symbol": src.symbol,
         "kind": kind,
         "strategy_id": src.strategy_id,
-        "backtest": src.backtest.model_dump(mode="json"),
+        # what the script reproduces (and verify-pine replays): no swap in TradingView
+        "backtest": cfg.model_copy(update=dict.fromkeys(_NOT_IN_TRADINGVIEW, 0.0)).model_dump(
+            mode="json"
+        ),
+        "not_in_tradingview": {k: getattr(cfg, k) for k in _NOT_IN_TRADINGVIEW},
     }
     text = json.dumps(meta, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
     assert "\n" not in text and "\r" not in text
@@ -386,8 +406,44 @@ def read_meta(code: str) -> dict[str, Any]:
     )
 
 
+def _cost_lines(src: ScriptSource, kind: str) -> list[str]:
+    """The header's cost comments: what strategy() declares, and what TradingView omits."""
+    cfg = src.backtest
+    ccy = src.symbol[-3:] if len(src.symbol) == 6 and src.symbol.isalpha() else "account ccy"
+    if cfg.commission_type == "per_lot":
+        comm = f"{_fmt_value(cfg.commission)} {ccy} per lot (100,000 units) per side"
+    elif cfg.commission_type == "percent":
+        comm = f"{_fmt_value(cfg.commission)} % of each fill's value"
+    else:
+        comm = f"{_fmt_value(cfg.commission)} {ccy} per order"
+    where = "in strategy() (TradingView models these)" if kind == "strategy" else "of the backtest"
+    declared = (
+        f"Costs {where}, single price model: capital {_fmt_value(cfg.initial_capital)} {ccy}, "
+        f"{_fmt_value(cfg.units)} units per trade, commission {comm}, slippage "
+        f"{_fmt_value(cfg.slippage_points)} ticks of {_fmt_value(cfg.point_size)} on market and "
+        f"stop fills"
+    )
+    lines = [declared]
+    if cfg.swap_long == 0.0 and cfg.swap_short == 0.0:
+        lines.append("Costs TradingView cannot model: none (the backtest charged no swap)")
+    else:
+        lines.append(
+            f"Costs TradingView cannot model, so its results omit them: swap at the 17:00 "
+            f"New York rollover, long {cfg.swap_long:+.6g} / short {cfg.swap_short:+.6g} {ccy} "
+            f"per lot (100,000 units) per rollover held "
+            f"(negative = charged), tripled for the Wednesday close"
+        )
+        lines.append(
+            "The aio-ray backtest figures include the swap; TradingView's net profit and "
+            "trade list do not."
+        )
+    return lines
+
+
 def _header(b: ScriptBuilder, src: ScriptSource, params: dict[str, Any], kind: str) -> None:
     b.raw_header("//@version=6")
+    if src.warning:
+        b.comment(f"NOT SIGNIFICANT: {src.warning}")
     b.comment(f"Generated by aio-ray ({kind} script). Check it with: aio verify-pine FILE.pine")
     title = src.name or f"aio {src.family} {src.timeframe}"
     b.comment(
@@ -411,12 +467,8 @@ def _header(b: ScriptBuilder, src: ScriptSource, params: dict[str, Any], kind: s
             "Backtest metrics: "
             + ", ".join(f"{k}={_fmt_value(v)}" for k, v in src.metrics.items() if v is not None)
         )
-    cfg = src.backtest
-    b.comment(
-        f"Costs (single price model): capital {_fmt_value(cfg.initial_capital)}, "
-        f"{_fmt_value(cfg.units)} units per trade, commission {_fmt_value(cfg.commission)} "
-        f"{cfg.commission_type}, slippage {_fmt_value(cfg.slippage_points)} ticks"
-    )
+    for line in _cost_lines(src, kind):
+        b.comment(line)
     b.comment(
         "Orders fill at the next bar's open; stop and target levels are fixed at the signal bar, "
         "rounded to the tick away from its close."

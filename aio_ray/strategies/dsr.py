@@ -13,6 +13,9 @@ same period (e.g. daily out-of-sample returns) so their Sharpe ratios share a un
   exceeds ``SR*`` given the estimate's non-normality (``kurt`` is plain kurtosis, 3 if normal).
 - :func:`deflated_sharpe_ratio`: ``PSR(SR0)``: the probability that the strategy's skill is
   real after ``N`` trials.
+- :func:`min_track_record_length`: ``MinTRL = 1 + (1 - skew * SR + (kurt - 1) / 4 * SR^2) *
+  (Z(c) / (SR - SR*))^2`` periods (Bailey & Lopez de Prado, 2012): how many returns it takes
+  for the estimate ``SR`` to beat ``SR*`` with confidence ``c``.
 """
 
 from __future__ import annotations
@@ -143,3 +146,32 @@ def deflated_sharpe_ratio(
     """
     sr0 = expected_max_sharpe(n_trials, sharpe_variance)
     return probabilistic_sharpe_ratio(sharpe, sr0, n_obs, skew, kurtosis)
+
+
+def min_track_record_length(
+    sharpe: float,
+    skew: float,
+    kurtosis: float,
+    target_sharpe: float = 0.0,
+    confidence: float = 0.95,
+) -> float:
+    """Minimum Track Record Length (Bailey & Lopez de Prado, 2012), in periods.
+
+    The number of returns needed before a per-period Sharpe ratio estimate ``sharpe`` (with
+    the returns' skewness and plain kurtosis, 3 if normal) exceeds ``target_sharpe`` at the
+    given one-sided ``confidence``: ``1 + (1 - skew * SR + (kurt - 1) / 4 * SR^2) *
+    (Z(confidence) / (SR - SR*))^2``. Both Sharpe ratios are per period (not annualized), so
+    the result counts periods of that frequency (e.g. days). ``+inf`` when ``sharpe <=
+    target_sharpe``: no track record is long enough.
+    """
+    values = {"sharpe": sharpe, "skew": skew, "kurtosis": kurtosis, "target_sharpe": target_sharpe}
+    for name, value in values.items():
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if sharpe <= target_sharpe:
+        return math.inf
+    var_term = max(1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe * sharpe, 1e-12)
+    z = float(norm.ppf(confidence))
+    return 1.0 + var_term * (z / (sharpe - target_sharpe)) ** 2

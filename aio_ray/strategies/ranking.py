@@ -47,7 +47,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Real
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -71,8 +71,38 @@ class RankingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_trades: int = Field(default=30, ge=0, description="gate: total out-of-sample trades")
-    min_dsr: float = Field(default=0.0, ge=0.0, le=1.0, description="gate: Deflated Sharpe Ratio")
+    min_trades: int = Field(
+        default=30, ge=0, description="gate: out-of-sample trades, forced end-of-window exits "
+        "not counted"
+    )
+    min_dsr: float = Field(
+        default=0.95, ge=0.0, le=1.0, description="gate: Deflated Sharpe Ratio (probability "
+        "that the edge is not selection luck, given the effective number of trials)"
+    )
+    min_sharpe: float = Field(
+        default=0.0, description="gate: the out-of-sample record's Sharpe must exceed this"
+    )
+    min_profit_factor: float = Field(
+        default=1.0, ge=0.0, description="gate: the record's profit factor must exceed this"
+    )
+    max_pbo: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="gate: probability of backtest overfitting of "
+        "the candidate's procedure must be below this (1: gate off)"
+    )
+    min_trl_confidence: float = Field(
+        default=0.95, ge=0.0, lt=1.0, description="gate: the record must be at least the "
+        "minimum track record length for a Sharpe > 0 at this confidence (0: gate off)"
+    )
+    dsr_variance: Literal["null", "observed", "max"] = Field(
+        default="null", description="V of the Deflated Sharpe Ratio: null: 1 / (T - 1), the "
+        "variance of a zero-skill Sharpe estimate over the record's T periods (the false-strategy "
+        "theorem's null); observed: the variance of the cluster representatives' Sharpe ratios "
+        "(inflated by real differences in skill, e.g. a strategy and its mirror); max: the larger"
+    )
+    pbo_blocks: int = Field(
+        default=16, ge=2, multiple_of=2, description="blocks of the combinatorially symmetric "
+        "cross-validation behind PBO (even)"
+    )
     max_per_family: int = Field(default=2, ge=1, description="picks per strategy family")
     min_param_distance: float = Field(
         default=0.15,
@@ -168,6 +198,13 @@ class Candidate:
         period (e.g. daily) so their Sharpe ratios compare.
     timeframe
         Bar timeframe ("1h", ...); a different timeframe counts as a parameter difference.
+    end_exits
+        OOS trades closed only because a window ended (not counted by the trade gate).
+    profit_factor
+        Gross profit / gross loss of the whole OOS record; None: the median fold's.
+    pbo, pbo_reason
+        Probability of backtest overfitting of the candidate's procedure; None with the
+        reason when it could not be computed (the gate then fails unless ``max_pbo`` is 1).
     """
 
     strategy_id: str
@@ -176,6 +213,10 @@ class Candidate:
     folds: Sequence[FoldOOS]
     moments: ReturnMoments
     timeframe: str = ""
+    end_exits: int = 0
+    profit_factor: float | None = None
+    pbo: float | None = None
+    pbo_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +260,20 @@ class RankedStrategy:
 # ----------------------------------------------------------------------------- scoring
 
 
+def min_track_record_length(
+    sharpe: float, skew: float, kurtosis: float, target: float, confidence: float
+) -> float:
+    """Minimum track record length, periods (see :mod:`aio_ray.strategies.dsr`)."""
+    from aio_ray.strategies import dsr
+
+    fn = getattr(dsr, "min_track_record_length", None)
+    if fn is None:
+        from aio_ray.strategies import overfitting
+
+        fn = overfitting.min_track_record_length
+    return float(fn(sharpe, skew, kurtosis, target_sharpe=target, confidence=confidence))
+
+
 def _finite(x: float) -> bool:
     return isinstance(x, Real) and math.isfinite(float(x))
 
@@ -252,8 +307,13 @@ def score_candidate(
         bad = [f.fold for f in folds if not _finite(f.sharpe)]
         failures.append(f"non-finite OOS Sharpe in fold(s) {bad}")
     trades = int(sum(int(f.trades) for f in folds))
-    if trades < cfg.min_trades:
-        failures.append(f"{trades} OOS trades < min_trades {cfg.min_trades}")
+    counted = trades - int(candidate.end_exits)
+    if counted < cfg.min_trades:
+        failures.append(
+            f"{counted} OOS trades (forced end exits not counted: {candidate.end_exits}) < "
+            f"min_trades {cfg.min_trades}"
+        )
+    min_trl = math.nan
     if not m.is_finite():
         failures.append(f"return moments not usable (n_obs={m.n_obs}, sharpe={m.sharpe})")
         dsr = 0.0
@@ -262,7 +322,24 @@ def score_candidate(
             m.sharpe, m.n_obs, m.skew, m.kurtosis, n_trials, sharpe_variance
         )
         if dsr < cfg.min_dsr:
-            failures.append(f"DSR {dsr:.3f} < min_dsr {cfg.min_dsr}")
+            failures.append(f"deflated Sharpe {dsr:.3f} < min_dsr {cfg.min_dsr}")
+        if not m.sharpe > cfg.min_sharpe:
+            failures.append(f"OOS Sharpe {m.sharpe:.4f} per period <= min_sharpe {cfg.min_sharpe}")
+        if cfg.min_trl_confidence > 0:
+            min_trl = min_track_record_length(m.sharpe, m.skew, m.kurtosis, 0.0,
+                                              cfg.min_trl_confidence)
+            if not m.n_obs >= min_trl:
+                need = "inf" if math.isinf(min_trl) else f"{math.ceil(min_trl)}"
+                failures.append(f"record of {m.n_obs} periods < minimum track record length {need}")
+    pf_record = candidate.profit_factor
+    if pf_record is not None and not (pf_record > cfg.min_profit_factor):
+        failures.append(f"profit factor {pf_record:.2f} <= min_profit_factor "
+                        f"{cfg.min_profit_factor}")
+    if cfg.max_pbo < 1.0:
+        if candidate.pbo is None:
+            failures.append(f"PBO not computable ({candidate.pbo_reason or 'no return matrix'})")
+        elif not candidate.pbo < cfg.max_pbo:
+            failures.append(f"PBO {candidate.pbo:.2f} >= max_pbo {cfg.max_pbo}")
 
     ok_sr = fold_sr[np.isfinite(fold_sr)]
     sharpe = float(np.mean(ok_sr)) if ok_sr.size else 0.0
@@ -276,6 +353,8 @@ def score_candidate(
         if not math.isnan(float(f.profit_factor))
     ]
     pf = float(np.median(pfs)) if pfs else 0.0
+    if pf_record is not None:
+        pf = min(pf_record, cfg.pf_cap) if not math.isnan(pf_record) else 0.0
 
     criteria = {
         "dsr": dsr,
@@ -285,6 +364,9 @@ def score_candidate(
         "positive_folds": positive,
         "sharpe_dispersion": dispersion,
         "trades": float(trades),
+        "end_exits": float(candidate.end_exits),
+        "min_trl": min_trl,
+        "pbo": math.nan if candidate.pbo is None else float(candidate.pbo),
     }
     components = {
         "dsr": dsr,
