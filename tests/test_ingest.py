@@ -129,6 +129,27 @@ def test_synthetic_ingest_matches_generator_and_skips_weekend(tmp_path):
     assert store.is_complete(out, "EURUSD", dt.date(2025, 7, 5))
 
 
+def test_synthetic_days_of_other_generator_parameters_are_replaced_not_skipped(tmp_path):
+    """A folder holding martingale days, ingested again with a planted edge, gets edge days:
+    a complete day counts as done only when the same generator parameters wrote it."""
+    from aio_ray.data.synthetic import generate_day
+
+    out = tmp_path / "ticks"
+    start, end = dt.date(2025, 7, 1), dt.date(2025, 7, 3)
+    null = SyntheticConfig(seed=4)
+    edge = SyntheticConfig(seed=4, edge="mean_reversion", edge_strength=1.0)
+    assert ingest_synthetic("EURUSD", start, end, out, null, use_ray=False).to_dict()["days_written"] == 2
+    again = ingest_synthetic("EURUSD", start, end, out, null, use_ray=False).to_dict()
+    assert (again["days_written"], again["days_skipped"]) == (0, 2)
+    planted = ingest_synthetic("EURUSD", start, end, out, edge, use_ray=False).to_dict()
+    assert (planted["days_written"], planted["days_skipped"]) == (2, 0)
+    ref = tmp_path / "ref"
+    ingest_synthetic("EURUSD", start, end, ref, edge, use_ray=False)
+    assert store.read_ticks(out, "EURUSD").equals(store.read_ticks(ref, "EURUSD"))
+    mids = generate_day("EURUSD", start, null).column("bid")
+    assert not generate_day("EURUSD", start, edge).column("bid").equals(mids)
+
+
 def test_interrupted_ingest_resumes_without_duplicates_or_holes(tmp_path):
     """Kill a real ingest process mid-way, rerun, and compare with an uninterrupted ingest."""
     out = tmp_path / "ticks"

@@ -361,3 +361,166 @@ def test_inter_arrival_times_cluster_like_the_real_ones(real_days, winter_synthe
     # Clustered, not Poisson: the coefficient of variation of gaps is far above 1.
     cv_real, cv_syn = real.std() / real.mean(), syn.std() / syn.mean()
     assert cv_syn > 1.7 and abs(cv_syn - cv_real) < 0.6
+
+
+# ----------------------------------------------------------------------------- planted edge
+#
+# The pipeline as a statistical test: with edge="none" the mid is a martingale (nothing should
+# pass); with a planted edge the 15-minute returns are predictable, and by a known amount.
+
+
+def returns_15m(t: pa.Table) -> np.ndarray:
+    """Log returns of the last mid in each 15-minute bucket of one (full) UTC day."""
+    ms = ts_ms(t)
+    bucket = (ms - ms[0] // 86_400_000 * 86_400_000) // 900_000
+    last = np.full(96, -1)
+    last[bucket] = np.arange(len(ms))
+    last = np.maximum.accumulate(last)
+    return np.diff(np.log(mid(t))[np.maximum(last, 0)])
+
+
+def lag1_autocorr(tables: list[pa.Table]) -> float:
+    """Pooled lag-1 autocorrelation of 15-minute returns, pairs within a day only."""
+    rs = [returns_15m(t) for t in tables]
+    mu = np.concatenate(rs).mean()
+    num = sum(float(((r[:-1] - mu) * (r[1:] - mu)).sum()) for r in rs)
+    den = sum(float(((r - mu) ** 2).sum()) for r in rs)
+    return num / den
+
+
+def mean_reversion_autocorr_theory(strength: float, half_life_min: float, lag_min: float = 15) -> float:
+    """Lag-1 autocorrelation of ``lag_min`` returns of a martingale plus a stationary OU of std
+    ``strength`` x the martingale std over one half-life: ``-rho (1 - phi)^2 / (1 + 2 rho
+    (1 - phi))`` with ``phi = 2**(-lag / half_life)`` and ``rho = strength^2 half_life / lag``."""
+    phi = 0.5 ** (lag_min / half_life_min)
+    rho = strength**2 * half_life_min / lag_min
+    return -rho * (1 - phi) ** 2 / (1 + 2 * rho * (1 - phi))
+
+
+EDGE_DAYS = weekdays(D(2025, 3, 3), 40)  # eight weeks of Monday-Thursday (full days)
+
+
+@pytest.fixture(scope="module")
+def null_autocorr() -> float:
+    return lag1_autocorr([generate_day("EURUSD", d, SyntheticConfig(seed=7)) for d in EDGE_DAYS])
+
+
+def test_edge_none_is_the_generator_without_an_edge() -> None:
+    day = D(2025, 7, 8)
+    explicit = SyntheticConfig(seed=7, edge="none", edge_strength=0.0, edge_half_life_min=5.0)
+    assert generate_day("EURUSD", day, explicit).equals(generate_day("EURUSD", day, SyntheticConfig(seed=7)))
+    # Byte for byte the ticks of the generator before the edge existed (digest taken then).
+    assert digest(generate_day("EURUSD", day, SyntheticConfig(seed=7))) == (
+        "3111634e1e1facf49311e8c54be31986af72e10784af131251203956b10be942"
+    )
+
+
+def test_planted_edge_keeps_arrivals_quotes_invariants_and_day_boundaries() -> None:
+    cfg = SyntheticConfig(seed=7, edge="mean_reversion", edge_strength=5.0, edge_half_life_min=30)
+    null = dict(generate("EURUSD", D(2025, 7, 3), D(2025, 7, 9), SyntheticConfig(seed=7)))
+    edged = dict(generate("EURUSD", D(2025, 7, 3), D(2025, 7, 9), cfg))  # Thu .. Tue
+    for day, t in edged.items():
+        assert np.array_equal(ts_ms(t), ts_ms(null[day])), day  # the same arrivals
+        if len(t) == 0:
+            continue
+        bid, ask = t["bid"].to_numpy(), t["ask"].to_numpy()
+        assert np.all(bid <= ask) and np.all(bid > 0)
+        assert np.array_equal(bid, np.round(bid, 5)) and np.array_equal(ask, np.round(ask, 5))
+        # the spread's parity follows the (moved) mid's, so both sides stay on the point grid
+        assert np.array_equal(spread_points(t) % 2, np.rint(mid(t) * 2e5).astype(np.int64) % 2)
+        # Pinned to 0 at both ends of the open span: the first and last ticks (seconds from the
+        # ends) match the martingale's, so the anchors and the weekend gap are the same.
+        assert abs(mid(t)[0] - mid(null[day])[0]) < 1e-4 and abs(mid(t)[-1] - mid(null[day])[-1]) < 1e-4
+        # ... while in between the mid moves away from it by about the planted std (5 x 7.7e-4).
+        dev = np.log(mid(t)) - np.log(mid(null[day]))
+        assert 1.5e-3 < dev.std() < 6e-3, (day, dev.std())
+
+
+def test_mean_reversion_gives_negative_autocorrelation_of_15m_returns(null_autocorr) -> None:
+    # The null: a martingale. Over 40 days the estimator's sd is ~0.023 (measured on 10 seeds).
+    assert abs(null_autocorr) < 0.05
+    cfg = SyntheticConfig(seed=7, edge="mean_reversion", edge_strength=1.0, edge_half_life_min=15)
+    got = lag1_autocorr([generate_day("EURUSD", d, cfg) for d in EDGE_DAYS])
+    # Theory -0.125; 10 seeds measured -0.116 +- 0.019 (sd).
+    assert mean_reversion_autocorr_theory(1.0, 15) == pytest.approx(-0.125)
+    assert got < -0.07, got
+    assert got == pytest.approx(mean_reversion_autocorr_theory(1.0, 15), abs=0.06)
+    # The default half-life (45 min) is a weaker effect on 15m returns: theory -0.057.
+    weak = SyntheticConfig(seed=7, edge="mean_reversion", edge_strength=1.0)
+    got_weak = lag1_autocorr([generate_day("EURUSD", d, weak) for d in EDGE_DAYS])
+    assert got_weak < min(null_autocorr, 0.0) - 0.02, (got_weak, null_autocorr)
+
+
+def test_momentum_gives_positive_autocorrelation_of_15m_returns(null_autocorr) -> None:
+    cfg = SyntheticConfig(seed=7, edge="momentum", edge_strength=3.0)
+    got = lag1_autocorr([generate_day("EURUSD", d, cfg) for d in EDGE_DAYS])
+    # 10 seeds measured +0.136 +- 0.019 (sd); the null is ~0 +- 0.023.
+    assert got > 0.07, got
+    assert got > null_autocorr + 0.05
+
+
+@pytest.mark.parametrize("edge", ["mean_reversion", "momentum"])
+def test_planted_edge_is_deterministic_per_day(edge: str) -> None:
+    cfg = SyntheticConfig(seed=4, edge=edge, edge_strength=2.0, edge_half_life_min=60)  # type: ignore[arg-type]
+    ranged = dict(generate("EURUSD", D(2025, 7, 4), D(2025, 7, 9), cfg))  # Fri .. Wed
+    for day in sorted(ranged, reverse=True):
+        alone = generate_day("EURUSD", day, cfg)
+        assert digest(alone) == digest(ranged[day]), day
+        assert alone.equals(generate_day("EURUSD", day, cfg))
+    other = generate_day("EURUSD", D(2025, 7, 8), cfg.model_copy(update={"seed": 5}))
+    assert not other.equals(ranged[D(2025, 7, 8)])
+
+
+@pytest.mark.parametrize(
+    "kwargs, field, message",
+    [
+        ({"edge": "mean_reversion"}, "edge_strength", "must be > 0 with edge='mean_reversion'"),
+        ({"edge": "momentum", "edge_strength": 0.0}, "edge_strength", "must be > 0"),
+        ({"edge_strength": 1.0}, "edge_strength", "no effect with edge='none'"),
+        ({"edge": "momentum", "edge_strength": 5.5}, "edge_strength", "less than or equal to 5"),
+        ({"edge": "momentum", "edge_strength": -1.0}, "edge_strength", "greater than or equal to 0"),
+        ({"edge": "trend", "edge_strength": 1.0}, "edge", "'none', 'mean_reversion' or 'momentum'"),
+        ({"edge": "momentum", "edge_strength": 1, "edge_half_life_min": 0}, "edge_half_life_min",
+         "greater than 0"),
+        ({"edge": "momentum", "edge_strength": 1, "edge_half_life_min": 2000}, "edge_half_life_min",
+         "less than or equal to 1440"),
+    ],
+)
+def test_bad_edge_configuration_names_the_field(kwargs: dict, field: str, message: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message) as info:
+        SyntheticConfig(**kwargs)
+    assert [e["loc"] for e in info.value.errors()] == [(field,)]
+
+
+def test_cli_edge_options_reach_the_ingested_ticks(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from aio_ray.cli import app
+    from aio_ray.data import store
+
+    def ingest(out: Path, *extra: str) -> tuple[int, str]:
+        res = CliRunner().invoke(app, ["ingest", "synthetic", "--start", "2025-07-08", "--end", "2025-07-09",
+                                       "--seed", "3", "--local", "--json", "--out", str(out), *extra])
+        return res.exit_code, res.stdout + res.stderr
+
+    code, text = ingest(tmp_path / "null")
+    assert code == 0, text
+    code, text = ingest(tmp_path / "mr", "--edge", "mean_reversion", "--edge-strength", "2.5",
+                        "--edge-half-life-min", "30")
+    assert code == 0, text
+    day = D(2025, 7, 8)
+    null = store.read_ticks(tmp_path / "null", "EURUSD", day, day + dt.timedelta(days=1))
+    got = store.read_ticks(tmp_path / "mr", "EURUSD", day, day + dt.timedelta(days=1))
+    cfg = SyntheticConfig(seed=3, edge="mean_reversion", edge_strength=2.5, edge_half_life_min=30)
+    want = generate_day("EURUSD", day, cfg)
+    assert np.array_equal(ts_ms(got), ts_ms(null))  # same arrivals ...
+    assert not np.array_equal(mid(got), mid(null))  # ... another mid: the edge's
+    assert np.array_equal(mid(got), mid(want)) and np.array_equal(ts_ms(got), ts_ms(want))
+    # A bad combination fails before anything is written, naming the field.
+    code, text = ingest(tmp_path / "bad", "--edge", "momentum")
+    assert code == 2 and "edge_strength" in text and "must be > 0" in text
+    assert not (tmp_path / "bad").exists()
+    code, text = ingest(tmp_path / "bad", "--edge", "sideways", "--edge-strength", "1")
+    assert code == 2 and "sideways" in text

@@ -12,6 +12,7 @@ The per-day work is a plain function; with ``use_ray=True`` it runs as Ray tasks
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from collections import defaultdict
@@ -141,7 +142,13 @@ def synthetic_day(
     stray = sorted(d for d in by_day if d != day)
     if stray:  # a generator bug, never silently kept
         raise AssertionError(f"synthetic day {day} produced ticks on {stray}")
-    return write_day(Path(out), symbol, day, res, notes={"source": f"synthetic seed={scfg.seed}"})
+    return write_day(Path(out), symbol, day, res, notes={"source": synthetic_source(scfg)})
+
+
+def synthetic_source(scfg: SyntheticConfig) -> str:
+    """The partition note naming the generator and every parameter of it (seed, edge, ...):
+    a day written with other parameters is not the same data, so it is generated again."""
+    return "synthetic " + json.dumps(scfg.model_dump(mode="json"), sort_keys=True)
 
 
 def _run_days(
@@ -180,12 +187,19 @@ def _run_days(
             progress(f"day {d}", i, len(days))
 
 
-def _todo(out: Path, symbol: str, start: dt.date, end: dt.date, report: IngestReport) -> list[dt.date]:
+def _todo(
+    out: Path,
+    symbol: str,
+    start: dt.date,
+    end: dt.date,
+    report: IngestReport,
+    source: str | None = None,
+) -> list[dt.date]:
     if end <= start:
         raise SourceError("ingest", f"empty date range: start {start} is not before end {end}")
     todo = []
     for d in store.iter_days(start, end):
-        if store.is_complete(out, symbol, d):
+        if store.is_complete(out, symbol, d, source):
             report.days[d.isoformat()] = {"status": "skipped", "complete": True}
         else:
             todo.append(d)
@@ -203,11 +217,12 @@ def ingest_synthetic(
     use_ray: bool = True,
     progress: Progress | None = None,
 ) -> IngestReport:
-    """Seeded synthetic ticks for days in [start, end) into ``out``; complete days are skipped."""
+    """Seeded synthetic ticks for days in [start, end) into ``out``; days already complete from
+    the same generator parameters are skipped, days written with other ones are replaced."""
     t0 = time.perf_counter()
     out = Path(out)
     report = IngestReport(source="synthetic", symbol=symbol, out=str(out))
-    days = _todo(out, symbol, start, end, report)
+    days = _todo(out, symbol, start, end, report, synthetic_source(scfg))
     _run_days(synthetic_day, days, (symbol, str(out), scfg, vcfg), use_ray, report, progress)
     return _finish(report, out, t0)
 

@@ -108,10 +108,14 @@ def read_partition_meta(path: Path) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-def is_complete(root: Path, symbol: str, day: dt.date) -> bool:
-    """True when the partition exists and its metadata says it is complete."""
+def is_complete(root: Path, symbol: str, day: dt.date, source: str | None = None) -> bool:
+    """True when the partition exists and its metadata says it is complete (and, when
+    ``source`` is given, that it was written from that exact source)."""
     path = partition_dir(root, symbol, day) / PART_NAME
-    return path.exists() and bool(read_partition_meta(path).get("complete"))
+    if not path.exists():
+        return False
+    meta = read_partition_meta(path)
+    return bool(meta.get("complete")) and (source is None or meta.get("source") == source)
 
 
 def list_partitions(root: Path, symbol: str | None = None) -> list[PartitionInfo]:

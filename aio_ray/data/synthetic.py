@@ -23,6 +23,14 @@ Model, in four layers:
    York hour, with the parity that puts bid and ask on the point grid, plus the measured
    widening around the 17:00 New York rollover; volumes are drawn from the real ask/bid
    volume distribution (millions, float32).
+5. **Planted edge (optional, ``SyntheticConfig.edge``).** Off by default: the mid is then a
+   martingale within the day and no strategy has a real edge. ``mean_reversion`` adds to the
+   log mid a stationary Ornstein-Uhlenbeck deviation in calendar time; ``momentum`` adds an
+   integrated OU velocity (trends). Both are simulated on a 1-minute grid over the day's open
+   hours from their own random stream, pinned to 0 at both ends of that span (so the anchors
+   and the day boundaries are untouched) and added before the mid is put on the grid. Their
+   std is ``edge_strength`` times the mid's martingale std over one half-life (see
+   :func:`edge_scale`).
 
 The calibration constants below were measured by ``bench/calibrate_synthetic.py`` on the
 real Dukascopy EUR/USD ticks of 2019-02-04 and 2019-02-05 (Monday and Tuesday; New York was
@@ -51,6 +59,7 @@ __all__ = [
     "LAST_DAY",
     "REAL_ANNUAL_VOL",
     "SyntheticError",
+    "edge_scale",
     "generate",
     "generate_day",
     "is_market_open",
@@ -74,6 +83,8 @@ WEEK_CLOSE_NY_HOUR = 17
 """The FX week opens Sunday and closes Friday at 17:00 New York time; also the daily rollover."""
 TRADING_DAYS_PER_YEAR = 260
 """Annualization: five trading days a week, 52 weeks."""
+TRADING_MINUTES_PER_YEAR = TRADING_DAYS_PER_YEAR * 1440
+"""Minutes of a trading year (374,400): the clock that scales the planted edge."""
 MEAN_REVERSION_HALF_LIFE_DAYS = 520.0
 """Half-life of the daily anchors' pull back to ``start_price``, trading days (two years)."""
 
@@ -377,6 +388,93 @@ def _bridge(rng: np.random.Generator, var: np.ndarray, start: float, end: float)
     return start + free - clock / clock[-1] * (free[-1] - (end - start))
 
 
+def edge_scale(annual_vol: float, half_life_min: float) -> float:
+    """The mid's martingale std over one half-life, log units (natural log of price).
+
+    ``annual_vol * sqrt(half_life_min / TRADING_MINUTES_PER_YEAR)``: the unit of
+    ``SyntheticConfig.edge_strength``. 0.07 and 45 minutes give 7.7e-4 (~8.5 pips at 1.10).
+    """
+    return annual_vol * math.sqrt(half_life_min / TRADING_MINUTES_PER_YEAR)
+
+
+def _unit_ar1(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
+    """``n`` samples of a stationary AR(1) with coefficient ``phi`` and unit variance."""
+    z = (rng.standard_normal(n) * math.sqrt(1.0 - phi * phi)).tolist()
+    y = z[0] / math.sqrt(1.0 - phi * phi)  # the first sample from the stationary law
+    out = [y]
+    for e in z[1:]:
+        y = phi * y + e
+        out.append(y)
+    return np.asarray(out)
+
+
+def _ou_bridge(x: np.ndarray, phi: float) -> np.ndarray:
+    """A stationary unit AR(1) path ``x`` minus its conditional mean given its two end
+    values: exactly the OU bridge from 0 to 0 (unit variance far from the ends)."""
+    n = len(x) - 1
+    k = np.arange(n + 1, dtype=np.float64)
+    r = phi**n
+    to_start, to_end = phi**k, phi ** (n - k)
+    det = 1.0 - r * r
+    a = (to_start - r * to_end) / det  # regression weights on x[0] and x[-1]
+    b = (to_end - r * to_start) / det
+    return x - a * x[0] - b * x[-1]
+
+
+def _integrated_ar1_bridge(n: int, phi: float) -> tuple[np.ndarray, float]:
+    """For the partial sums ``S_k = v_0 + ... + v_{k-1}`` (``k = 0..n``) of a unit AR(1)
+    ``v``: the weights ``beta_k`` such that ``S_k - beta_k * S_n`` is ``S`` conditioned on
+    ``S_n = 0`` (a bridge, 0 at both ends), and that bridge's RMS over the grid.
+
+    Exact, from the autocovariances ``phi**|i - j|``.
+    """
+    k = np.arange(n + 1, dtype=np.float64)
+    q = 1.0 - phi
+    pk = phi**k
+    var_s = k * (1.0 + phi) / q - 2.0 * phi * (1.0 - pk) / q**2  # Var(S_k)
+    cross = phi * (1.0 - pk) * (1.0 - phi ** (n - k)) / q**2  # Cov(S_k, S_n - S_k)
+    cov_n = var_s + cross  # Cov(S_k, S_n)
+    var_n = float(var_s[-1])
+    var = np.maximum(var_s - cov_n**2 / var_n, 0.0)
+    return cov_n / var_n, math.sqrt(float(var.mean()))
+
+
+def _edge_path(
+    rng: np.random.Generator, kind: str, n_min: int, half_life_min: float, sd: float
+) -> np.ndarray:
+    """Planted log-mid deviation on a 1-minute grid of ``n_min + 1`` points, 0 at both ends.
+
+    ``mean_reversion``: an OU (AR(1) per minute) of stationary std ``sd`` and half-life
+    ``half_life_min``, bridged to 0 at both ends. ``momentum``: the partial sums of an OU
+    velocity of that half-life, bridged to 0 at both ends and scaled so that the path's
+    expected RMS over the grid is ``sd``.
+    """
+    phi = 0.5 ** (1.0 / half_life_min)
+    if kind == "mean_reversion":
+        return sd * _ou_bridge(_unit_ar1(rng, n_min + 1, phi), phi)
+    if kind == "momentum":
+        x = np.concatenate(([0.0], np.cumsum(_unit_ar1(rng, n_min, phi))))
+        beta, rms = _integrated_ar1_bridge(n_min, phi)
+        return sd / rms * (x - beta * x[-1])
+    raise SyntheticError(f"edge must be 'none', 'mean_reversion' or 'momentum', got {kind!r}")
+
+
+def _edge_at_ticks(
+    rng: np.random.Generator, cfg: SyntheticConfig, open_h: np.ndarray, t: np.ndarray
+) -> np.ndarray:
+    """The planted deviation of the log mid at tick times ``t`` (ms since 00:00 UTC).
+
+    Simulated over the day's open span (contiguous: all 24 hours on Monday-Thursday, up to
+    the close on Friday, from the open on Sunday) and linearly interpolated to the ticks.
+    """
+    hours = np.flatnonzero(open_h)
+    start_min, end_min = int(hours[0]) * 60, (int(hours[-1]) + 1) * 60
+    sd = cfg.edge_strength * edge_scale(cfg.annual_vol, cfg.edge_half_life_min)
+    x = _edge_path(rng, cfg.edge, end_min - start_min, cfg.edge_half_life_min, sd)
+    grid_ms = (start_min + np.arange(len(x), dtype=np.float64)) * 60_000.0
+    return np.interp(t.astype(np.float64), grid_ms, x)
+
+
 def _spreads(
     rng: np.random.Generator, parity: np.ndarray, ny_hour: np.ndarray, ny_minute: np.ndarray
 ) -> np.ndarray:
@@ -435,7 +533,8 @@ def generate_day(symbol: str, day: dt.date, cfg: SyntheticConfig | None = None) 
     day : UTC calendar day, between :data:`EPOCH` and :data:`LAST_DAY`.
     cfg : seed, ``start_price`` (mid at 00:00 UTC of :data:`EPOCH` and the level the price
         reverts to), ``intensity`` (multiplier on the real tick rate), ``annual_vol``
-        (annualized volatility of the mid). Default: ``SyntheticConfig()``.
+        (annualized volatility of the mid), and the optional planted ``edge`` with its
+        ``edge_strength`` and ``edge_half_life_min``. Default: ``SyntheticConfig()``.
 
     Returns
     -------
@@ -465,6 +564,9 @@ def generate_day(symbol: str, day: dt.date, cfg: SyntheticConfig | None = None) 
     var = day_var_full * VOL_SHARE_NY_HOUR[tick_ny_hour] / expected[hour]
     anchors = _daily_anchors(cfg.seed, symbol, cfg.start_price, cfg.annual_vol)
     log_mid = _bridge(rng, var, float(anchors[n]), float(anchors[n + 1]))
+    if cfg.edge != "none":  # its own stream: the other draws are those of edge="none"
+        edge_rng = np.random.default_rng([_seed_words(cfg.seed), _symbol_key(symbol), 2, n])
+        log_mid = log_mid + _edge_at_ticks(edge_rng, cfg, open_h, t)
     point = point_size(symbol)
     mid2 = np.rint(2.0 * np.exp(log_mid) / point).astype(np.int64)  # mid in half points
     ny_minute = (t // 60_000 + off * 60) % 1440
