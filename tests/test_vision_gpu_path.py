@@ -11,6 +11,9 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import sys
+import types
+import warnings
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ import pytest
 from aio_ray.vision.backends import VisionError, VisionSettings, make_backend
 from aio_ray.vision.backends.base import AnalysisRequest, BackendUnavailableError
 from aio_ray.vision.backends.vllm_engine import (
+    VLLM_VERSION,
     VllmBackend,
     build_processor_config,
     build_vllm_processor,
@@ -29,7 +33,10 @@ from aio_ray.vision.backends.vllm_engine import (
     require_vllm,
     run_with_retries,
     sampling_params,
+    stop_token_ids,
 )
+from aio_ray.vision.parse import ParseFailure, parse_analysis
+from aio_ray.vision.prompts import MINICPMV_IMAGE_PLACEHOLDER, minicpmv_prompt
 from aio_ray.vision.schema import RECORD_COLUMNS, ChartAnalysis, analysis_json_schema
 
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
@@ -136,18 +143,35 @@ def test_sampling_params_carry_the_json_schema_for_structured_outputs():
     assert sp["structured_outputs"] == {"json": analysis_json_schema()}
     assert sp["temperature"] == 0.0 and sp["max_tokens"] == 256
     assert sp["stop"] == ["<|im_end|>", "<|endoftext|>"]
+    # both are special tokens: vLLM only sees them in the text it matches stop strings against
+    # when special tokens are kept
+    assert sp["skip_special_tokens"] is False
+    assert not any(k.startswith("guided") for k in sp)  # removed in vLLM 0.12
     assert sampling_params(SETTINGS, retry=True)["temperature"] == 0.5
     unguided = sampling_params(SETTINGS.model_copy(update={"guided_decoding": False}))
     assert "structured_outputs" not in unguided
 
 
 def test_processor_config_is_built_by_ray_data_llm_with_the_image_stage():
-    from ray.data.llm import vLLMEngineProcessorConfig
+    from ray.data.llm import (
+        ChatTemplateStageConfig,
+        PrepareMultimodalStageConfig,
+        vLLMEngineProcessorConfig,
+    )
+    from ray.llm._internal.batch.stages.configs import resolve_stage_config
 
     cfg = build_processor_config(SETTINGS)
     assert isinstance(cfg, vLLMEngineProcessorConfig)
     assert cfg.model_source == "openbmb/MiniCPM-V-2_6"
-    assert cfg.prepare_multimodal_stage is True
+    # resolved as Ray's vLLM processor builder resolves them
+    mm = resolve_stage_config(cfg.prepare_multimodal_stage, PrepareMultimodalStageConfig, {})
+    assert mm.enabled is True
+    # the stage builds vllm.config.ModelConfig(**model_config_kwargs, model=model_source):
+    # MiniCPM-V's config is remote code
+    assert mm.model_config_kwargs == {"trust_remote_code": True}
+    assert mm.chat_template_content_format == "string"
+    chat = resolve_stage_config(cfg.chat_template_stage, ChatTemplateStageConfig, {})
+    assert chat.enabled is True and chat.chat_template_kwargs == {"enable_thinking": False}
     assert cfg.concurrency == 2 and cfg.batch_size == 8 and cfg.accelerator_type == "A10G"
     assert cfg.engine_kwargs["trust_remote_code"] is True
     assert cfg.engine_kwargs["limit_mm_per_prompt"] == {"image": 1}
@@ -286,3 +310,208 @@ def test_retry_rounds_resend_only_the_failed_windows(ray_local):
         assert recs[i].analysis == ChartAnalysis(
             **{**GOOD, "rationale": "Range at temperature 0.0."}
         )
+
+
+# --------------------------------------------------------------------------- vLLM 0.29 API
+
+# A Qwen3-style chat template (MiniCPM-V 4.5 is built on Qwen3-8B): with enable_thinking false
+# the generation prompt carries an empty think block; a ChatML template like MiniCPM-V 2.6's
+# has no such variable and ignores it.
+QWEN3_STYLE_TEMPLATE = (
+    "{%- for m in messages %}{{- '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}"
+)
+CHATML_TEMPLATE = (
+    "{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+class _Tokenizer:
+    """Stand-in for the model's Hugging Face tokenizer: a Jinja chat template and a vocabulary
+    with Qwen2/Qwen3's ids of the two end-of-turn tokens."""
+
+    unk_token_id = 0
+
+    def __init__(self, template: str, vocab: dict[str, int] | None = None) -> None:
+        import jinja2
+
+        self.template = jinja2.Environment().from_string(template)
+        self.vocab = {"<|im_end|>": 151645, "<|endoftext|>": 151643} if vocab is None else vocab
+        self.template_kwargs: list[dict] = []
+
+    def convert_tokens_to_ids(self, token: str) -> int:
+        return self.vocab.get(token, self.unk_token_id)
+
+    def apply_chat_template(self, messages, *, tokenize, add_generation_prompt, **kwargs):
+        assert tokenize is False
+        self.template_kwargs.append(kwargs)
+        return self.template.render(
+            messages=messages, add_generation_prompt=add_generation_prompt, **kwargs
+        )
+
+
+def test_the_raw_prompt_turns_minicpmv_45_thinking_off():
+    kw = _request(3).prompt_kwargs()
+    tok = _Tokenizer(QWEN3_STYLE_TEMPLATE)
+    prompt = minicpmv_prompt(tok, **kw)
+    assert tok.template_kwargs == [{"enable_thinking": False}]
+    assert prompt.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    user = prompt.split("<|im_start|>user\n", 1)[1]
+    assert user.startswith(MINICPMV_IMAGE_PLACEHOLDER + "\n") and "id=3" in user
+    # a template without the variable renders the same turns and a plain generation prompt
+    plain = minicpmv_prompt(_Tokenizer(CHATML_TEMPLATE), **kw)
+    assert plain.endswith("<|im_start|>assistant\n") and "<think>" not in plain
+    assert prompt.startswith(plain)
+
+
+def test_stop_token_ids_follow_the_tokenizer():
+    assert stop_token_ids(_Tokenizer(CHATML_TEMPLATE)) == [151645, 151643]
+    # a vocabulary without <|endoftext|> (unknown id) keeps only <|im_end|>
+    assert stop_token_ids(_Tokenizer(CHATML_TEMPLATE, {"<|im_end|>": 73440})) == [73440]
+
+
+def _fake_vllm(version: str, answer) -> tuple[types.ModuleType, dict]:
+    """A stand-in ``vllm`` module with vLLM 0.29's names: ``LLM(model, **engine_kwargs)``,
+    ``get_tokenizer``, ``generate(inputs, params)``, ``SamplingParams`` and
+    ``sampling_params.StructuredOutputsParams`` as keyword-only dataclasses, so a removed
+    field (``guided_decoding``) or a misspelt one is a TypeError, as it is in vLLM."""
+    from dataclasses import dataclass, field
+
+    calls: dict = {"llm": None, "generate": []}
+
+    @dataclass(kw_only=True)
+    class StructuredOutputsParams:
+        json: str | dict | None = None
+        regex: str | None = None
+        choice: list[str] | None = None
+        grammar: str | None = None
+        json_object: bool | None = None
+
+    @dataclass(kw_only=True)
+    class SamplingParams:
+        temperature: float = 1.0
+        max_tokens: int | None = 16
+        stop: list[str] | None = None
+        stop_token_ids: list[int] | None = None
+        skip_special_tokens: bool = True
+        structured_outputs: StructuredOutputsParams | None = None
+        extra: dict = field(default_factory=dict)
+
+    class LLM:
+        def __init__(self, model: str, **kwargs) -> None:
+            calls["llm"] = {"model": model, **kwargs}
+            self.tokenizer = _Tokenizer(QWEN3_STYLE_TEMPLATE)
+
+        def get_tokenizer(self):
+            return self.tokenizer
+
+        def generate(self, inputs, params):
+            calls["generate"].append((list(inputs), params))
+            out = types.SimpleNamespace
+            return [out(outputs=[out(text=answer(inp, params))]) for inp in inputs]
+
+    mod = types.ModuleType("vllm")
+    mod.__version__ = version
+    mod.LLM = LLM
+    mod.SamplingParams = SamplingParams
+    mod.sampling_params = types.ModuleType("vllm.sampling_params")
+    mod.sampling_params.StructuredOutputsParams = StructuredOutputsParams
+    mod.sampling_params.SamplingParams = SamplingParams
+    return mod, calls
+
+
+def test_require_vllm_warns_on_another_vllm_release(monkeypatch):
+    assert VLLM_VERSION == "0.29.0"
+    mod, _ = _fake_vllm("0.29.0", lambda inp, p: "")
+    monkeypatch.setitem(sys.modules, "vllm", mod)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert require_vllm() is mod
+    mod.__version__ = "0.29.0+cu130"  # a local build of the same release
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        require_vllm()
+    mod.__version__ = "0.33.1"
+    with pytest.warns(RuntimeWarning, match=r"vllm 0\.33\.1 is installed.*vllm 0\.29\.0"):
+        assert require_vllm() is mod
+
+
+def test_the_in_process_engine_uses_the_vllm_029_api(monkeypatch):
+    """VllmBackend (the actors mode) against the stand-in: engine arguments, the MiniCPM-V
+    prompt with the image in multi_modal_data, stop token ids, structured outputs, retries."""
+    from PIL import Image
+
+    def answer(inp, params):
+        ident = int(inp["prompt"].split("id=")[1].split()[0])
+        if ident == 1 and params.temperature == 0.0:
+            return "<think>\nThe chart {maybe} rises\n"  # cut off: invalid, retried
+        if ident == 2:  # a reasoning block before the object is skipped by the parser
+            return "<think>\nrange {1.14, 1.145}\n</think>\n\n" + json.dumps(GOOD)
+        return json.dumps(GOOD)
+
+    mod, calls = _fake_vllm(VLLM_VERSION, answer)
+    monkeypatch.setitem(sys.modules, "vllm", mod)
+    backend = VllmBackend(SETTINGS)
+    assert calls["llm"] == {"model": "openbmb/MiniCPM-V-2_6", **engine_kwargs(SETTINGS)}
+    assert backend.stop_token_ids == [151645, 151643]
+
+    recs = backend.analyze([_request(i) for i in range(3)])
+    assert [r.status for r in recs] == ["ok", "ok", "ok"]
+    assert [r.attempts for r in recs] == [1, 2, 1]
+    assert recs[1].analysis == ChartAnalysis(**GOOD)
+
+    (first_inputs, first), (retry_inputs, retry) = calls["generate"]
+    assert len(first_inputs) == 3 and len(retry_inputs) == 1
+    for inp in first_inputs:
+        user = inp["prompt"].split("<|im_start|>user\n", 1)[1]
+        assert user.startswith(MINICPMV_IMAGE_PLACEHOLDER + "\n")
+        assert inp["prompt"].endswith("<think>\n\n</think>\n\n")  # thinking off
+        img = inp["multi_modal_data"]["image"]
+        assert isinstance(img, Image.Image) and img.mode == "RGB"
+    assert first.stop_token_ids == [151645, 151643]
+    assert first.structured_outputs.json == analysis_json_schema()
+    assert first.temperature == 0.0 and first.max_tokens == 256
+    assert retry.temperature == 0.5
+
+    unguided = VllmBackend(SETTINGS.model_copy(update={"guided_decoding": False}))
+    unguided.analyze([_request(0)])
+    assert calls["generate"][-1][1].structured_outputs is None
+
+
+@pytest.mark.ray
+def test_sampling_params_survive_ray_datas_rows_into_the_engine_stage(ray_local):
+    """The per-row sampling_params travel through Ray Data (Arrow blocks) before Ray 2.60's
+    engine stage undoes the ndarray conversion and builds StructuredOutputsParams(**...)."""
+    import ray.data
+    from ray.llm._internal.batch.stages.common import maybe_convert_ndarray_to_list
+
+    prepared = [prepare_row(_request(i).to_row()) for i in range(2)]
+    rows = (
+        ray.data.from_items(prepared)
+        .map(engine_input_row, fn_kwargs={"settings": SETTINGS})
+        .map_batches(lambda b: b, batch_format="pyarrow")
+        .take_all()
+    )
+    for row in rows:
+        sp = maybe_convert_ndarray_to_list(row["sampling_params"])
+        assert sp == sampling_params(SETTINGS)
+        mod, _ = _fake_vllm(VLLM_VERSION, lambda inp, p: "")
+        structured = mod.sampling_params.StructuredOutputsParams(**sp.pop("structured_outputs"))
+        params = mod.SamplingParams(**sp, structured_outputs=structured)
+        assert params.structured_outputs.json == analysis_json_schema()
+
+
+def test_a_leading_reasoning_block_is_not_the_answer():
+    good = json.dumps(GOOD)
+    assert parse_analysis("<think>\nlevels {1.14}\n</think>\n\n" + good) == ChartAnalysis(**GOOD)
+    assert parse_analysis("<think>\n\n</think>\n\n" + good) == ChartAnalysis(**GOOD)
+    cut = parse_analysis("<think>\nThe chart {maybe} rises")
+    assert isinstance(cut, ParseFailure) and cut.stage == "extract"
+    assert "unclosed <think>" in cut.error and cut.raw_text == "<think>\nThe chart {maybe} rises"
+    # a think block anywhere but at the start is text around the object, as before
+    two = parse_analysis(good + "\n<think>{}</think>")
+    assert isinstance(two, ParseFailure) and "2 JSON objects" in two.error

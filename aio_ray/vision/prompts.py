@@ -9,6 +9,7 @@ Stable public API::
     minicpmv_messages(**prompt_kwargs) -> list[dict]              # MiniCPM-V placeholder format
     minicpmv_prompt(tokenizer, **prompt_kwargs) -> str            # chat template applied
     png_data_url(png) -> str
+    chat_template_kwargs() -> dict                                # {"enable_thinking": False}
     MINICPMV_IMAGE_PLACEHOLDER, MINICPMV_STOP_TOKENS
 
 Two ways to hand MiniCPM-V its image, both following vLLM's documentation:
@@ -22,6 +23,13 @@ Two ways to hand MiniCPM-V its image, both following vLLM's documentation:
   ``trust_remote_code=True``) renders it with ``add_generation_prompt=True``; generation stops
   on ``<|im_end|>`` / ``<|endoftext|>`` (MiniCPM-V 2.6 and later). This is ``run_minicpmv_base``
   in vLLM's ``examples/offline_inference/vision_language.py`` (vllm-project/vllm).
+
+MiniCPM-V 4.5 (Qwen3-based) has a thinking mode switched by the chat template variable
+``enable_thinking`` (its cookbook: ``chat_template_kwargs={"enable_thinking": True}`` turns it
+on). Every template rendering here passes :func:`chat_template_kwargs` (thinking off): the
+answer must be the JSON object alone, and JSON-schema structured outputs constrain the
+answer from its first token, where a ``<think>`` block cannot fit. Templates without the
+variable (MiniCPM-V 2.6) ignore it.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ __all__ = [
     "PATTERN_HINTS",
     "SYSTEM_PROMPT",
     "chat_messages",
+    "chat_template_kwargs",
     "minicpmv_messages",
     "minicpmv_prompt",
     "png_data_url",
@@ -50,7 +59,18 @@ MINICPMV_IMAGE_PLACEHOLDER = "(<image>./</image>)"
 """MiniCPM-V's image placeholder in a raw (non-OpenAI) user turn."""
 
 MINICPMV_STOP_TOKENS: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>")
-"""End-of-turn tokens of MiniCPM-V 2.6 / o2.6 and later (ChatML-style templates)."""
+"""End-of-turn tokens of MiniCPM-V 2.6 / o2.6 and later (ChatML-style templates).
+
+Both are special tokens: vLLM matches ``stop`` strings against the detokenized text, which
+leaves special tokens out unless ``skip_special_tokens=False``, so they are sent either as
+``stop_token_ids`` (resolved with the model's tokenizer) or as ``stop`` strings together with
+``skip_special_tokens=False`` (see :mod:`aio_ray.vision.backends.vllm_engine`)."""
+
+
+def chat_template_kwargs() -> dict[str, bool]:
+    """Extra chat template variables for MiniCPM-V: thinking mode off (MiniCPM-V 4.5)."""
+    return {"enable_thinking": False}
+
 
 SYSTEM_PROMPT = (
     "You are a careful technical analyst. You read one candlestick chart of a currency pair "
@@ -185,10 +205,13 @@ def minicpmv_prompt(tokenizer: Any, **prompt_kwargs: Any) -> str:
     """The raw prompt string for ``vllm.LLM.generate`` (tokenizer's chat template applied).
 
     ``tokenizer`` is the model's Hugging Face tokenizer (``trust_remote_code=True``), e.g.
-    ``llm.get_tokenizer()``.
+    ``llm.get_tokenizer()``. Thinking mode is off (:func:`chat_template_kwargs`).
     """
     return str(
         tokenizer.apply_chat_template(
-            minicpmv_messages(**prompt_kwargs), tokenize=False, add_generation_prompt=True
+            minicpmv_messages(**prompt_kwargs),
+            tokenize=False,
+            add_generation_prompt=True,
+            **chat_template_kwargs(),
         )
     )

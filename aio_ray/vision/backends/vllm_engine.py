@@ -2,14 +2,37 @@
 
 Stable public API::
 
+    VLLM_VERSION                                  # "0.29.0": the vLLM this module is written for
     require_vllm() -> module                      # BackendUnavailableError when vllm is missing
     engine_kwargs(settings) -> dict               # vLLM engine arguments
     sampling_params(settings, *, retry=False) -> dict   # Ray Data LLM's per-row sampling_params
+    stop_token_ids(tokenizer) -> list[int]        # MiniCPM-V's end-of-turn token ids
     build_processor_config(settings) -> ray.data.llm.vLLMEngineProcessorConfig
     build_vllm_processor(settings) -> ray.data.llm.Processor
     analyze_dataset_processor(ds, settings) -> ray.data.Dataset    # RECORD_SCHEMA rows
     prepare_row, engine_input_row, record_row, finalize_row         # the pure row steps
     VllmBackend(settings)                         # vllm.LLM in-process (one per pool actor)
+
+Written against vLLM 0.29.0, the release ``ray[llm]==2.60.0`` pins (the ``gpu`` extra installs
+exactly that pair; ``tests/test_gpu_extra.py`` checks the pin against Ray's metadata). What
+that vLLM expects, and what this module sends:
+
+* structured outputs: ``SamplingParams(structured_outputs=StructuredOutputsParams(json=schema))``
+  (the ``guided_*`` fields were removed in vLLM 0.12); in Ray Data LLM a row's
+  ``sampling_params["structured_outputs"] = {"json": schema}``, which Ray 2.60's engine stage
+  turns into ``StructuredOutputsParams(**...)``.
+* stop tokens: MiniCPM-V's ``<|im_end|>`` / ``<|endoftext|>`` are special tokens, and vLLM
+  matches ``stop`` strings against text decoded without special tokens by default, so the
+  processor rows send them as ``stop`` strings with ``skip_special_tokens=False`` (no tokenizer
+  is needed on the driver) and the in-process engine as ``stop_token_ids`` resolved with its
+  tokenizer, as vLLM's MiniCPM-V example does.
+* the image: OpenAI-format messages for Ray's multimodal stage (vLLM's chat parser inserts
+  MiniCPM-V's placeholder), ``(<image>./</image>)`` + ``multi_modal_data`` for ``LLM.generate``.
+  Ray's multimodal stage builds a ``vllm.config.ModelConfig`` of its own from
+  ``model_config_kwargs`` only, so ``trust_remote_code`` is passed there too (MiniCPM-V's
+  config is remote code).
+* MiniCPM-V 4.5's thinking mode is off in every chat template rendering
+  (``chat_template_kwargs={"enable_thinking": False}``): guided JSON starts at the first token.
 
 Two ways to run it on a GPU cluster (``pip install -e '.[gpu]'`` on the GPU workers):
 
@@ -23,7 +46,8 @@ Two ways to run it on a GPU cluster (``pip install -e '.[gpu]'`` on the GPU work
    config (bool | dict | PrepareMultimodalStageConfig). Defaults to False."); earlier releases
    named it ``has_image`` (later a ``PrepareImageStageConfig``), which 2.60 rejects. Ray 2.60's
    engine stage turns ``sampling_params["structured_outputs"]`` into
-   ``vllm.sampling_params.StructuredOutputsParams`` (JSON-schema guided decoding).
+   ``vllm.sampling_params.StructuredOutputsParams`` (JSON-schema guided decoding). The chat
+   template stage gets ``chat_template_kwargs`` through ``ChatTemplateStageConfig``.
 2. ``settings.vllm_mode = "actors"``: :func:`aio_ray.vision.pool.analyze_dataset` runs
    :class:`VllmBackend` in a Ray actor pool (``map_batches`` with ``num_gpus`` per actor):
    each actor holds one ``vllm.LLM(model, trust_remote_code=True, limit_mm_per_prompt=
@@ -40,6 +64,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -57,6 +82,7 @@ from aio_ray.vision.parse import parse_analysis
 from aio_ray.vision.prompts import (
     MINICPMV_STOP_TOKENS,
     chat_messages,
+    chat_template_kwargs,
     minicpmv_prompt,
     png_data_url,
 )
@@ -71,6 +97,7 @@ from aio_ray.vision.schema import (
 
 __all__ = [
     "VLLM_INSTALL_HINT",
+    "VLLM_VERSION",
     "VllmBackend",
     "analyze_dataset_processor",
     "build_processor_config",
@@ -83,7 +110,12 @@ __all__ = [
     "require_vllm",
     "run_with_retries",
     "sampling_params",
+    "stop_token_ids",
 ]
+
+VLLM_VERSION = "0.29.0"
+"""The vLLM release this module is written against: the one ``ray[llm]==2.60.0`` pins, and the
+one the ``gpu`` extra installs."""
 
 VLLM_INSTALL_HINT = (
     "install it with `pip install -e '.[gpu]'` on the GPU workers (vLLM needs a CUDA GPU; "
@@ -95,11 +127,23 @@ _CARRY = ("instrument", "timeframe", "window_start", "window_end")
 
 
 def require_vllm() -> ModuleType:
-    """Import vllm, or raise :class:`BackendUnavailableError` saying how to install it."""
+    """Import vllm, or raise :class:`BackendUnavailableError` saying how to install it.
+
+    Another vLLM release than :data:`VLLM_VERSION` is used with a ``RuntimeWarning``: Ray
+    2.60's LLM stages and this module were not written against its API.
+    """
     try:
         import vllm  # type: ignore[import-not-found]
     except ImportError as exc:
         raise BackendUnavailableError("vllm", "the package 'vllm'", VLLM_INSTALL_HINT) from exc
+    found = str(getattr(vllm, "__version__", "unknown"))
+    if found.split("+", 1)[0] != VLLM_VERSION:
+        warnings.warn(
+            f"vllm {found} is installed, but the vllm backend and Ray 2.60's LLM stages are "
+            f"written against vllm {VLLM_VERSION}; install it with `pip install -e '.[gpu]'`",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return vllm
 
 
@@ -121,7 +165,10 @@ def sampling_params(settings: Any, *, retry: bool = False) -> dict[str, Any]:
     """Per-row ``sampling_params`` for Ray Data LLM's vLLM engine stage.
 
     ``structured_outputs`` (``{"json": schema}``) is what Ray 2.60 turns into vLLM's
-    ``StructuredOutputsParams``; stop strings are MiniCPM-V's end-of-turn tokens.
+    ``StructuredOutputsParams``. The stop strings are MiniCPM-V's end-of-turn tokens, which are
+    special tokens: ``skip_special_tokens=False`` keeps them in the text vLLM matches stop
+    strings against (a matched stop string is cut from the answer; Ray's detokenize stage
+    decodes the answer again without special tokens).
     """
     sp: dict[str, Any] = {
         "temperature": max(settings.temperature, settings.retry_temperature)
@@ -129,6 +176,7 @@ def sampling_params(settings: Any, *, retry: bool = False) -> dict[str, Any]:
         else settings.temperature,
         "max_tokens": settings.max_tokens,
         "stop": list(MINICPMV_STOP_TOKENS),
+        "skip_special_tokens": False,
     }
     if settings.guided_decoding:
         sp["structured_outputs"] = {"json": analysis_json_schema()}
@@ -235,8 +283,18 @@ def finalize_row(row: Mapping[str, Any], *, model: str) -> dict[str, Any]:
 
 
 def build_processor_config(settings: Any) -> Any:
-    """The ``ray.data.llm.vLLMEngineProcessorConfig`` for MiniCPM-V (needs no vllm to build)."""
-    from ray.data.llm import vLLMEngineProcessorConfig
+    """The ``ray.data.llm.vLLMEngineProcessorConfig`` for MiniCPM-V (needs no vllm to build).
+
+    The image stage (``prepare_multimodal_stage``, Ray 2.60's name: see the module doc) builds
+    its own ``vllm.config.ModelConfig`` from ``model_config_kwargs`` and the model source only,
+    so it is given ``trust_remote_code`` as well; the chat template stage renders with thinking
+    off (:func:`aio_ray.vision.prompts.chat_template_kwargs`).
+    """
+    from ray.data.llm import (
+        ChatTemplateStageConfig,
+        PrepareMultimodalStageConfig,
+        vLLMEngineProcessorConfig,
+    )
 
     return vLLMEngineProcessorConfig(
         model_source=settings.model_source,
@@ -244,7 +302,10 @@ def build_processor_config(settings: Any) -> Any:
         concurrency=settings.concurrency,
         batch_size=settings.batch_size,
         accelerator_type=settings.accelerator_type,
-        prepare_multimodal_stage=True,  # the image stage; Ray 2.60's name (see module doc)
+        prepare_multimodal_stage=PrepareMultimodalStageConfig(
+            model_config_kwargs={"trust_remote_code": settings.trust_remote_code}
+        ),
+        chat_template_stage=ChatTemplateStageConfig(chat_template_kwargs=chat_template_kwargs()),
         should_continue_on_error=settings.continue_on_error,
     )
 
@@ -317,16 +378,28 @@ def analyze_dataset_processor(ds: Any, settings: Any) -> Any:
 
 
 def _structured(vllm: ModuleType, schema: dict[str, Any]) -> dict[str, Any]:
-    """SamplingParams kwargs for JSON-schema guided decoding, across vLLM's rename.
+    """SamplingParams kwargs for JSON-schema guided decoding in vLLM 0.29.
 
-    Current vLLM: ``structured_outputs=StructuredOutputsParams(json=...)`` (its structured
-    outputs docs: the ``guided_*`` API was removed in v0.12.0); older releases:
-    ``guided_decoding=GuidedDecodingParams(json=...)``.
+    ``structured_outputs=StructuredOutputsParams(json=...)`` (vLLM's structured outputs docs:
+    the ``guided_*`` API, ``GuidedDecodingParams`` included, was removed in v0.12.0).
     """
-    sp = vllm.sampling_params
-    if hasattr(sp, "StructuredOutputsParams"):
-        return {"structured_outputs": sp.StructuredOutputsParams(json=schema)}
-    return {"guided_decoding": sp.GuidedDecodingParams(json=schema)}
+    return {"structured_outputs": vllm.sampling_params.StructuredOutputsParams(json=schema)}
+
+
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    """Ids of MiniCPM-V's end-of-turn tokens (:data:`MINICPMV_STOP_TOKENS`) in ``tokenizer``.
+
+    As in vLLM's MiniCPM-V example (``convert_tokens_to_ids`` of ``<|im_end|>`` and
+    ``<|endoftext|>``); a token the vocabulary lacks (``None`` or the unknown token's id) is
+    left out.
+    """
+    unk = getattr(tokenizer, "unk_token_id", None)
+    out: list[int] = []
+    for tok in MINICPMV_STOP_TOKENS:
+        i = tokenizer.convert_tokens_to_ids(tok)
+        if isinstance(i, int) and not isinstance(i, bool) and i != unk and i not in out:
+            out.append(i)
+    return out
 
 
 def _pil_rgb(req: AnalysisRequest) -> Any:
@@ -344,8 +417,8 @@ class VllmBackend:
     """MiniCPM-V in an in-process ``vllm.LLM`` (one per GPU actor of the pool).
 
     Prompts follow MiniCPM-V's documented format: the image placeholder leads the user turn
-    and the tokenizer's chat template (``trust_remote_code``) renders it; generation stops
-    at ``<|im_end|>``/``<|endoftext|>`` and is JSON-schema guided.
+    and the tokenizer's chat template (``trust_remote_code``, thinking off) renders it;
+    generation stops at the ids of ``<|im_end|>``/``<|endoftext|>`` and is JSON-schema guided.
     """
 
     name = "vllm"
@@ -357,9 +430,7 @@ class VllmBackend:
         self._vllm = vllm
         self.llm = vllm.LLM(model=settings.model_source, **engine_kwargs(settings))
         self.tokenizer = self.llm.get_tokenizer()
-        ids = [self.tokenizer.convert_tokens_to_ids(t) for t in MINICPMV_STOP_TOKENS]
-        unk = getattr(self.tokenizer, "unk_token_id", None)
-        self.stop_token_ids = [i for i in ids if isinstance(i, int) and i != unk]
+        self.stop_token_ids = stop_token_ids(self.tokenizer)
         self._guided = _structured(vllm, analysis_json_schema()) if settings.guided_decoding else {}
 
     def _params(self, retry: bool) -> Any:
