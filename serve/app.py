@@ -21,8 +21,6 @@ used in a file path. Bodies over ``max_body_bytes`` answer 413 before they are r
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -31,6 +29,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     FileResponse,
     JSONResponse,
@@ -48,8 +47,23 @@ from aio_ray.errors import AioError, ConfigError
 from aio_ray.library import LibraryError
 from aio_ray.library.repo import LibraryUnavailableError
 from aio_ray.strategies.space import ParameterError
+from serve.guard import (
+    ControlGuard,
+    authorized,
+    check_token,
+    error_responses,
+    safe_message,
+    short_errors,
+)
 from serve.service import Core, NotFound, Unavailable, dumps
-from serve.vision import INSTRUMENT, PNG_MAGIC, AnalyzeBars, VisionService
+from serve.vision import (
+    INSTRUMENT,
+    PNG_MAGIC,
+    AnalysisRefused,
+    AnalyzeBars,
+    Timeframe,
+    VisionService,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +73,19 @@ VENDOR_JS = STATIC_DIR / "vendor" / "lightweight-charts.standalone.production.js
 STRATEGY_ID = r"^[0-9a-f]{20}$"
 """Library strategy ids: 20 lowercase hex digits (see ``aio_ray.library.strategy_id``)."""
 RUN_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-TIMEFRAME = r"^[0-9]{1,4}(m|h|d|w)$"
 OPERATOR = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 StrategyId = Annotated[str, PathParam(pattern=STRATEGY_ID, description="20 hex digits")]
 RunIdQuery = Annotated[str | None, Query(pattern=RUN_ID, max_length=128)]
-TimeframeQuery = Annotated[str | None, Query(pattern=TIMEFRAME, max_length=8)]
+TimeframeQuery = Annotated[Timeframe | None, Query(description="a built timeframe, 1m..1d")]
+PARAM_INT = 10**15
+"""Integer parameters are accepted within +-10**15 (a 400-digit number is a 422, not a crash)."""
+ParamValue = (
+    Annotated[bool, Field(strict=True)]
+    | Annotated[int, Field(strict=True, ge=-PARAM_INT, le=PARAM_INT)]
+    | Annotated[float, Field(strict=True, ge=-1e15, le=1e15, allow_inf_nan=False)]
+    | Annotated[str, Field(max_length=64)]
+)
 
 
 class ControlNote(BaseModel):
@@ -78,9 +99,7 @@ class ParamsUpdate(BaseModel):
     """New parameters of a strategy (the full set; validated against its family's space)."""
 
     model_config = ConfigDict(extra="forbid")
-    params: dict[Annotated[str, Field(max_length=64)], int | float | str | bool] = Field(
-        ..., max_length=32
-    )
+    params: dict[Annotated[str, Field(max_length=64)], ParamValue] = Field(..., max_length=32)
     reason: str | None = Field(None, max_length=500)
 
 
@@ -91,21 +110,9 @@ def operator(
 ) -> str:
     """Who is calling (``X-Operator``, default "operator"), after checking the bearer token
     against the configured one in constant time; 401 otherwise."""
-    expected = request.app.state.core.cfg.token_sha256
-    scheme, _, token = (authorization or "").partition(" ")
-    given = hashlib.sha256(token.strip().encode()).hexdigest()
-    if (
-        expected is None
-        or scheme.lower() != "bearer"
-        or not token.strip()
-        or not hmac.compare_digest(given, expected)
-    ):
-        detail = (
-            "control is disabled: no token configured"
-            if expected is None
-            else "missing or wrong bearer token"
-        )
-        raise HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+    problem = check_token(request.app.state.core.cfg.token_sha256, authorization)
+    if problem is not None:
+        raise HTTPException(401, problem, headers={"WWW-Authenticate": "Bearer"})
     return x_operator if x_operator and OPERATOR.match(x_operator) else "operator"
 
 
@@ -190,24 +197,40 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
         "curves, a dashboard, and live control (pause, resume, parameters, config reload).",
     )
     app.state.core = core
+    app.add_middleware(ControlGuard, core=core)  # inside BodyLimit: 413, then 429, then 401
     app.add_middleware(BodyLimit, limit=lambda scope: (
         core.cfg.settings.max_upload_bytes if scope.get("path") == "/analyze"
         else core.cfg.settings.max_body_bytes))
-    vision = VisionService(core.cfg)
+    vision = VisionService(core)  # follows reloads
+    app.state.vision = vision
+    READ = error_responses(422, 503)
+    ONE = error_responses(404, 422, 503)
+    CONTROL = error_responses(400, 401, 404, 413, 422, 429, 503)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": short_errors(exc.errors())}, status_code=422)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+        return JSONResponse({"detail": safe_message(str(exc))}, status_code=404)
 
     @app.exception_handler(Unavailable)
     async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
+        return JSONResponse({"detail": safe_message(str(exc))}, status_code=503)
 
     @app.exception_handler(LibraryError)
     async def _library(_: Request, exc: LibraryError) -> JSONResponse:
         log.error("library error: %s", exc)
         code = 503 if isinstance(exc, LibraryUnavailableError) else 500
-        return JSONResponse({"detail": f"library error: {exc.problem}"}, status_code=code)
+        return JSONResponse({"detail": f"library error: {safe_message(exc.problem)}"},
+                            status_code=code)
+
+    @app.exception_handler(AioError)
+    async def _aio(_: Request, exc: AioError) -> JSONResponse:
+        # a stage refused a value that passed the request's validation: the caller's input
+        log.warning("refused input: %s", exc)
+        return JSONResponse({"detail": safe_message(str(exc))}, status_code=422)
 
     def client_of(request: Request) -> str | None:
         return request.client.host if request.client else None
@@ -218,13 +241,14 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
     async def root() -> RedirectResponse:
         return RedirectResponse("dashboard")
 
-    @app.get("/health", summary="Liveness and what is served")
-    async def health() -> dict[str, Any]:
-        out = await run_in_threadpool(core.health)
+    @app.get("/health", summary="Liveness and what is served (server paths only with the token)",
+             responses=error_responses(500, 503))
+    async def health(request: Request) -> dict[str, Any]:
+        out = await run_in_threadpool(core.health, authorized(request))
         out["dashboard_assets"] = "ok" if VENDOR_JS.exists() else "missing: run serve/vendor.sh"
         return out
 
-    @app.get("/runs", summary="Every run, newest first")
+    @app.get("/runs", summary="Every run, newest first", responses=error_responses(503))
     def runs() -> list[dict[str, Any]]:
         return core.runs()
 
@@ -234,15 +258,19 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
             return core.rankings_json(run_id, timeframe)
         return await run_in_threadpool(core.rankings_json, run_id, timeframe)
 
+    JSON_OK = {200: {"description": "OK", "content": {"application/json": {"schema": {}}}}}
+
     @app.get(
         "/rankings",
         summary="Top strategies of a run (default: newest), with OOS metrics, holdout "
         "figures, Pine verification and live state",
+        response_class=Response, responses={**JSON_OK, **ONE},
     )
     async def rankings(run_id: RunIdQuery = None, timeframe: TimeframeQuery = None) -> Response:
         return Response(await _rankings_bytes(run_id, timeframe), media_type="application/json")
 
-    @app.get("/rankings.json", summary="Rankings export (JSON download)")
+    @app.get("/rankings.json", summary="Rankings export (JSON download)",
+             response_class=Response, responses={**JSON_OK, **ONE})
     async def rankings_json(
         run_id: RunIdQuery = None, timeframe: TimeframeQuery = None
     ) -> Response:
@@ -252,7 +280,11 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
             headers={"Content-Disposition": 'attachment; filename="rankings.json"'},
         )
 
-    @app.get("/rankings.csv", summary="Rankings export (CSV download)")
+    @app.get(
+        "/rankings.csv", summary="Rankings export (CSV download)", response_class=Response,
+        responses={200: {"description": "CSV, one row per strategy",
+                         "content": {"text/csv": {"schema": {"type": "string"}}}}, **ONE},
+    )
     def rankings_csv(run_id: RunIdQuery = None, timeframe: TimeframeQuery = None) -> Response:
         return Response(
             core.rankings_csv(run_id, timeframe),
@@ -260,32 +292,49 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
             headers={"Content-Disposition": 'attachment; filename="rankings.csv"'},
         )
 
-    @app.get("/strategies/{strategy_id}", summary="Parameters, metrics, trades summary, state")
-    def strategy(strategy_id: StrategyId) -> Response:
-        return Response(dumps(core.strategy(strategy_id)), media_type="application/json")
+    @app.get("/strategies/{strategy_id}",
+             summary="Parameters (ranked and in force), metrics, trades summary, state; "
+             "control events' client addresses only with the token",
+             response_class=Response, responses={**JSON_OK, **ONE})
+    def strategy(strategy_id: StrategyId, request: Request) -> Response:
+        d = core.strategy(strategy_id)
+        if not authorized(request):
+            d = {**d, "control_events": [
+                {**e, "payload": {k: v for k, v in (e.get("payload") or {}).items()
+                                  if k != "client"}} for e in d["control_events"]]}
+        return Response(dumps(d), media_type="application/json")
 
     @app.get(
         "/strategies/{strategy_id}/pine",
         response_class=PlainTextResponse,
-        summary="The Pine v6 script (kind=indicator: the overlay); verification in headers",
+        summary="The Pine v6 script of the parameters in force (kind=indicator: the overlay); "
+        "verification and override in headers",
+        responses={200: {"description": "Pine v6 source",
+                         "content": {"text/plain": {"schema": {"type": "string"}}}}, **ONE},
     )
     async def pine(
         strategy_id: StrategyId, kind: Literal["strategy", "indicator"] = "strategy"
     ) -> PlainTextResponse:
         if core.fresh(("pine", strategy_id, kind)):
-            code, ver = core.pine(strategy_id, kind)
+            code, ver, live = core.pine(strategy_id, kind)
         else:
-            code, ver = await run_in_threadpool(core.pine, strategy_id, kind)
-        headers = {"X-Pine-Verified": _verified(ver)}
+            code, ver, live = await run_in_threadpool(core.pine, strategy_id, kind)
+        headers = {"X-Pine-Verified": _verified(ver), "X-Pine-Params": live["source"]}
         if ver is not None and ver.get("first_diff_bar") is not None:
             headers["X-Pine-First-Diff-Bar"] = str(ver["first_diff_bar"])
+        if live["source"] == "override":
+            headers["X-Pine-Override-By"] = str(live["by"])
+            headers["X-Pine-Override-At"] = str(live["at_ms"])
         return PlainTextResponse(code, headers=headers)
 
-    @app.get("/strategies/{strategy_id}/equity", summary="Equity and drawdown series, trades")
+    @app.get("/strategies/{strategy_id}/equity",
+             summary="Equity and drawdown series and trades of the parameters in force",
+             response_class=Response, responses={**JSON_OK, **ONE})
     def equity(strategy_id: StrategyId) -> Response:
         return Response(dumps(core.equity(strategy_id)), media_type="application/json")
 
-    @app.get("/strategies/{strategy_id}/candles", summary="Mid OHLC bars of its timeframe")
+    @app.get("/strategies/{strategy_id}/candles", summary="Mid OHLC bars of its timeframe",
+             response_class=Response, responses={**JSON_OK, **ONE})
     def candles(strategy_id: StrategyId) -> Response:
         return Response(dumps(core.candles(strategy_id)), media_type="application/json")
 
@@ -297,22 +346,30 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
 
     # ------------------------------------------------------------------ charts and vision
 
-    @app.get("/patterns", summary="Mined pattern statistics (forward returns, hit rate, t)")
+    @app.get("/patterns", summary="Mined pattern statistics (forward returns, hit rate, t)",
+             response_class=Response, responses={**JSON_OK, **READ})
     def patterns(timeframe: TimeframeQuery = None, validated: bool = False) -> Response:
         return Response(dumps(vision.patterns(core.lib, timeframe, validated)),
                         media_type="application/json")
 
-    @app.get("/analyses", summary="The newest chart analyses of the pipeline's analysis log")
-    def analyses(
+    @app.get("/analyses",
+             summary="The newest chart analyses of the analysis log: latest window end first, "
+             "then latest logged (X-Analyses-Skipped: unreadable records left out)",
+             response_class=Response, responses={**JSON_OK, **READ})
+    async def analyses(
         timeframe: TimeframeQuery = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50
     ) -> Response:
-        return Response(dumps(vision.analyses(limit, timeframe)), media_type="application/json")
+        rows, skipped = await run_in_threadpool(vision.analyses, limit, timeframe)
+        return Response(dumps(rows), media_type="application/json",
+                        headers={"X-Analyses-Skipped": str(skipped)})
 
     @app.post(
         "/analyze",
-        summary="Analyse a chart: a PNG body (Content-Type image/png) or JSON bars "
-        "({instrument, timeframe, bars: [{ts, open, high, low, close, volume?}]})",
-        openapi_extra={"requestBody": {"content": {
+        summary="Analyse a chart: a PNG body (Content-Type image/png, at most max_image_pixels) "
+        "or JSON bars ({instrument, timeframe, bars: [{ts, open, high, low, close, volume?}]})",
+        response_class=Response,
+        responses={**JSON_OK, **error_responses(400, 413, 415, 422, 429, 503, 504)},
+        openapi_extra={"requestBody": {"required": True, "content": {
             "image/png": {"schema": {"type": "string", "format": "binary"}},
             "application/json": {"schema": AnalyzeBars.model_json_schema()},
         }}},
@@ -320,33 +377,34 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
     async def analyze(
         request: Request,
         instrument: Annotated[str, Query(pattern=INSTRUMENT)] = "EURUSD",
-        timeframe: Annotated[str, Query(pattern=TIMEFRAME, max_length=8)] = "1h",
+        timeframe: Annotated[Timeframe, Query()] = "1h",
     ) -> Response:
         from pydantic import ValidationError
 
         from aio_ray.vision.backends import BackendUnavailableError, VisionError
 
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in ("image/png", "application/json"):
+            raise HTTPException(415, "send image/png or application/json")
         raw = await request.body()
         try:
             if ctype == "image/png":
                 if not raw.startswith(PNG_MAGIC):
                     raise HTTPException(422, "body is not a PNG image")
-                out = await run_in_threadpool(vision.analyze_png, raw, instrument, timeframe)
-            elif ctype == "application/json":
+                out = await vision.submit(vision.analyze_png, raw, instrument, timeframe)
+            else:
                 try:
                     body = AnalyzeBars.model_validate_json(raw)
                 except ValidationError as exc:
-                    detail = [f"{'.'.join(str(x) for x in e['loc']) or 'body'}: {e['msg']}"
-                              for e in exc.errors(include_url=False)]
-                    raise HTTPException(422, detail) from None
-                out = await run_in_threadpool(vision.analyze_bars, body)
-            else:
-                raise HTTPException(415, "send image/png or application/json")
+                    raise HTTPException(422, short_errors(exc.errors(include_url=False))) from None
+                out = await vision.submit(vision.analyze_bars, body)
+        except AnalysisRefused as exc:
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+            raise HTTPException(exc.status, str(exc), headers=headers) from None
         except BackendUnavailableError as exc:
-            raise HTTPException(503, f"vision backend unavailable here: {exc}") from None
+            raise HTTPException(503, f"vision backend unavailable here: {safe_message(str(exc))}") from None
         except VisionError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(422, safe_message(str(exc))) from None
         return Response(dumps(out), media_type="application/json")
 
     # ------------------------------------------------------------------ control
@@ -355,9 +413,10 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
         try:
             return core.control(sid, action, payload, who)
         except ParameterError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(422, safe_message(str(exc), 300)) from None
 
-    @app.post("/strategies/{strategy_id}/pause", summary="Pause a strategy (bearer token)")
+    @app.post("/strategies/{strategy_id}/pause", summary="Pause a strategy (bearer token)",
+              responses=CONTROL)
     def pause(
         strategy_id: StrategyId,
         who: Operator,
@@ -367,7 +426,8 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
         body = {"reason": note.reason if note else None, "client": client_of(request)}
         return _control(strategy_id, "pause", body, who)
 
-    @app.post("/strategies/{strategy_id}/resume", summary="Resume a strategy (bearer token)")
+    @app.post("/strategies/{strategy_id}/resume", summary="Resume a strategy (bearer token)",
+              responses=CONTROL)
     def resume(
         strategy_id: StrategyId,
         who: Operator,
@@ -379,21 +439,37 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
 
     @app.post(
         "/strategies/{strategy_id}/params",
-        summary="Replace a strategy's live parameters (bearer token; validated)",
+        summary="Override a strategy's live parameters (bearer token; the full set, validated "
+        "against its family's space); DELETE clears the override",
+        responses=CONTROL,
     )
     def params(
         strategy_id: StrategyId, update: ParamsUpdate, who: Operator, request: Request
     ) -> dict[str, Any]:
+        if not update.params:
+            raise HTTPException(422, "params: empty; to clear the override send "
+                                     f"DELETE /strategies/{strategy_id}/params")
         body = {"params": update.params, "reason": update.reason, "client": client_of(request)}
         return _control(strategy_id, "params", body, who)
 
-    @app.post("/config/reload", summary="Re-read configuration without a restart (bearer token)")
+    @app.delete(
+        "/strategies/{strategy_id}/params",
+        summary="Clear the live parameter override: the ranked parameters are in force again "
+        "(bearer token)",
+        responses=CONTROL,
+    )
+    def clear_params(strategy_id: StrategyId, who: Operator, request: Request) -> dict[str, Any]:
+        return _control(strategy_id, "clear_params", {"client": client_of(request)}, who)
+
+    @app.post("/config/reload", summary="Re-read configuration without a restart (bearer token)",
+              responses=error_responses(401, 413, 422, 429, 503))
     def reload(who: Operator, request: Request) -> dict[str, Any]:
         try:
             return core.reload(who, client_of(request))
         except (ConfigError, AioError) as exc:
             raise HTTPException(
-                422, f"configuration not reloaded (the previous one stays in force): {exc}"
+                422, f"configuration not reloaded (the previous one stays in force): "
+                f"{safe_message(str(exc), 300)}"
             ) from None
 
     return app

@@ -65,6 +65,32 @@ class ServeSettings(BaseModel):
         0.5, ge=0.0, le=60.0, description="how often caches check the library for changes, s"
     )
     max_candles: int = Field(5_000, ge=100, le=100_000, description="bars a chart returns")
+    # POST /analyze: images, the worker queue and its time limit
+    max_image_pixels: int = Field(
+        4_194_304, ge=256, le=67_108_864, description="pixels an uploaded PNG may have (w*h)"
+    )
+    decode_budget_s: float = Field(2.0, gt=0, le=60, description="time to decode one PNG, s")
+    analyze_timeout_s: float = Field(
+        20.0, gt=0, le=600, description="an analysis past this answers 504 (not logged), s"
+    )
+    analyze_queue: int = Field(
+        8, ge=1, le=1024, description="analyses waiting or running per replica; more: 503"
+    )
+    # rate limits per client address (token buckets): sustained rate and burst
+    analyze_rate_per_s: float = Field(10.0, gt=0, le=10_000, description="POST /analyze, req/s")
+    analyze_burst: int = Field(20, ge=1, le=100_000, description="POST /analyze burst, requests")
+    control_rate_per_s: float = Field(2.0, gt=0, le=10_000, description="control calls, req/s")
+    control_burst: int = Field(20, ge=1, le=100_000, description="control burst, requests")
+    # the analysis log written by POST /analyze
+    log_flush_rows: int = Field(64, ge=1, le=100_000, description="records per appended batch")
+    log_flush_s: float = Field(2.0, gt=0, le=3600, description="longest a record waits, s")
+    log_max_files: int = Field(16, ge=1, le=10_000, description="files before a compaction")
+    log_max_rows: int | None = Field(
+        100_000, ge=1, description="records a compaction keeps (newest windows); None: all"
+    )
+    log_max_age_days: float | None = Field(
+        None, gt=0, description="records older than this are dropped at compaction; None: kept"
+    )
 
     @field_validator("token_env")
     @classmethod
@@ -87,19 +113,31 @@ class Resolved:
     vision: Any = None
     analyses_dir: Path | None = None
 
-    def public(self) -> dict[str, Any]:
-        """What ``/health`` and ``/config/reload`` may show (no token, password hidden)."""
+    def public(self, full: bool = True) -> dict[str, Any]:
+        """What ``/health`` and ``/config/reload`` may show (no token, password hidden);
+        ``full`` False (a caller without the token): no server paths, only file names."""
         from aio_ray.library.repo import _safe_url
 
-        return {
-            "library": _safe_url(self.library_url),
-            "bars_dir": None if self.bars_dir is None else str(self.bars_dir),
+        url = _safe_url(self.library_url)
+        if not full:
+            scheme, sep, rest = url.partition(":///")
+            if sep and scheme.startswith("sqlite"):
+                url = f"{scheme}:///.../{Path(rest).name}" if "/" in rest else url
+            elif "@" in url or "//" in url:  # a server: its scheme and database name only
+                url = f"{url.split('://')[0]}://.../{url.rsplit('/', 1)[-1].split('?')[0]}"
+        out = {
+            "library": url,
+            "bars_dir": None if self.bars_dir is None else (
+                str(self.bars_dir) if full else "configured"),
             "symbol": self.symbol,
             "control": "enabled" if self.token_sha256 else "disabled (no token configured)",
             "max_body_bytes": self.settings.max_body_bytes,
             "top": self.settings.top,
-            "source": self.source,
+            "source": self.source if full or self.source == "arguments" else Path(self.source).name,
         }
+        if full:
+            out["analyses_dir"] = None if self.analyses_dir is None else str(self.analyses_dir)
+        return out
 
 
 def _abs(p: Path, base: Path) -> Path:

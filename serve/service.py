@@ -27,13 +27,20 @@ from serve.config import Resolved, ServeSettings, resolve
 
 log = logging.getLogger(__name__)
 
-CONTROL_ACTIONS = ("pause", "resume", "params")
+CONTROL_ACTIONS = ("pause", "resume", "params", "clear_params")
 CSV_COLUMNS = (
     "run_id", "rank", "strategy_id", "family", "timeframe", "symbol", "score",
     "oos_sharpe", "oos_dsr", "oos_max_drawdown", "oos_profit_factor", "oos_trades",
     "holdout_net_profit", "holdout_sharpe", "holdout_max_drawdown", "holdout_trades",
     "pine_parsed", "pine_parity_passed", "paused", "params",
 )  # fmt: skip
+
+
+VERDICT_FIELDS = (
+    "verdict", "passed", "candidates", "failed_candidates", "procedures", "effective_trials",
+    "pbo", "gates", "message", "best_rejected",
+)  # fmt: skip
+"""The verdict fields ``/rankings`` carries beside its rows."""
 
 
 class NotFound(AioError, LookupError):
@@ -138,16 +145,29 @@ class Core:
 
     # ------------------------------------------------------------------ reads
 
-    def health(self) -> dict[str, Any]:
-        """Liveness plus what is served; raises LibraryError when the library is unreachable."""
+    def health(self, full: bool = False) -> dict[str, Any]:
+        """Liveness plus what is served (``full``: with server paths, for a caller with the
+        token); raises LibraryError when the library is unreachable."""
         self.refresh()
         run_id = self.cached("latest", self.lib.latest_ranked_run)
         return {
             "status": "ok",
             "run_id": run_id,
             "started_ms": self.started_ms,
-            **self.cfg.public(),
+            **self.cfg.public(full),
         }
+
+    def live(self, sid: str) -> dict[str, Any]:
+        """The parameters in force of ``sid``: ``source`` "override" (with ``params``, ``by``
+        and ``at_ms`` of the latest params event) or "ranked" (``params`` None)."""
+        state = self.lib.control_state().get(sid) or {}
+        if state.get("params"):
+            ev = next((e for e in self.lib.control_events(sid, limit=50)
+                       if e["action"] == "params"), None)
+            return {"source": "override", "params": state["params"],
+                    "by": ev["who"] if ev else state.get("updated_by"),
+                    "at_ms": ev["at_ms"] if ev else state.get("updated_ms")}
+        return {"source": "ranked", "params": None, "by": None, "at_ms": None}
 
     def _pine_status(self, sid: str) -> dict[str, Any]:
         out = {}
@@ -188,6 +208,11 @@ class Core:
 
         Each row: rank, ids, family, timeframe, params, score, OOS ``criteria``, ``holdout``
         metrics (reported, never ranked on), ``pine`` verification status and ``live`` state.
+        Beside the rows, the run's verdict (:data:`VERDICT_FIELDS`: verdict "passed",
+        "none_passed" or None when no run was judged, passed, candidates, effective_trials,
+        pbo, gates, message in plain words, best_rejected with the gates each failed; see
+        :func:`aio_ray.library.report.run_verdict`). ``timeframe`` filters the rows only: the
+        verdict is the whole run's.
         """
         return self.cached(
             ("rankings", run_id, timeframe), lambda: self._rankings(run_id, timeframe)
@@ -222,6 +247,9 @@ class Core:
                     "live": live,
                 }
             )
+        from aio_ray.library.report import run_verdict
+
+        v = run_verdict(self.lib, rid)
         return finite(
             {
                 "run_id": rid,
@@ -230,6 +258,7 @@ class Core:
                 "timeframes": sorted({r["timeframe"] for r in out}),
                 "strategies": out,
                 "generated_ms": int(time.time() * 1000),
+                **{k: v.get(k) for k in VERDICT_FIELDS},
             }
         )
 
@@ -291,6 +320,7 @@ class Core:
                 "symbol": rec.symbol,
                 "run_id": rec.run_id,
                 "params": rec.params,
+                "params_in_force": self.live(sid),
                 "created_ms": rec.created_ms,
                 "rank": None if ranked is None else ranked.rank,
                 "score": None if ranked is None else ranked.score,
@@ -306,18 +336,32 @@ class Core:
             }
         )
 
-    def pine(self, sid: str, kind: str = "strategy") -> tuple[str, dict[str, Any] | None]:
-        """The Pine v6 script of ``sid`` (``kind`` "strategy" or "indicator") and its latest
-        stored verification; raises Unavailable when the Pine module is missing."""
+    def pine(
+        self, sid: str, kind: str = "strategy"
+    ) -> tuple[str, dict[str, Any] | None, dict[str, Any]]:
+        """The Pine v6 script of ``sid`` (``kind`` "strategy" or "indicator") for the
+        parameters in force, its latest stored verification (None under an override: the
+        stored checks are of the ranked parameters) and :meth:`live`; raises Unavailable when
+        the Pine module is missing."""
         return self.cached(("pine", sid, kind), lambda: self._pine(sid, kind))
 
-    def _pine(self, sid: str, kind: str) -> tuple[str, dict[str, Any] | None]:
+    def _pine(self, sid: str, kind: str) -> tuple[str, dict[str, Any] | None, dict[str, Any]]:
+        import dataclasses
+
         self._strategy(sid)
         try:
-            from aio_ray.pine.store import pine_for_strategy
+            from aio_ray.pine.generate import generate
+            from aio_ray.pine.store import pine_for_strategy, source_for_strategy
         except ImportError as exc:  # pragma: no cover - the Pine package ships with the app
             raise Unavailable(f"Pine export is not installed: {exc}") from None
-        return pine_for_strategy(self.lib, sid, kind)  # type: ignore[arg-type]
+        live = self.live(sid)
+        if live["source"] != "override":
+            code, ver = pine_for_strategy(self.lib, sid, kind)  # type: ignore[arg-type]
+            return code, ver, live
+        # the override's script: its parameters; the ranked run's holdout figures do not apply
+        src = dataclasses.replace(source_for_strategy(self.lib, sid), params=live["params"],
+                                  metrics=None, period_ms=None)
+        return generate(src, kind), None, live  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ charts
 
@@ -357,11 +401,14 @@ class Core:
         return self.cached(("equity", sid), lambda: self._equity(sid))
 
     def _equity(self, sid: str) -> dict[str, Any]:
+        import dataclasses
+
         from serve.curves import equity_from_trades, equity_of
 
         rec = self._strategy(sid)
         run = self.lib.get_run(rec.run_id)
         search = run.config if run is not None else {}
+        live = self.live(sid)
         try:
             frames = {rec.timeframe: self._bars(rec.timeframe)}
             for tf in search.get("timeframes", []):
@@ -369,26 +416,45 @@ class Core:
                     frames[tf] = self._bars(tf)
         except Unavailable as exc:
             trades = self.lib.trades(rec.run_id, sid, "holdout")
-            return finite(equity_from_trades(trades, search, note=str(exc)))
-        return finite(equity_of(rec, frames, search))
+            note = str(exc)
+            if live["source"] == "override":
+                note += "; the stored trades are of the ranked parameters, not the override"
+            out = equity_from_trades(trades, search, note=note)
+            return finite({**out, "params": rec.params, "params_in_force": live})
+        if live["source"] == "override":
+            rec = dataclasses.replace(rec, params=live["params"])
+        return finite({**equity_of(rec, frames, search), "params": rec.params,
+                       "params_in_force": live})
 
     # ------------------------------------------------------------------ control
 
     def control(
         self, sid: str, action: str, payload: Mapping[str, Any], who: str
     ) -> dict[str, Any]:
-        """Record ``action`` ("pause", "resume" or "params") on ``sid`` and return its new
-        live state; ``params`` payloads are validated against the family's space first."""
+        """Record ``action`` ("pause", "resume", "params" or "clear_params") on ``sid`` and
+        return its new live state; ``params`` payloads are validated against the family's
+        space first; "clear_params" is stored as a ``params`` event without parameters (the
+        ranked ones are in force again)."""
         from aio_ray.strategies.space import validate
 
         if action not in CONTROL_ACTIONS:
             raise ValueError(f"action must be one of {CONTROL_ACTIONS}, got {action!r}")
         rec = self._strategy(sid)
         body = dict(payload)
+        stored = action
         if action == "params":
-            body["params"] = validate(rec.family, body.get("params") or {})
+            from aio_ray.strategies.space import ParameterError
+
+            try:
+                body["params"] = validate(rec.family, body.get("params") or {})
+            except ParameterError:
+                raise
+            except (OverflowError, ValueError, TypeError) as exc:  # a value no space can take
+                raise ParameterError(rec.family, f"params: {str(exc)[:200]}") from None
+        elif action == "clear_params":
+            stored, body["params"], body["cleared"] = "params", None, True
         with self._lock:
-            event = self.lib.record_control(sid, action, body, who)
+            event = self.lib.record_control(sid, stored, body, who)
             self.refresh(force=True)
         state = self.lib.control_state().get(sid, {"paused": False, "params": None})
         return finite({"strategy_id": sid, "event_id": event, "action": action, "live": state})
@@ -436,4 +502,4 @@ def trades_summary(trades: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-__all__ = ["ConfigError", "Core", "NotFound", "Unavailable", "dumps", "finite", "trades_summary"]
+__all__ = ["VERDICT_FIELDS", "ConfigError", "Core", "NotFound", "Unavailable", "dumps", "finite", "trades_summary"]

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -29,6 +30,8 @@ if str(REPO) not in sys.path:  # the `serve` package lives at the repository roo
 TOKEN = "test-token-0123456789abcdef"
 ROTATED = "rotated-token-fedcba9876543210"
 STRATEGY_ENDPOINTS = ("", "/pine", "/equity", "/candles")
+SERVE_SECTION = {"control_burst": 500, "control_rate_per_s": 100.0, "analyze_burst": 500,
+                 "analyze_rate_per_s": 100.0}
 HOSTILE = [
     "..%2F..%2Fetc%2Fpasswd",
     "../../etc/passwd",
@@ -57,13 +60,20 @@ def library(tmp_path_factory, ray_local):
     root = tmp_path_factory.mktemp("serve")
     work = root / "work"
     tree = {
-        "data": {"source": "synthetic", "start": "2025-07-01", "end": "2025-07-13",
+        "data": {"source": "synthetic", "start": "2025-07-01", "end": "2025-08-31",
                  "workdir": str(work)},
         "synthetic": {"seed": 3},
         "bars": {"timeframes": ["1m", "15m", "1h"]},
-        "search": {"timeframes": ["15m", "1h"], "n_trials": 20, "seed": 3, "n_folds": 2,
+        "search": {"timeframes": ["15m", "1h"], "n_trials": 40, "seed": 3, "n_folds": 2,
                    "holdout_fraction": 0.25, "warmup_bars": 30, "max_concurrent": 2,
-                   "ranking": {"min_trades": 3}, "pattern_filter": False},
+                   # significance gates off: two months of a martingale support no claim,
+                   # and these tests need five ranked strategies to serve (two months, so
+                   # that five procedures trade in every fold; the verdict's none-passed
+                   # path is in test_serve_units)
+                   "ranking": {"min_trades": 3, "min_dsr": 0.0, "max_pbo": 1.0,
+                               "min_trl_confidence": 0.0, "min_sharpe": -1e9,
+                               "min_profit_factor": 0.0},
+                   "pattern_filter": False},
         "library": {"url": f"sqlite:///{work}/library.db"},
         "patterns": {"timeframes": ["15m", "1h"], "min_count": 5, "min_abs_t": 0.5},
         "vision": {"timeframe": "1h", "window": 32, "stride": 8, "windows": 4, "use_ray": False},
@@ -85,6 +95,9 @@ def library(tmp_path_factory, ray_local):
         top[0].strategy.id, "strategy", parsed=True, parity_passed=False, first_diff_bar=17,
         report={"note": "written by the serve tests"},
     )  # fmt: skip
+    # the app's own section (read by the app only): rate limits wide enough for these tests,
+    # which call the control endpoints in quick bursts from one address
+    cfg_path.write_text(yaml.safe_dump({**tree, "serve": SERVE_SECTION}))
     token_file = root / "token"
     token_file.write_text(TOKEN + "\n")
     return {"root": root, "config": cfg_path, "tree": tree, "lib": lib, "top": top,
@@ -169,6 +182,17 @@ def test_rankings_list_the_top_five_with_metrics_holdout_and_pine_status(client,
     assert len(only) == sum(1 for x in rows if x["timeframe"] == tf)
     same = client.get("/rankings", params={"run_id": data["run_id"]}).json()
     assert [x["strategy_id"] for x in same["strategies"]] == [x["strategy_id"] for x in rows]
+
+
+def test_rankings_carry_the_runs_verdict(client, library):
+    data = client.get("/rankings").json()
+    stored = library["lib"].verdict(data["run_id"])
+    assert stored is not None and stored["verdict"] == "passed"
+    assert data["verdict"] == "passed" and data["passed"] == stored["passed"] >= 5
+    for k in ("candidates", "effective_trials", "pbo", "message", "gates", "best_rejected"):
+        assert data[k] == stored[k], k
+    assert re.match(r"\d+ of \d+ procedures passed every gate", data["message"])
+    assert data["candidates"] + data["failed_candidates"] == 40 and data["gates"]["min_dsr"] == 0.0
 
 
 def test_rankings_exports_as_json_and_csv(client, library):
@@ -466,7 +490,7 @@ def test_config_reload_rereads_the_file_and_the_token(client, library):
     original = cfg.read_text()
     try:
         tree = yaml.safe_load(original)
-        tree["serve"] = {"top": 3}
+        tree["serve"] = {**tree.get("serve", {}), "top": 3}
         cfg.write_text(yaml.safe_dump(tree))
         library["token_file"].write_text(ROTATED)
         r = client.post("/config/reload", headers=auth())  # the token in force until now
@@ -537,6 +561,7 @@ def test_dashboard_lists_five_strategies_and_draws_its_charts(base, library, tmp
     assert 'data-strategies="5"' in html
     assert 'data-charts-drawn="3"' in html
     assert 'data-pine-scripts="5"' in html
+    assert 'data-verdict="passed"' in html and "procedures passed every gate" in html
     for t in library["top"]:
         assert f'data-strategy-id="{t.strategy.id}"' in html
     assert html.count("<canvas") >= 3
@@ -551,6 +576,13 @@ def test_dashboard_lists_five_strategies_and_draws_its_charts(base, library, tmp
     assert f"{shown} newest of the analysis log" in html
     rows = page.rows("analysis")
     assert len(rows) == shown
+    # "newest" is the latest window end of the whole log, whatever order it was written in
+    from aio_ray.vision.log import read_log
+
+    ends = read_log(Path(library["tree"]["data"]["workdir"]) / "vision" / "log")["window_end"]
+    latest = max(e for e in ends.cast("int64").to_pylist() if e > 0)
+    assert rows[0]["data-window-end"] == time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                       time.gmtime(latest / 1000))
     assert all(
         r["data-status"] == "ok" and r["data-trend"] in ("up", "down", "sideways") for r in rows
     )

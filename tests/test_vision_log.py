@@ -163,3 +163,53 @@ def test_a_file_in_place_of_the_directory_is_an_error(tmp_path):
         AnalysisLog(f)
     with pytest.raises(LogError, match="flush_rows"):
         AnalysisLog(tmp_path / "d", flush_rows=0)
+
+
+def test_a_tolerant_read_skips_and_names_an_unreadable_file(tmp_path):
+    from aio_ray.vision.log import read_log_tolerant
+
+    with AnalysisLog(tmp_path, flush_rows=2) as log:
+        log.extend([_record(i) for i in range(4)])
+    bad = tmp_path / "analyses-99999999T999999999999-1-000000-deadbeef.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(LogError, match="cannot read"):
+        read_log(tmp_path)
+    table, problems = read_log_tolerant(tmp_path)
+    assert table.num_rows == 4
+    assert len(problems) == 1 and bad.name in problems[0] and "cannot read" in problems[0]
+    from aio_ray.vision.log import compact_log
+
+    rep = compact_log(tmp_path)  # a compaction sets it aside: later reads are clean
+    assert rep.kept == 4 and len(rep.problems) == 1 and bad.name in rep.problems[0]
+    assert (tmp_path / "_unreadable" / bad.name).exists() and read_log(tmp_path).num_rows == 4
+
+
+def test_compaction_merges_every_file_into_one_newest_window_first(tmp_path):
+    from aio_ray.vision.log import compact_log, log_files
+
+    for batch in ([3, 0], [5, 1], [2, 4]):  # windows logged out of order, in three files
+        with AnalysisLog(tmp_path) as log:
+            log.extend([_record(i) for i in batch])
+    assert len(log_files(tmp_path)) == 3
+    rep = compact_log(tmp_path)
+    assert (rep.merged, rep.kept, rep.dropped, rep.problems) == (3, 6, 0, [])
+    files = log_files(tmp_path)
+    assert files == [rep.path] and "compact" in rep.path.name
+    starts = [r.window_start // 900_000 for r in records_from_table(read_log(tmp_path))]
+    assert starts == [5, 4, 3, 2, 1, 0]
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert compact_log(tmp_path).path is None  # one file, nothing to drop: left alone
+
+
+def test_compaction_keeps_at_most_max_rows_and_drops_old_records(tmp_path):
+    from aio_ray.vision.log import compact_log
+
+    with AnalysisLog(tmp_path, flush_rows=3) as log:
+        log.extend([_record(i) for i in range(9)])
+    rep = compact_log(tmp_path, max_rows=4)
+    assert (rep.kept, rep.dropped) == (4, 5)
+    starts = [r.window_start // 900_000 for r in records_from_table(read_log(tmp_path))]
+    assert starts == [8, 7, 6, 5]  # the newest windows stay
+    later = read_log(tmp_path)["logged_at"].cast("int64").to_pylist()
+    rep = compact_log(tmp_path, max_age_ms=60_000, now_ms=max(later) + 61_000)
+    assert (rep.kept, rep.dropped) == (0, 4) and read_log(tmp_path).num_rows == 0

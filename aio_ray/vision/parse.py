@@ -11,6 +11,11 @@ What is accepted: the text is one JSON object, optionally inside one Markdown co
 truncated object, duplicate keys, ``NaN``/``Infinity``, or anything :class:`ChartAnalysis`
 rejects makes the whole answer a failure: nothing is ever half-parsed (no defaults filled
 in, no fields dropped). Retrying is the backend runner's job.
+
+A reasoning block that opens the answer (``<think>...</think>``, what MiniCPM-V 4.5 writes
+when a server renders its chat template with thinking on) is not part of the answer and is
+skipped before the object is looked for; an unclosed one (reasoning cut off by the token
+limit) is an ``"extract"`` failure that says so.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from aio_ray.vision.schema import ChartAnalysis
 __all__ = ["ParseError", "ParseFailure", "extract_json_object", "parse_analysis"]
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_-]*)[ \t]*\r?\n(.*?)```", re.DOTALL)
+_THINK_OPEN = re.compile(r"\A\s*<think>")
+_THINK_BLOCK = re.compile(r"\A\s*<think>.*?</think>", re.DOTALL)
 _MAX_ERROR_CHARS = 2000
 
 
@@ -141,8 +148,16 @@ def parse_analysis(text: str) -> ChartAnalysis | ParseFailure:
     """Parse a model answer; a :class:`ChartAnalysis` or a :class:`ParseFailure`, never a mix."""
     if not isinstance(text, str):
         return ParseFailure(repr(text), f"answer is {type(text).__name__}, not text", "extract")
+    answer = text
+    if _THINK_OPEN.match(text):
+        thought = _THINK_BLOCK.match(text)
+        if thought is None:
+            return ParseFailure(
+                text, "the answer is an unclosed <think> block (thinking mode on?)", "extract"
+            )
+        answer = text[thought.end() :]
     try:
-        blob = extract_json_object(text)
+        blob = extract_json_object(answer)
     except ParseError as exc:
         return ParseFailure(text, exc.problem, "extract")
     try:

@@ -5,6 +5,8 @@
 // has loaded (a panel whose fetch failed says so and counts as loaded), <body> carries
 // data-state="ready", data-strategies=N, data-charts-drawn=K, data-analyses=N, data-patterns=N
 // and data-sr-lines=N (read by the browser tests). #strategy=<id> in the URL selects a strategy.
+// The run's verdict (its message in plain words, the best rejected and the gates they failed)
+// is the banner above the table: <body data-verdict="passed|none_passed|none">.
 "use strict";
 
 const LWC = window.LightweightCharts;
@@ -70,9 +72,33 @@ function stateBadge(live) {
     : el("span", { class: "badge ok", text: "active" });
 }
 
+// ------------------------------------------------------------------ verdict
+
+function renderVerdict(data) {
+  const box = document.getElementById("verdict");
+  const verdict = data.verdict || "none";
+  const passed = verdict === "passed";
+  box.className = `verdict ${verdict}`;
+  box.dataset.verdict = verdict;
+  const badge = document.getElementById("verdict-badge");
+  badge.className = `badge ${passed ? "ok" : verdict === "none_passed" ? "bad" : ""}`;
+  badge.textContent = passed ? `✓ ${fmt.int(data.passed)} passed`
+    : verdict === "none_passed" ? "✗ none passed" : "no verdict";
+  document.getElementById("verdict-message").textContent = data.message || "No verdict for this run.";
+  const list = document.getElementById("verdict-rejected");
+  const rejected = passed ? [] : (data.best_rejected || []);
+  list.replaceChildren(...rejected.map((r) => el("li", { "data-rejected-id": r.strategy_id || "" },
+    el("span", { class: "fam", text: `${r.family || "?"} ${r.timeframe || "?"}` }),
+    el("span", { text: r.dsr === null || r.dsr === undefined ? "" : ` · DSR ${fmt.n(r.dsr, 3)}` }),
+    el("span", { class: "gate", text: ` · failed: ${(r.failed || []).join("; ") || "–"}` }))));
+  list.hidden = !rejected.length;
+  body.dataset.verdict = verdict;
+  body.dataset.rejected = String(rejected.length);
+}
+
 // ------------------------------------------------------------------ rankings table
 
-function renderTable(rows) {
+function renderTable(rows, verdict) {
   const tbody = document.querySelector("#rankings tbody");
   tbody.replaceChildren();
   for (const r of rows) {
@@ -96,7 +122,11 @@ function renderTable(rows) {
     );
     tbody.append(tr);
   }
-  if (!rows.length) tbody.append(el("tr", {}, el("td", { colspan: 12, class: "muted", text: "No ranked strategies yet: run the pipeline." })));
+  if (!rows.length) {
+    const text = verdict === "none_passed" ? "No strategy passed every gate: nothing to trade (see the verdict above)."
+      : "No ranked strategies yet: run the pipeline.";
+    tbody.append(el("tr", {}, el("td", { colspan: 12, class: "muted wrap", text })));
+  }
 }
 
 // ------------------------------------------------------------------ charts
@@ -244,6 +274,7 @@ function analysisRow(a) {
   const lat = a.latency_ms === null || a.latency_ms === undefined ? "" : ` · ${fmt.n(a.latency_ms, 0)} ms`;
   return el("tr", {
       class: `analysis${ok ? "" : " failed"}`, "data-status": a.status, "data-trend": ok ? a.trend : null,
+      "data-window-end": a.window_end || "",
       title: a.rationale || a.error || "",
     },
     el("td", { class: "mono", title: `${a.window_start} → ${a.window_end}`, text: fmtWindow(a) }),
@@ -262,6 +293,7 @@ async function loadAnalyses() {
   try {
     const rows = await getJSON("analyses?limit=50");
     state.analyses = rows;
+    // the API answers newest window end first (then newest logged): the first 12 are the newest
     const shown = byWindowDesc(rows.slice(0, 12));
     tbody.replaceChildren(...shown.map(analysisRow));
     if (!shown.length) {
@@ -373,8 +405,14 @@ function kv(dl, k, v, cls) {
 function renderDetail(d) {
   const box = document.getElementById("detail-body");
   box.className = "";
-  const params = el("dl");
-  for (const [k, v] of Object.entries(d.params)) kv(params, k, String(v));
+  // the parameters in force: a live override (with who and when) or the ranked ones
+  const force = d.params_in_force || {};
+  const inForce = force.source === "override" && force.params ? force.params : d.params;
+  const params = el("dl", { id: "params-in-force", "data-params-source": force.source || "ranked" });
+  for (const [k, v] of Object.entries(inForce)) {
+    const changed = inForce !== d.params && d.params[k] !== v;
+    kv(params, k, changed ? `${v} (ranked ${d.params[k]})` : String(v), changed ? "override" : "");
+  }
   const c = d.criteria || {}, h = d.holdout || {}, t = d.trades_summary || {};
   const oos = el("dl");
   kv(oos, "Score", fmt.n(d.score, 3));
@@ -396,7 +434,8 @@ function renderDetail(d) {
     el("div", {}, el("span", { class: "fam", text: d.family }), el("span", { class: "tf", text: `${d.timeframe} · ${d.symbol}` }),
       " ", stateBadge(live)),
     el("div", { class: "muted", text: `id ${d.strategy_id} · rank ${d.rank ?? "–"}` }),
-    el("div", { class: "section" }, el("h3", { text: "Parameters" + (live.params ? " (live override set)" : "") }), params),
+    el("div", { class: "section" }, el("h3", { text: force.source === "override"
+      ? `Parameters in force: override by ${force.by} at ${fmt.date(force.at_ms)}` : "Parameters (ranked)" }), params),
     el("div", { class: "section" }, el("h3", { text: "Out-of-sample" }), oos),
     el("div", { class: "section" }, el("h3", { text: "Holdout (never ranked on)" }), hold),
     el("div", { class: "section" }, el("h3", { text: "Why it ranks here" }), el("p", { text: d.rationale || "–" })),
@@ -420,6 +459,10 @@ async function control(sid, action) {
 async function renderPine(rows) {
   const list = document.getElementById("pine-list");
   list.replaceChildren();
+  if (!rows.length) {
+    list.append(el("p", { class: "muted", text: state.data && state.data.verdict === "none_passed"
+      ? "No Pine script: no strategy passed every gate." : "No Pine script yet." }));
+  }
   await Promise.all(rows.map(async (r, i) => {
     const pre = el("pre", { "data-strategy-id": r.strategy_id }, el("code", { text: "loading…" }));
     const copy = el("button", { class: "btn small", onclick: async (ev) => {
@@ -481,7 +524,8 @@ async function load(runId, keep) {
   state.data = data;
   const sel = document.getElementById("run-select");
   sel.replaceChildren(...data.runs.map((r) => el("option", { value: r, ...(r === data.run_id ? { selected: "" } : {}) }, r)));
-  renderTable(data.strategies);
+  renderVerdict(data);
+  renderTable(data.strategies, data.verdict);
   body.dataset.strategies = String(data.strategies.length);
   const pine = renderPine(data.strategies);
   const linked = (STRATEGY_HASH.exec(location.hash) || [])[1];
