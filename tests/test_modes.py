@@ -14,7 +14,7 @@ from aio_ray.config import load_config
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["demo", "dev", "prod", "backtest", "dukascopy"])
+@pytest.mark.parametrize("name", ["demo", "null", "dev", "prod", "backtest", "dukascopy"])
 def test_every_mode_config_loads(name):
     cfg = load_config(REPO / "configs" / f"{name}.yaml")
     assert cfg.data.start < cfg.data.end
@@ -22,6 +22,16 @@ def test_every_mode_config_loads(name):
         assert cfg.mode == "backtest" and cfg.replay.library_url == "sqlite:///data/demo/library.db"
     else:
         assert cfg.mode == "search"
+
+
+def test_the_demo_plants_an_edge_and_the_null_run_is_the_same_without_it():
+    demo, null, forward = (load_config(REPO / "configs" / f"{n}.yaml") for n in ("demo", "null", "backtest"))
+    assert demo.synthetic.edge == "mean_reversion" and demo.synthetic.edge_strength > 0
+    assert null.synthetic.edge == "none" and null.synthetic.edge_strength == 0
+    assert forward.synthetic == demo.synthetic  # the forward month comes from the same generator
+    assert forward.data.start >= demo.data.end  # ... after everything the demo searched
+    assert (null.data.start, null.data.end, null.search) == (demo.data.start, demo.data.end, demo.search)
+    assert null.data.workdir != demo.data.workdir and null.library.url != demo.library.url
 
 
 def test_modes_differ_in_size_budget_and_logging():
