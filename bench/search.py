@@ -11,7 +11,8 @@ Each setting starts a fresh local Ray head (``ray.init(num_cpus=N)``, not timed)
 ``search_frames`` with a SQLite library in a temporary folder; the timed part is the whole
 search (Tune start, islands, every candidate written, ranking, holdout). ``peak_rss_mb_*`` is
 the peak of the summed RSS of this process and all its children (Ray head, workers, the
-candidate writer) sampled every 0.2 s. The peers, in the same run and on the same bars:
+candidate writer) sampled every 0.2 s; ``peak_pss_mb_*`` the same with PSS, which counts a
+page shared by several processes (the object store, numba and numpy) once in all. The peers, in the same run and on the same bars:
 ``per_trial_tune_*``: Ray Tune + ``OptunaSearch`` with one trial per candidate (what the search
 did before populations), and ``optuna_inprocess_*``: Optuna's TPE calling ``evaluate_candidate``
 in this process, no Ray.
@@ -68,10 +69,14 @@ def four_hour(h1: pl.DataFrame) -> pl.DataFrame:
 
 
 class PeakRSS:
-    """Peak summed RSS (MB) of this process and its children while the block runs."""
+    """Peak summed memory (MB) of this process and its children while the block runs: RSS
+    (``peak``; pages shared between processes, such as the object store and the libraries,
+    counted once per process) and PSS (``peak_pss``; each shared page split among the
+    processes that map it, so the sum is the memory the machine actually holds)."""
 
     def __init__(self) -> None:
         self.peak = 0.0
+        self.peak_pss = 0.0
         self._stop = threading.Event()
 
     def _run(self) -> None:
@@ -79,13 +84,15 @@ class PeakRSS:
 
         me = psutil.Process(os.getpid())
         while not self._stop.is_set():
-            total = 0
+            total = pss = 0
             with contextlib.suppress(psutil.Error):
                 procs = [me, *me.children(recursive=True)]
                 for p in procs:
-                    with contextlib.suppress(psutil.Error):
+                    with contextlib.suppress(psutil.Error, AttributeError):
                         total += p.memory_info().rss
+                        pss += p.memory_full_info().pss
             self.peak = max(self.peak, total / 2**20)
+            self.peak_pss = max(self.peak_pss, pss / 2**20)
             self._stop.wait(0.2)
 
     def __enter__(self) -> PeakRSS:
@@ -124,6 +131,7 @@ def population(frames: dict[str, pl.DataFrame], cfg: SearchConfig, workers: int)
         ray.shutdown()
     log.info("population, %d worker(s): %d candidates in %.1f s", workers, out.n_done, wall)
     return {"wall_s": wall, "candidates": out.n_done, "stored": stored, "peak_rss_mb": mem.peak,
+            "peak_pss_mb": mem.peak_pss,
             "compute_s": sum(i.compute_s for i in out.islands),
             "sample_s": sum(i.sample_s for i in out.islands)}
 
@@ -264,6 +272,8 @@ def main() -> None:
         "x_vs_per_trial_tune": round(c2 / old, 1),
         "peak_rss_mb_1_worker": round(one["peak_rss_mb"]),
         "peak_rss_mb_2_workers": round(two["peak_rss_mb"]),
+        "peak_pss_mb_1_worker": round(one["peak_pss_mb"]),
+        "peak_pss_mb_2_workers": round(two["peak_pss_mb"]),
         "stored_rows_2_workers": two["stored"],
         "compute_s_2_workers": round(two["compute_s"], 1),
         "sampler_s_2_workers": round(two["sample_s"], 1),
@@ -273,7 +283,8 @@ def main() -> None:
             "candidates": args.sweep, "bars": 31 * 96, "sampler": "random", "workers": 2,
             "wall_s": round(sweep["wall_s"], 1),
             "candidates_per_s": round(sweep["candidates"] / sweep["wall_s"], 1),
-            "peak_rss_mb": round(sweep["peak_rss_mb"]), "stored_rows": sweep["stored"],
+            "peak_rss_mb": round(sweep["peak_rss_mb"]), "peak_pss_mb": round(sweep["peak_pss_mb"]),
+            "stored_rows": sweep["stored"],
         }
     print(json.dumps(result))
 

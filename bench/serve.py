@@ -22,7 +22,9 @@ backlogs do not land in a latency run). Latency is from sending a request to hav
 whole response; ``*_p99_sched_ms`` counts from the scheduled send instead (it includes any lag
 of the generator, which shares the machine's 2 cores with the server). Serve runs without its
 per-request access log unless ``--access-log`` (the app's default too). Goal: p99 under 20 ms
-at 1,000 requests/s. ``peak_rss_mb`` is this process; ``serve_replica_rss_mb`` and
+at 1,000 requests/s. The mixed run (``mixed_*``) sends ``GET /rankings`` at the same rate while
+``--analyze-rate`` (5/s) ``POST /analyze`` of a 64-bar JSON window go on; the GETs' p99 must stay
+under 20 ms and the analyses' p50/p99 and status counts are reported. ``peak_rss_mb`` is this process; ``serve_replica_rss_mb`` and
 ``serve_proxy_rss_mb`` the Serve actors' resident memory at the end; ``peer_rss_mb`` uvicorn's.
 """
 
@@ -98,9 +100,11 @@ WARMUP_S = 1.0
 """Seconds of load at the target rate before measuring (connections opened, caches warm)."""
 
 
-async def open_loop(url: str, rate: float, duration: float) -> dict[str, Any]:
+async def open_loop(url: str, rate: float, duration: float, post_url: str | None = None,
+                    post_body: bytes | None = None, post_rate: float = 0.0) -> dict[str, Any]:
     """``rate`` requests/s for ``duration`` s, each sent at its scheduled time, after
-    :data:`WARMUP_S` s at the same rate whose requests are not counted."""
+    :data:`WARMUP_S` s at the same rate whose requests are not counted. With ``post_url``,
+    ``post_rate`` POSTs/s of ``post_body`` (JSON) go on at the same time, timed apart."""
     import aiohttp
 
     skip = int(rate * WARMUP_S)
@@ -140,9 +144,33 @@ async def open_loop(url: str, rate: float, duration: float) -> dict[str, Any]:
             else:
                 errors += 1
 
-        await asyncio.gather(*(one(i) for i in range(n)))
+        post_lat: list[float] = []
+        post_codes: dict[int, int] = {}
+
+        async def post(i: int) -> None:
+            due = t0 + WARMUP_S + i / post_rate
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            start = loop.time()
+            try:
+                async with session.post(post_url, data=post_body,
+                                        headers={"Content-Type": "application/json"}) as r:
+                    await r.read()
+                    code = r.status
+            except aiohttp.ClientError:
+                code = 0
+            post_codes[code] = post_codes.get(code, 0) + 1
+            if code == 200:
+                post_lat.append(loop.time() - start)
+
+        n_post = int(post_rate * duration) if post_url else 0
+        await asyncio.gather(*(one(i) for i in range(n)), *(post(i) for i in range(n_post)))
         wall = loop.time() - t0 - WARMUP_S
+    extra: dict[str, Any] = {}
+    if n_post:
+        extra = {"post_p50_ms": pct(post_lat, 50), "post_p99_ms": pct(post_lat, 99),
+                 "post_status": {str(k): v for k, v in sorted(post_codes.items())}}
     return {
+        **extra,
         "rps": round(len(lat) / wall, 1),
         "p50_ms": pct(lat, 50),
         "p99_ms": pct(lat, 99),
@@ -174,12 +202,13 @@ async def closed_loop(url: str, duration: float) -> float:
         return round(done / (loop.time() - t0), 1)
 
 
-def load(url: str, mode: str, rate: float, duration: float) -> Any:
+def load(url: str, mode: str, rate: float, duration: float, post: list[str] | None = None) -> Any:
     """Run the load generator in its own process (no Ray in it: the driver's threads would
-    share its interpreter lock and stall its event loop); returns what it printed."""
+    share its interpreter lock and stall its event loop); returns what it printed.
+    ``post``: extra arguments of the mixed run (``--post-url``, ``--post-body``, ...)."""
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--loadgen", url, "--loadgen-mode", mode,
-         "--rate", str(rate), "--duration", str(duration)],
+         "--rate", str(rate), "--duration", str(duration), *(post or [])],
         capture_output=True, text=True, timeout=duration * 4 + 60, check=True,
     )  # fmt: skip
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -201,6 +230,43 @@ def measure(base: str, sid: str, rate: float, duration: float, prefix: str) -> d
     for name, path in paths:
         out[f"{prefix}{name}_max_rps"] = load(base + path, "closed", rate, duration)
     return out
+
+
+def analyze_body(config: Path, n: int = 64) -> dict[str, Any]:
+    """A ``POST /analyze`` JSON body: the latest ``n`` 1h mid bars of the config's library."""
+    from aio_ray.bars.store import read_bars
+    from aio_ray.config import load_config
+
+    cfg = load_config(config)
+    df = read_bars(cfg.data.bars_dir, "1h", cfg.data.symbol).tail(n)
+    bars = [{"ts": int(r["ts"].timestamp() * 1000), "open": r["mid_open"], "high": r["mid_high"],
+             "low": r["mid_low"], "close": r["mid_close"]} for r in df.iter_rows(named=True)]
+    return {"instrument": cfg.data.symbol, "timeframe": "1h", "bars": bars}
+
+
+def measure_mixed(base: str, rate: float, duration: float, body_file: Path,
+                  post_rate: float) -> dict[str, Any]:
+    """GET /rankings at ``rate``/s while ``post_rate``/s of POST /analyze go on, after three
+    analyses one by one (the first builds the model in the replica: reported apart)."""
+    import httpx
+
+    warm = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        r = httpx.post(base + "/analyze", content=body_file.read_bytes(), timeout=120,
+                       headers={"Content-Type": "application/json"})
+        r.raise_for_status()
+        warm.append(round((time.perf_counter() - t0) * 1000, 1))
+    res = load(base + "/rankings", "open", rate, duration,
+               ["--post-url", base + "/analyze", "--post-body", str(body_file),
+                "--post-rate", str(post_rate)])  # fmt: skip
+    log.info("mixed: %s", res)
+    return {"mixed_analyze_first_ms": warm[0], "mixed_analyze_warm_ms": warm[1:],
+            "mixed_rankings_rps": res["rps"], "mixed_rankings_p50_ms": res["p50_ms"],
+            "mixed_rankings_p99_ms": res["p99_ms"], "mixed_rankings_errors": res["errors"],
+            "mixed_analyze_per_s": post_rate, "mixed_analyze_p50_ms": res.get("post_p50_ms"),
+            "mixed_analyze_p99_ms": res.get("post_p99_ms"),
+            "mixed_analyze_status": res.get("post_status")}  # fmt: skip
 
 
 def wait_healthy(base: str, timeout: float = 90.0) -> None:
@@ -240,7 +306,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="Serve's Python proxy instead of the HAProxy ingress (the default here)")
     ap.add_argument("--refresh-s", type=float, default=None, help="app's library check period, s")
     ap.add_argument("--replicas", type=int, default=1, help="Serve replicas")
+    ap.add_argument("--analyze-rate", type=float, default=5.0,
+                    help="POST /analyze per second in the mixed run (0: no mixed run)")
     ap.add_argument("--loadgen", help=argparse.SUPPRESS)  # internal: be the load generator
+    ap.add_argument("--post-url", help=argparse.SUPPRESS)
+    ap.add_argument("--post-body", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--post-rate", type=float, default=0.0, help=argparse.SUPPRESS)
     ap.add_argument("--loadgen-mode", choices=("open", "closed"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.loadgen:
@@ -249,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
         gc.freeze()  # the generator's own collections must not show up as server latency
         if args.loadgen_mode == "open":
-            print(json.dumps(asyncio.run(open_loop(args.loadgen, args.rate, args.duration))))
+            body = args.post_body.read_bytes() if args.post_body else None
+            print(json.dumps(asyncio.run(open_loop(args.loadgen, args.rate, args.duration,
+                                                   args.post_url, body, args.post_rate))))
         else:
             print(json.dumps(asyncio.run(closed_loop(args.loadgen, args.duration))))
         return 0
@@ -296,6 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
     }
     out.update(measure(base, sid, args.rate, args.duration, ""))
+    if args.analyze_rate > 0:
+        body_file = Path(tmp.name) / "analyze.json"
+        body_file.write_text(json.dumps(analyze_body(config)))
+        out.update(measure_mixed(base, args.rate, args.duration, body_file, args.analyze_rate))
     out["serve_replica_rss_mb"] = actor_rss_mb("ServeReplica:aio-bench")
     out["serve_proxy_rss_mb"] = actor_rss_mb("ProxyActor")
     ray_serve.shutdown()
@@ -323,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
         out["rankings_p99_ms"] < 20 and out["pine_p99_ms"] < 20
         and out["rankings_rps"] >= 0.95 * args.rate and out["pine_rps"] >= 0.95 * args.rate
     )  # fmt: skip
+    if "mixed_rankings_p99_ms" in out:
+        out["mixed_goal_met"] = bool(out["mixed_rankings_p99_ms"] < 20
+                                     and out["mixed_rankings_rps"] >= 0.95 * args.rate)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     tmp.cleanup()
     print(json.dumps(out))

@@ -147,6 +147,16 @@ class VisionService:
                 from aio_ray.vision.backends import make_backend
 
                 self._backend = make_backend(settings=self._model_settings())
+                # the model and the modules it loaded (torch, ...) live as long as the
+                # replica: out of the collector's reach, as the app's start-up objects are,
+                # so that a full collection on the request path stays short; the log writer's
+                # modules are imported now too (an import holds the interpreter lock)
+                import gc
+
+                import aio_ray.vision.log  # noqa: F401
+
+                gc.collect()
+                gc.freeze()
             return self._backend
 
     # ------------------------------------------------------------------ the worker
