@@ -41,6 +41,7 @@ from aio_ray.strategies.space import (
     _levels,
     _sampling_order,
     _space_of,
+    grid_levels,
     sample_optuna,
 )
 
@@ -244,7 +245,7 @@ def _grid(family: str, max_points: int, pins: Mapping[str, Any] | None) -> list[
     target = max(1, max_points)
     points: list[dict[str, Any]] = []
     for _round in range(6):
-        points = _enumerate(codec, _grid_levels(codec.order, target))
+        points = _enumerate(codec, grid_levels(codec.order, target))
         if len(points) >= max_points or target >= 10 * max_points * 64:
             break
         target = int(target * max_points / max(len(points), 1) * 1.1) + 1
@@ -253,18 +254,6 @@ def _grid(family: str, max_points: int, pins: Mapping[str, Any] | None) -> list[
         points = [points[i] for i in idx]
     return points
 
-
-def _grid_levels(free: Sequence[Param], max_product: int) -> dict[str, int]:
-    levels = {p.name: 1 for p in free}
-    growing = True
-    while growing:
-        growing = False
-        for p in sorted(free, key=lambda q: levels[q.name]):
-            trial = dict(levels, **{p.name: levels[p.name] + 1})
-            if trial[p.name] <= len(p.values()) and math.prod(trial.values()) <= max_product:
-                levels = trial
-                growing = True
-    return levels
 
 
 def _enumerate(codec: _Codec, levels: Mapping[str, int]) -> list[dict[str, Any]]:

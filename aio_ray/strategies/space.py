@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -81,6 +81,7 @@ __all__ = [
     "defaults",
     "describe",
     "grid",
+    "grid_levels",
     "identity_params",
     "sample_optuna",
     "validate",
@@ -643,6 +644,22 @@ def _levels(p: Param, k: int) -> list[Any]:
     return [vals[i] for i in idx]
 
 
+def grid_levels(free: Sequence[Param], max_product: int) -> dict[str, int]:
+    """Levels per parameter of a grid: one each, then one more round-robin (fewest first)
+    while the product of the levels stays within ``max_product`` and each parameter has that
+    many distinct on-step values."""
+    levels = {p.name: 1 for p in free}
+    growing = True
+    while growing:
+        growing = False
+        for p in sorted(free, key=lambda q: levels[q.name]):
+            trial = dict(levels, **{p.name: levels[p.name] + 1})
+            if trial[p.name] <= len(p.values()) and math.prod(trial.values()) <= max_product:
+                levels = trial
+                growing = True
+    return levels
+
+
 def grid(
     family: str, max_points: int, fixed: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
@@ -662,15 +679,7 @@ def grid(
         space.param(name)
     base = validate(family, {**defaults(family), **fixed})
     free = [p for p in space.params if p.name not in fixed]
-    levels = {p.name: 1 for p in free}
-    growing = True
-    while growing:
-        growing = False
-        for p in sorted(free, key=lambda q: levels[q.name]):
-            trial = dict(levels, **{p.name: levels[p.name] + 1})
-            if trial[p.name] <= len(p.values()) and math.prod(trial.values()) <= max_points:
-                levels = trial
-                growing = True
+    levels = grid_levels(free, max_points)
     axes = [_levels(p, levels[p.name]) for p in free]
     points: list[dict[str, Any]] = []
     for combo in itertools.product(*axes):
