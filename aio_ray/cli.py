@@ -24,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-ingest_app = typer.Typer(help="Read ticks from a source, quarantine bad ticks, write the tick dataset.",
+ingest_app = typer.Typer(help="Read ticks (or bar files) from a source, quarantine bad rows, write the dataset.",
                          no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 
@@ -227,6 +227,77 @@ def ingest_files_cmd(
     except AioError as exc:
         _fail(exc)
     _print_ingest(rep, as_json)
+
+
+@ingest_app.command("bars")
+def ingest_bars_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="CSV or Parquet bar files of one symbol and timeframe (concatenated in this order).")],
+    timeframe: Annotated[str, typer.Option("--timeframe", help="The files' bar length: 1m, 5m, 15m, 1h, 4h, 1d ...")],
+    out: Annotated[Path, typer.Option("--out", help="Bars folder: OUT/timeframe=TF/symbol=SYM/part-0.parquet (what `aio optimize --bars` reads).")],
+    symbol: Annotated[str, typer.Option(help="Symbol the files hold.")] = "EURUSD",
+    map_: Annotated[list[str], typer.Option("--map", help="Column map field=file_column (repeatable): ts (or date + time), open, high, low, close, or bid_open..ask_close, spread, volume, ticks. Unmapped fields are found by name; without a map TradingView, MetaTrader and HistData files are recognized.")] = [],  # noqa: B006
+    fmt: Annotated[str, typer.Option("--format", help="auto, parquet or csv.")] = "auto",
+    tz: Annotated[str | None, typer.Option(help="Zone of naive times: IANA name (Europe/Berlin) or offset (+02:00). Default UTC; HistData: EST without DST (UTC-05:00). Times with an offset are converted to UTC.")] = None,
+    ts_unit: Annotated[str, typer.Option(help="Unit of epoch-number times: auto (by magnitude), s, ms, us, ns.")] = "auto",
+    ts_format: Annotated[str | None, typer.Option(help="strftime layout of text times not recognized, e.g. '%d.%m.%Y %H:%M:%S'.")] = None,
+    price: Annotated[str | None, typer.Option(help="What a single price series quotes: bid, ask or mid. Default: bid for MetaTrader and HistData, mid otherwise.")] = None,
+    spread: Annotated[float | None, typer.Option(help="Fixed spread in price units (0.0001 = 1 pip on EURUSD) for single-price bars; wins over a spread column. A bid series gets ask = bid + spread, a mid series bid/ask = mid -/+ spread/2. Single-price bars need it or a spread column (0 = fills at the one price).")] = None,
+    point: Annotated[float | None, typer.Option(help="Price of one point for MetaTrader's <SPREAD> (default 0.00001, JPY pairs 0.001).")] = None,
+    timeframes: Annotated[str | None, typer.Option(help="Comma list of timeframes to write: the input one plus roll-ups to longer ones (default: config bars.timeframes that roll up from it).")] = None,
+    daily_close: Annotated[str | None, typer.Option(help="Daily bars cut at utc (midnight) or new_york_close (17:00 New York); default from config.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bar files (TradingView, MetaTrader, HistData exports, your own CSV/Parquet) as the project's bars, with higher timeframes rolled up.
+
+    Every row is checked (high >= max(open, close), low <= min(open, close), positive finite prices, bid <= ask, on the timeframe's grid, duplicates); bad rows go to OUT/_quarantine/timeframe=TF/symbol=SYM/part-0.parquet with a reason, and OUT/_ingest_report_SYM.json counts them, the rows out of order (the bars are sorted) and the gaps.
+
+    Times are UTC, a bar labelled by its open time; prices and --spread in quote currency. A single price series gets bid/ask from the spread (bid series: ask = bid + spread; mid: mid -/+ spread/2); ticks = the file's tick count, or 0 when unknown. A file that cannot be read fails the command (exit 2) and nothing is written.
+    """
+    from aio_ray.data.bar_ingest import ingest_bar_files
+
+    if fmt not in ("auto", "parquet", "csv"):
+        raise typer.BadParameter(f"{fmt!r}: accepted are auto, parquet, csv", param_hint="--format")
+    if price is not None and price not in ("bid", "ask", "mid"):
+        raise typer.BadParameter(f"{price!r}: accepted are bid, ask, mid", param_hint="--price")
+    if ts_unit not in ("auto", "s", "ms", "us", "ns"):
+        raise typer.BadParameter(f"{ts_unit!r}: accepted are auto, s, ms, us, ns", param_hint="--ts-unit")
+    columns: dict[str, str] = {}
+    for item in map_:
+        if "=" not in item:
+            raise typer.BadParameter(f"{item!r} must look like ts=Date", param_hint="--map")
+        key, val = item.split("=", 1)
+        columns[key.strip()] = val.strip()
+    cfg = state.config.bars
+    tfs = [t.strip() for t in timeframes.split(",") if t.strip()] if timeframes else list(cfg.timeframes)
+    try:
+        rep = ingest_bar_files(list(paths), timeframe, symbol, out, columns=columns or None, fmt=fmt,  # type: ignore[arg-type]
+                               tz=tz, ts_unit=ts_unit, ts_format=ts_format, price=price,  # type: ignore[arg-type]
+                               spread=spread, point=point, timeframes=tfs,
+                               explicit_timeframes=timeframes is not None,
+                               daily_close=daily_close or cfg.daily_close)
+    except AioError as exc:
+        _fail(exc)
+    _print_ingest_bars(rep.to_dict(), as_json)
+
+
+def _print_ingest_bars(d: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(d, default=str))
+        return
+    t, g = d["totals"], d["gaps"]
+    bad = ", ".join(f"{k} {v:,}" for k, v in t.items() if k not in ("input", "kept") and v)
+    typer.echo(f"ingest bars {d['symbol']} {d['timeframe']}: {len(d['files'])} file(s), {t['input']:,} rows in, "
+               f"{t['kept']:,} kept, {t['input'] - t['kept']:,} quarantined" + (f" ({bad})" if bad else ""))
+    for f in d["files"]:
+        typer.echo(f"  {f['path']}: {f['format']}, {f['rows']:,} rows, {f['kept']:,} kept; times {f['tz']}; "
+                   f"price {f['price']}; spread {f['spread']}")
+    typer.echo(f"  {d['first']} .. {d['last']}; {d['out_of_order']:,} row(s) out of order (sorted); "
+               f"{g['count']:,} gap(s) ({g['weekend']:,} over a weekend), {g['missing_bars']:,} missing bar(s)"
+               + (f", longest {g['longest']['after']} -> {g['longest']['before']}" if g.get("longest") else ""))
+    typer.echo("  wrote " + ", ".join(f"{tf} {n:,}" for tf, n in d["rows"].items()) + f" bars -> {d['out']}")
+    typer.echo(f"report: {d['report']}")
+    if t["input"] != t["kept"]:
+        typer.echo(f"quarantine: {d['quarantine']}")
 
 
 @app.command("bars")

@@ -28,6 +28,10 @@ class SchemaError(SourceError):
     """A Parquet/CSV file lacks a required column or has one of the wrong type."""
 
 
+class TimezoneError(SchemaError):
+    """A file's times cannot be placed in UTC: offset and naive times mixed, or no such zone."""
+
+
 class MissingHourError(SourceError):
     """A Dukascopy hour file does not exist at the source (HTTP 404, absent in the mirror)."""
 

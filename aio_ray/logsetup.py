@@ -38,6 +38,9 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+QUIET_LIBRARIES = ("numba", "llvmlite", "matplotlib", "PIL", "fsspec")
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Route the root logger to stderr at ``level`` in ``fmt`` (``text`` or ``json``).
 
@@ -52,3 +55,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler.setFormatter(JsonLineFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Libraries whose DEBUG output is their own internals (numba's compiler logs every bytecode
+    # step: megabytes per kernel); they stay at WARNING unless asked for by name.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

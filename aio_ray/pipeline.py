@@ -232,7 +232,7 @@ def run_pine(cfg: AppConfig, run_id: str) -> dict[str, Any]:
         import pynescript  # noqa: F401
     except ImportError:
         can_verify, why = False, "pynescript is not installed (pip install -e '.[test]')"
-    entries = []
+    rows = []
     for r in lib.top(run_id=run_id, n=cfg.search.top):
         s = r.strategy
         slug = re.sub(r"[^a-z0-9]+", "_", f"{r.rank:02d}_{s.family}_{s.timeframe}_{s.id}".lower())
@@ -240,13 +240,31 @@ def run_pine(cfg: AppConfig, run_id: str) -> dict[str, Any]:
         overlay, _ = pine_for_strategy(lib, s.id, "indicator")
         (out_dir / f"{slug}.pine").write_text(code, encoding="utf-8")
         (out_dir / f"{slug}_indicator.pine").write_text(overlay, encoding="utf-8")
-        if verification is None and can_verify:
-            from aio_ray.pine.verify import verify_script
+        rows.append((r, slug, code, verification))
+    pending = [i for i, row in enumerate(rows) if row[3] is None and can_verify]
+    if pending:
+        # one parser and one PineTS process for all the scripts (aio_ray.pine.verify)
+        from aio_ray.pine.verify import verify_scripts
 
-            bars = BarArrays.from_frame(read_bars(cfg.data.bars_dir, s.timeframe, s.symbol), "mid")
-            report = verify_script(code, bars, timeframe=s.timeframe)
+        frames: dict[tuple[str, str], BarArrays] = {}
+        for i in pending:
+            s = rows[i][0].strategy
+            if (s.timeframe, s.symbol) not in frames:
+                frame = read_bars(cfg.data.bars_dir, s.timeframe, s.symbol)
+                frames[(s.timeframe, s.symbol)] = BarArrays.from_frame(frame, "mid")
+        strategies = [rows[i][0].strategy for i in pending]
+        reports = verify_scripts(
+            [rows[i][2] for i in pending],
+            [frames[(s.timeframe, s.symbol)] for s in strategies],
+            timeframe=[s.timeframe for s in strategies],
+        )
+        for i, s, report in zip(pending, strategies, reports, strict=True):
             record_verification(lib, s.id, report)
-            verification = lib.pine_verification(s.id, "strategy")
+            r, slug, code, _ = rows[i]
+            rows[i] = (r, slug, code, lib.pine_verification(s.id, "strategy"))
+    entries = []
+    for r, slug, _code, verification in rows:
+        s = r.strategy
         status = "not verified: " + why if verification is None else (
             "verified" if verification["parsed"] and verification["parity_passed"]
             else f"parity FAILED at bar {verification['first_diff_bar']}"

@@ -12,7 +12,14 @@ Prints one JSON line on stdout (logs on stderr):
   ``verify_seconds``, the whole parity check;
 - ``peak_rss_mb`` (this process) and ``node_rss_mb`` (the Node process after the run).
 
-Usage: python bench/pine.py [--quick] [--bars N] [--family ma_cross]
+- ``verify5``: verifying 5 strategy scripts of different families on 15m bars, cold start
+  included, each path in fresh processes measured in the same run: ``per_script_s`` (one
+  ``aio verify-pine FILE`` process per script, the old path) and ``batch_s`` (one
+  ``aio verify-pine F1 ... F5`` call: one parser, one PineTS process), with the peak RSS of
+  the largest child process (``*_peak_child_rss_mb``, Python or Node). ``--only-verify5``
+  skips the rest.
+
+Usage: python bench/pine.py [--quick] [--bars N] [--family ma_cross] [--only-verify5]
 """
 
 from __future__ import annotations
@@ -52,6 +59,71 @@ def _bars(n: int):  # type: ignore[no-untyped-def]
     return BarArrays.from_frame(pl.from_arrow(pa.concat_tables(parts).slice(0, n)), "mid")
 
 
+VERIFY5 = ("ma_cross", "rsi_reversion", "macd_cross", "bb_breakout", "stoch_adx")
+
+
+def _verify5(n_bars: int) -> dict[str, object]:
+    """Old per-script path vs the batch path on 5 scripts, each in fresh processes."""
+    import os
+    import subprocess
+    import tempfile
+
+    from aio_ray.bars.store import write_bars
+    from aio_ray.pine.generate import ScriptSource, generate
+    from aio_ray.strategies.space import defaults
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pine-"))
+    # 15m bars: resample the synthetic 1m bars through the product's own path
+    import pyarrow as pa
+
+    from aio_ray.bars.resample import bars_from_ticks
+    from aio_ray.data.synthetic import generate as gen_ticks
+
+    parts, rows, day = [], 0, dt.date(2025, 1, 6)
+    while rows < n_bars:
+        end = day + dt.timedelta(days=7)
+        ticks = pa.concat_tables([t for _, t in gen_ticks("EURUSD", day, end)])
+        week = bars_from_ticks(ticks, ["15m"])["15m"]
+        parts.append(week)
+        rows += week.num_rows
+        day = end
+    write_bars(tmp / "bars", "15m", "EURUSD", pa.concat_tables(parts).slice(0, n_bars))
+    files = []
+    for f in VERIFY5:
+        p = defaults(f)
+        p.update(atr_length=10, stop_atr=1.5, take_atr=2.5)
+        path = tmp / f"{f}.pine"
+        path.write_text(generate(ScriptSource(f, p, "15m")))
+        files.append(str(path))
+    aio = [sys.executable, "-m", "aio_ray.cli"]
+    common = ["--bars", str(tmp / "bars"), "--timeframe", "15m"]
+    env = dict(os.environ)
+
+    def timed(cmds: list[list[str]]) -> tuple[float, float, list[int]]:
+        t0, peak, codes = time.perf_counter(), 0.0, []
+        for c in cmds:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            codes.append(subprocess.run(c, capture_output=True, env=env, check=False).returncode)
+            peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
+        return time.perf_counter() - t0, peak / 1024, codes
+
+    batch_s, batch_rss, batch_rc = timed([aio + ["verify-pine", *files, *common]])
+    per_s, per_rss, per_rc = timed([aio + ["verify-pine", f, *common] for f in files])
+    log.info("verify 5 scripts: per-script %.1f s, batch %.1f s", per_s, batch_s)
+    return {
+        "scripts": len(files),
+        "bars_15m": n_bars,
+        "per_script_s": round(per_s, 2),
+        "per_script_exit_codes": per_rc,
+        "batch_s": round(batch_s, 2),
+        "batch_exit_code": batch_rc[0],
+        "speedup": round(per_s / batch_s, 2) if batch_s else None,
+        "peak_child_rss_mb": round(max(batch_rss, per_rss), 1),
+        "goal_s": 10.0,
+        "cores": os.cpu_count(),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -59,8 +131,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="10,000 bars, short loops (smoke run)")
     ap.add_argument("--bars", type=int, default=None, help="synthetic 1m bars for PineTS (100000)")
     ap.add_argument("--family", default="ma_cross", choices=FAMILIES)
+    ap.add_argument("--only-verify5", action="store_true", help="only the 5-script figures")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    if args.only_verify5:
+        out5 = {"bench": "pine", "verify5": _verify5(2000 if args.quick else 3000)}
+        out5["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        print(json.dumps(out5))
+        return
     n_bars = args.bars or (10_000 if args.quick else 100_000)
 
     from aio_ray.pine.generate import ScriptSource, generate
@@ -160,6 +238,7 @@ def main() -> None:
     res = run_backtest(bars, fam.signals(bars, params(args.family)), cfg)
     out["engine_seconds"] = round(time.perf_counter() - t0, 4)
     out["engine_trades"] = res.trades.height
+    out["verify5"] = _verify5(2000 if args.quick else 3000)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(out))
 

@@ -27,7 +27,6 @@ import logging
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,9 @@ import polars as pl
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+sys.path.append(str(REPO / "bench"))  # after the repo: bench/serve.py must not shadow serve/
+from peak_memory import PeakMemory  # noqa: E402
 
 from aio_ray.strategies.evaluate import evaluate_candidate  # noqa: E402
 from aio_ray.strategies.search import SearchConfig, search_frames, split_holdout  # noqa: E402
@@ -68,43 +70,6 @@ def four_hour(h1: pl.DataFrame) -> pl.DataFrame:
     return h1.group_by_dynamic("ts", every="4h").agg(aggs)
 
 
-class PeakRSS:
-    """Peak summed memory (MB) of this process and its children while the block runs: RSS
-    (``peak``; pages shared between processes, such as the object store and the libraries,
-    counted once per process) and PSS (``peak_pss``; each shared page split among the
-    processes that map it, so the sum is the memory the machine actually holds)."""
-
-    def __init__(self) -> None:
-        self.peak = 0.0
-        self.peak_pss = 0.0
-        self._stop = threading.Event()
-
-    def _run(self) -> None:
-        import psutil
-
-        me = psutil.Process(os.getpid())
-        while not self._stop.is_set():
-            total = pss = 0
-            with contextlib.suppress(psutil.Error):
-                procs = [me, *me.children(recursive=True)]
-                for p in procs:
-                    with contextlib.suppress(psutil.Error, AttributeError):
-                        total += p.memory_info().rss
-                        pss += p.memory_full_info().pss
-            self.peak = max(self.peak, total / 2**20)
-            self.peak_pss = max(self.peak_pss, pss / 2**20)
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> PeakRSS:
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join()
-
-
 def _ray(workers: int) -> None:
     import ray
 
@@ -120,7 +85,7 @@ def population(frames: dict[str, pl.DataFrame], cfg: SearchConfig, workers: int)
 
     _ray(workers)
     try:
-        with tempfile.TemporaryDirectory(prefix="aio-bench-search-") as tmp, PeakRSS() as mem:
+        with tempfile.TemporaryDirectory(prefix="aio-bench-search-") as tmp, PeakMemory() as mem:
             url = f"sqlite:///{tmp}/library.db"
             t0 = time.perf_counter()
             out = search_frames(frames, cfg, storage_path=tmp, run_id=f"bench-{workers}",
@@ -130,8 +95,8 @@ def population(frames: dict[str, pl.DataFrame], cfg: SearchConfig, workers: int)
     finally:
         ray.shutdown()
     log.info("population, %d worker(s): %d candidates in %.1f s", workers, out.n_done, wall)
-    return {"wall_s": wall, "candidates": out.n_done, "stored": stored, "peak_rss_mb": mem.peak,
-            "peak_pss_mb": mem.peak_pss,
+    return {"wall_s": wall, "candidates": out.n_done, "stored": stored, "peak_rss_mb": mem.peak_rss_mb,
+            "peak_pss_mb": mem.peak_pss_mb,
             "compute_s": sum(i.compute_s for i in out.islands),
             "sample_s": sum(i.sample_s for i in out.islands)}
 

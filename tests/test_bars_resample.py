@@ -23,7 +23,12 @@ from aio_ray.bars import (
     partial_bars,
     partials_to_bars,
 )
-from aio_ray.bars.resample import block_partial_bars, sorted_runs
+from aio_ray.bars.resample import (
+    bars_from_partial_blocks,
+    block_partial_bars,
+    partial_blocks,
+    sorted_runs,
+)
 from aio_ray.errors import BarsError
 from aio_ray.schema import BAR_SCHEMA, TICK_SCHEMA, TS_TYPE
 
@@ -326,6 +331,41 @@ def test_pieces_packed_out_of_order_merge_to_the_single_pass_bars(
     rnd.shuffle(blocks)
     parts = [block_partial_bars(blk, ALL_TFS, daily_close, strict_order=False) for blk in blocks]
     _assert_same_bars(partials_to_bars(merge_partials(parts)), whole)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    start=_START,
+    rows=st.lists(_TICK, min_size=1, max_size=120),
+    cuts=st.lists(st.integers(0, 120), max_size=8),
+    group_cuts=st.lists(st.integers(0, 9), max_size=3),
+    daily_close=st.sampled_from(["utc", "new_york_close"]),
+)
+def test_groups_of_pieces_joined_in_task_merge_to_the_single_pass_bars(
+    start, rows, cuts, group_cuts, daily_close
+) -> None:
+    """The map-task path: the stream cut into pieces (files, even inside a same-millisecond
+    run), consecutive pieces grouped into tasks, each task joins its pieces' minute bars and
+    rolls up once, and the driver merges the tasks' blocks in stream order without sorting."""
+    ticks = _table_from_draw(start, rows)
+    whole = bars_from_ticks(ticks, ALL_TFS, daily_close)
+    edges = sorted({0, ticks.num_rows, *[min(c, ticks.num_rows) for c in cuts]})
+    pieces = [ticks.slice(a, b - a) for a, b in itertools.pairwise(edges)]
+    gedges = sorted({0, len(pieces), *[min(g, len(pieces)) for g in group_cuts]})
+    blocks = [
+        partial_blocks(pieces[a:b], ALL_TFS, daily_close, [f"piece {i}" for i in range(a, b)])
+        for a, b in itertools.pairwise(gedges)
+    ]
+    merged = bars_from_partial_blocks(blocks, ALL_TFS)
+    _assert_same_bars(merged, whole)
+    check_conservation(merged, ticks.num_rows, "hypothesis")
+
+
+def test_pieces_out_of_stream_order_in_a_task_are_an_error() -> None:
+    ticks = random_ticks(5_000, ms(2019, 2, 4), seed=3)
+    later, earlier = ticks.slice(2_500), ticks.slice(0, 2_500)
+    with pytest.raises(BarsError, match="b: the pieces are not in stream order"):
+        partial_blocks([later, earlier], ["1m"], sources=["a", "b"])
 
 
 def test_sorted_runs_cut_where_time_goes_back() -> None:

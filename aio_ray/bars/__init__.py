@@ -5,7 +5,7 @@ Public surface::
     parse_timeframe, parse_timeframes, Timeframe        # "1m" ... "1d"
     bars_from_ticks(table, timeframes, daily_close)     # in process, pure
     partial_bars / merge_partials / partials_to_bars    # the shard -> merge -> bars steps
-    build_bars(ticks_dir, bars_dir, timeframes, ...)    # Ray Data over a tick dataset
+    build_bars(ticks_dir, bars_dir, timeframes, ...)    # Ray tasks over a tick dataset
     read_bars(bars_dir, timeframe, symbol=None)         # polars DataFrame for later stages
 
 Minutes without ticks produce no bar (nothing is forward-filled).

@@ -1,15 +1,28 @@
-"""The Ray Data edge of the bars stage: a tick dataset in, a bars directory out.
+"""The Ray edge of the bars stage: a tick dataset in, a bars directory out.
 
 Tick dataset (written by ``aio ingest``)::
 
     TICKS_DIR/symbol=EURUSD/date=2019-02-04/part-0.parquet   (TICK_SCHEMA, sorted by ts)
 
 Names starting with ``_`` or ``.`` (``_quarantine``, temporary files) are not data. For each
-symbol the day files are read in date order with ``ray.data.read_parquet``; ``map_batches``
-runs the compiled kernel on each block (a day, part of one or several days) and returns its
-*partial* bars (small: about 2,000 rows per day); the driver merges them exactly
-(:func:`aio_ray.bars.resample.merge_partials`), checks that every timeframe's ``ticks`` add up
-to the rows in the files' Parquet metadata, and writes the bars (:mod:`aio_ray.bars.store`).
+symbol the day files are listed in stream order (date, then part) and cut into contiguous
+groups of about equal ticks (:func:`file_groups`, about 4 per CPU). Each group is one plain
+Ray task (:func:`file_group_partials`): it decodes its files with pyarrow (only the tick
+columns, on its own CPU), runs the compiled kernel on each file as decoded (no concatenation,
+no copy), joins the files' minute bars and rolls them up once, and returns its *partial* bars
+as numpy blocks (about 2,000 rows a day; the ticks never enter the object store). Day files
+are disjoint in time, so the partials of consecutive groups meet only at group boundaries:
+the driver concatenates them in stream order and merges the boundary bars exactly, without a
+sort or shuffle (:func:`aio_ray.bars.resample.bars_from_partial_blocks`), checks that every
+timeframe's ``ticks`` add up to the rows in the files' Parquet metadata, and writes the bars
+(:mod:`aio_ray.bars.store`).
+
+Why plain tasks and not ``ray.data.read_parquet`` + ``map_batches`` (kept as
+``packing="ray"``): the work per day file is a few milliseconds of kernel after the Parquet
+decode, so Ray Data's fixed cost per dataset (sampling files to estimate sizes, starting the
+streaming executor, bundling blocks) and its per-block overhead were larger than the kernel
+itself; in ``python bench/bars.py`` that path ran at 5-16M ticks/s, where the tasks run at
+the speed of decoding the Parquet files.
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ import datetime as dt
 import logging
 import math
 import re
+import resource
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +43,13 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aio_ray.bars.resample import bars_from_partials, block_partial_bars, check_conservation
+from aio_ray.bars.resample import (
+    bars_from_partial_blocks,
+    bars_from_partials,
+    block_partial_bars,
+    check_conservation,
+    partial_blocks,
+)
 from aio_ray.bars.store import (
     remove_other_timeframes,
     updated_manifest,
@@ -147,6 +167,41 @@ def _shard_partials(
     return part.append_column("node_id", pa.repeat(node, part.num_rows))
 
 
+def read_tick_file(path: str | Path) -> pa.Table:
+    """The tick columns of one tick file, decoded on this thread (a map task owns one CPU)."""
+    try:
+        return pq.ParquetFile(path).read(columns=list(TICK_COLUMNS), use_threads=False)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise BarsError(f"{path}: cannot read tick file: {exc}") from exc
+
+
+def _source(path: str, table: pa.Table) -> str:
+    if not table.num_rows:
+        return f"tick file {path}"
+    first = table.column("ts")[0].as_py()
+    return f"tick block starting {first.isoformat()} in {path}"
+
+
+def file_group_partials(
+    paths: list[str], timeframes: tuple[str, ...], daily_close: DailyClose
+) -> tuple[str, dict[int, Any], float]:
+    """One map task: read a contiguous run of tick files (stream order) with pyarrow and run
+    the kernel on each as decoded; returns ``(node_id, partial blocks by tf_minutes, peak RSS
+    of the worker process in MB)``.
+
+    The ticks never leave the task: only the partial bars (about 2,000 rows a day, numpy
+    arrays that Ray ships without pickling their data) go back to the driver.
+    """
+    import ray
+
+    tables = [read_tick_file(p) for p in paths]
+    sources = [_source(p, t) for p, t in zip(paths, tables)]
+    blocks = partial_blocks(tables, timeframes, daily_close, sources)
+    del tables
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return ray.get_runtime_context().get_node_id(), blocks, peak_mb
+
+
 def _ensure_ray() -> None:
     import ray
 
@@ -167,6 +222,10 @@ def _bars_error_in(exc: BaseException) -> str | None:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
+        cause = getattr(e, "cause", None)
+        if isinstance(cause, BaseException) and cause is not e:  # RayTaskError: the original
+            stack.append(cause)
+            continue
         if isinstance(e, BarsError):
             return str(e)
         stack += [e.__cause__, e.__context__, getattr(e, "cause", None)]
@@ -219,6 +278,66 @@ def _read_ticks(paths: list[str], packing: Packing, shards: int) -> Any:
         )
     finally:
         ctx.use_datasource_v2 = saved
+
+
+def file_groups(files: list[TickFile], shards: int) -> list[list[TickFile]]:
+    """Cut ``files`` (stream order) into ``shards`` contiguous groups of about equal ticks."""
+    shards = max(1, min(shards, len(files)))
+    rows = [max(1, f.rows) for f in files]
+    total = sum(rows)
+    groups: list[list[TickFile]] = [[] for _ in range(shards)]
+    seen = 0
+    for i, (f, r) in enumerate(zip(files, rows)):
+        # group of the file's middle tick, but never fewer files left than groups to fill
+        g = min(shards - 1, int((seen + r / 2) * shards / total))
+        g = max(g, shards - (len(files) - i))
+        g = max(g, next((j for j in range(shards - 1, -1, -1) if groups[j]), 0))
+        groups[g].append(f)
+        seen += r
+    return [g for g in groups if g]
+
+
+def shard_partials_tasks(
+    files: list[TickFile],
+    timeframes: tuple[Timeframe, ...],
+    daily_close: DailyClose,
+    *,
+    shards: int = 1,
+    cpus_per_task: float = 1.0,
+    max_concurrent_tasks: int | None = None,
+    ray_remote_args: dict[str, Any] | None = None,
+) -> tuple[list[dict[int, Any]], set[str], int, float]:
+    """Partial kernel blocks of contiguous groups of ``files`` (one symbol, stream order), one
+    Ray task per group; returned in stream order with the ids of the nodes that ran them, the
+    number of tasks and the largest peak RSS (MB) of the worker processes that ran them."""
+    import ray
+
+    groups = file_groups(files, shards)
+    task = ray.remote(file_group_partials).options(
+        num_cpus=cpus_per_task, max_retries=0, **(ray_remote_args or {})
+    )
+    names = tuple(tf.name for tf in timeframes)
+    refs: list[Any] = []
+    pending: list[Any] = []
+    for group in groups:
+        if max_concurrent_tasks is not None and len(pending) >= max_concurrent_tasks:
+            _, pending = ray.wait(pending, num_returns=1)
+        ref = task.remote([str(f.path) for f in group], names, daily_close)
+        refs.append(ref)
+        pending.append(ref)
+    try:
+        out = ray.get(refs)
+    except Exception as exc:
+        inner = _bars_error_in(exc)
+        if inner is not None:
+            raise BarsError(f"{files[0].symbol}: {inner}") from exc
+        raise
+    return (
+        [b for _, b, _ in out],
+        {n for n, _, _ in out},
+        len(groups),
+        max(m for _, _, m in out),
+    )
 
 
 def shard_partials_ray(
@@ -285,7 +404,7 @@ def build_bars(
     ray_remote_args: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Build bars of every timeframe from a tick dataset with Ray Data and write them.
+    """Build bars of every timeframe from a tick dataset with Ray tasks and write them.
 
     Parameters
     ----------
@@ -303,17 +422,19 @@ def build_bars(
     symbols
         Symbols to build; None: every symbol in the dataset.
     packing
-        ``"files"`` (default): each map task reads a contiguous run of day files (Ray Data's
-        file-fragment reader), so shards are ordered pieces of the stream and the result is
-        exact even where two shards meet inside a millisecond; an unsorted tick file is an
-        error. ``"ray"``: Ray Data's default reader sizes the blocks and may pack row groups
-        of several files out of order; blocks are cut into sorted runs, and the result is
-        still exact unless a row-group boundary falls inside a run of same-millisecond ticks.
+        ``"files"`` (default): each Ray task reads a contiguous run of day files with pyarrow
+        and runs the kernel on them, so shards are ordered pieces of the stream and the result
+        is exact even where two shards meet inside a millisecond; an unsorted tick file is an
+        error. ``"ray"``: ``ray.data.read_parquet`` + ``map_batches`` with Ray Data's default
+        reader, which sizes the blocks and may pack row groups of several files out of order;
+        blocks are cut into sorted runs, and the result is still exact unless a row-group
+        boundary falls inside a run of same-millisecond ticks (slower: Ray Data's fixed and
+        per-block costs exceed the kernel's work).
     files_per_shard
-        With ``packing="files"``: day files per map task; None: about 4 tasks per cluster CPU
-        and at most 8M ticks per task (:func:`plan_shards`).
+        With ``packing="files"``: day files per task; None: about 4 tasks per cluster CPU
+        and at most 8M ticks per task (:func:`plan_shards`), groups of about equal ticks.
     cpus_per_task
-        CPUs declared by each map task.
+        CPUs declared by each map task (the task decodes Parquet on one thread).
     max_concurrent_tasks
         At most this many map tasks at a time (None: as many as the CPUs allow).
     ray_remote_args
@@ -328,7 +449,9 @@ def build_bars(
     -------
     dict
         ``ticks_total``, per-symbol ``ticks``/``files``/``shards``/``rows`` (per timeframe),
-        ``nodes`` (ids of the nodes that ran map tasks), ``seconds`` and the arguments used.
+        ``seconds`` (``map``: the Ray tasks, ``merge``, ``write``) and ``worker_peak_rss_mb``
+        (largest peak RSS of a worker that ran a task), ``nodes`` (ids of the nodes that ran
+        map tasks), total ``seconds`` and the arguments used.
 
     Raises
     ------
@@ -357,21 +480,39 @@ def build_bars(
         n_ticks = sum(f.rows for f in files)
         t0 = time.perf_counter()
         shards = plan_shards(files, cpus, files_per_shard)
-        parts = shard_partials_ray(
-            files,
-            tfs,
-            daily_close,
-            packing=packing,
-            shards=shards,
-            cpus_per_task=cpus_per_task,
-            max_concurrent_tasks=max_concurrent_tasks,
-            ray_remote_args=ray_remote_args,
-            progress=progress,
-        )
-        t1 = time.perf_counter()
-        for p in parts:
-            nodes.update(p.column("node_id").unique().to_pylist())
-        bars = bars_from_partials(parts)
+        if packing == "files":
+            blocks, used, shards, worker_mb = shard_partials_tasks(
+                files,
+                tfs,
+                daily_close,
+                shards=shards,
+                cpus_per_task=cpus_per_task,
+                max_concurrent_tasks=max_concurrent_tasks,
+                ray_remote_args=ray_remote_args,
+            )
+            t1 = time.perf_counter()
+            nodes.update(used)
+            partial_rows = sum(b[0].shape[1] for p in blocks for b in p.values())
+            bars = bars_from_partial_blocks(blocks, tfs)
+        else:
+            parts = shard_partials_ray(
+                files,
+                tfs,
+                daily_close,
+                packing=packing,
+                shards=shards,
+                cpus_per_task=cpus_per_task,
+                max_concurrent_tasks=max_concurrent_tasks,
+                ray_remote_args=ray_remote_args,
+                progress=progress,
+            )
+            t1 = time.perf_counter()
+            for p in parts:
+                nodes.update(p.column("node_id").unique().to_pylist())
+            partial_rows = sum(p.num_rows for p in parts)
+            shards = len(parts)
+            worker_mb = None
+            bars = bars_from_partials(parts)
         bars = {tf.name: bars.get(tf.name, BAR_SCHEMA.empty_table()) for tf in tfs}
         check_conservation(bars, n_ticks, f"{ticks_dir} {symbol}")
         t2 = time.perf_counter()
@@ -385,11 +526,12 @@ def build_bars(
         summary_syms[symbol] = {
             "ticks": n_ticks,
             "files": len(files),
-            "shards": shards if packing == "files" else len(parts),
+            "shards": shards,
             "first_date": files[0].date,
             "last_date": files[-1].date,
             "rows": {tf: t.num_rows for tf, t in bars.items()},
-            "partial_rows": sum(p.num_rows for p in parts),
+            "partial_rows": partial_rows,
+            "worker_peak_rss_mb": None if worker_mb is None else round(worker_mb, 1),
             "seconds": {
                 "map": round(t1 - t0, 3),
                 "merge": round(t2 - t1, 3),

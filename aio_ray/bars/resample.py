@@ -182,6 +182,32 @@ def _partial_blocks(
     ticks: pa.Table, tfs: tuple[Timeframe, ...], daily_close: DailyClose, source: str
 ) -> dict[Timeframe, Blocks]:
     ints, flts = minute_bars_arrays(*tick_arrays(ticks, source), source=source)
+    return rolled_up_blocks(ints, flts, tfs, daily_close)
+
+
+def join_minute_blocks(pieces: Sequence[Blocks], source: str = "<pieces>") -> Blocks:
+    """1-minute kernel blocks of consecutive pieces of one tick stream (in stream order) ->
+    the blocks of all of them: a minute cut by a piece boundary becomes one bar (exact)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if not pieces:
+        return np.empty((k.N_INT, 0), np.int64), np.empty((k.N_FLT, 0), np.float64)
+    ints = np.concatenate([p[0] for p in pieces], axis=1)
+    flts = np.concatenate([p[1] for p in pieces], axis=1)
+    labels = ints[k.I_LABEL]
+    if labels.size > 1 and not bool(np.all(labels[1:] > labels[:-1])):
+        out_i, out_f, status, index = k.combine_runs(np.ascontiguousarray(labels), ints, flts)
+        if status == k.ERR_KEYS:
+            raise BarsError(f"{source}: the pieces are not in stream order (minute bar {index})")
+        _raise(status, index, source)
+        return out_i, out_f
+    return ints, flts
+
+
+def rolled_up_blocks(
+    ints: np.ndarray, flts: np.ndarray, tfs: tuple[Timeframe, ...], daily_close: DailyClose
+) -> dict[Timeframe, Blocks]:
+    """Kernel blocks of every timeframe in ``tfs`` from 1-minute blocks in stream order."""
     # Each timeframe is rolled up from the longest one already built that nests in it
     # (5m -> 15m -> 1h ...), which is exact and touches fewer rows than starting from 1m.
     built: dict[Timeframe, Blocks] = {_ONE_MINUTE: (ints, flts)}
@@ -273,10 +299,24 @@ def block_partial_bars(
     )
 
 
+def _in_merge_order(ints: np.ndarray) -> bool:
+    """True when rows are already sorted by (label, first tick time): partials of ordered,
+    contiguous shards, which then only meet at shard boundaries and need no sort."""
+    label = ints[k.I_LABEL]
+    if label.size < 2:
+        return True
+    dl = label[1:] - label[:-1]
+    if bool(np.any(dl < 0)):
+        return False
+    same = dl == 0
+    return not bool(np.any(ints[k.I_FIRST, 1:][same] < ints[k.I_FIRST, :-1][same]))
+
+
 def _merge_blocks(tf: Timeframe, ints: np.ndarray, flts: np.ndarray) -> Blocks:
-    order = np.lexsort((np.arange(ints.shape[1]), ints[k.I_FIRST], ints[k.I_LABEL]))
-    ints = ints[:, order]
-    flts = flts[:, order]
+    if not _in_merge_order(ints):  # the stable sort would keep the order as it is
+        order = np.lexsort((np.arange(ints.shape[1]), ints[k.I_FIRST], ints[k.I_LABEL]))
+        ints = ints[:, order]
+        flts = flts[:, order]
     m_i, m_f, status, index = k.combine_runs(np.ascontiguousarray(ints[k.I_LABEL]), ints, flts)
     _raise(status, index, f"merge of {tf.name} partial bars")
     return m_i, m_f
@@ -338,6 +378,51 @@ def bars_from_partials(parts: Sequence[pa.Table]) -> dict[str, pa.Table]:
     """:func:`merge_partials` then :func:`partials_to_bars`, without the table in between."""
     blocks = _table_to_blocks(_concat(parts))
     return {tf.name: _finish(*_merge_blocks(tf, *b)) for tf, b in sorted(blocks.items())}
+
+
+def bars_from_partial_blocks(
+    parts: Sequence[dict[int, Blocks]], timeframes: Iterable[str | Timeframe]
+) -> dict[str, pa.Table]:
+    """Finished bars per timeframe from partial kernel blocks keyed by ``tf_minutes`` (as
+    :func:`partial_blocks` gives), in stream order of their shards: like
+    :func:`bars_from_partials` without Arrow tables in between. Timeframes without partials
+    give empty tables."""
+    result: dict[str, pa.Table] = {}
+    for tf in sorted(parse_timeframes(timeframes)):
+        got = [p[tf.minutes] for p in parts if tf.minutes in p and p[tf.minutes][0].shape[1]]
+        if not got:
+            result[tf.name] = BAR_SCHEMA.empty_table()
+            continue
+        ints = np.concatenate([g[0] for g in got], axis=1) if len(got) > 1 else got[0][0]
+        flts = np.concatenate([g[1] for g in got], axis=1) if len(got) > 1 else got[0][1]
+        result[tf.name] = _finish(*_merge_blocks(tf, ints, flts))
+    return result
+
+
+def partial_blocks(
+    pieces: Iterable[pa.Table],
+    timeframes: Iterable[str | Timeframe],
+    daily_close: DailyClose = "utc",
+    sources: Iterable[str] | None = None,
+) -> dict[int, Blocks]:
+    """Partial bars of consecutive pieces of one symbol's sorted tick stream (e.g. a run of day
+    files, in stream order) as kernel blocks keyed by ``tf_minutes``.
+
+    Each piece goes through the compiled minute pass as it is (no concatenation of ticks);
+    the minute bars of the pieces are joined (a minute cut by a boundary becomes one bar)
+    and rolled up once. Errors name the piece (``sources``) and its row.
+    """
+    tfs = parse_timeframes(timeframes)
+    check_daily_close(daily_close)
+    names = iter(sources) if sources is not None else itertools.repeat("<ticks>")
+    minutes: list[Blocks] = []
+    last = "<ticks>"
+    for piece in pieces:
+        last = next(names)
+        if piece.num_rows:
+            minutes.append(minute_bars_arrays(*tick_arrays(piece, last), source=last))
+    ints, flts = join_minute_blocks(minutes, last)
+    return {tf.minutes: b for tf, b in rolled_up_blocks(ints, flts, tfs, daily_close).items()}
 
 
 def bars_from_ticks(

@@ -98,12 +98,14 @@ def updated_manifest(
     *,
     symbols: dict[str, dict[str, Any]],
     daily_close: str,
-    source_ticks_dir: str,
+    source_ticks_dir: str | None,
+    source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest after a build of ``symbols`` (symbol -> ``{"ticks": n, "rows": {tf: n}}``).
 
     Entries of symbols not rebuilt are kept from the existing manifest (each entry records its
-    own ``daily_close``, source and time); top-level ``timeframes``, ``symbols``, ``rows`` and
+    own ``daily_close``, source and time; ``source`` describes bars not built from a tick
+    dataset, e.g. ``aio ingest bars``'s files); top-level ``timeframes``, ``symbols``, ``rows`` and
     ``ticks_total`` describe everything listed.
     """
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -122,6 +124,8 @@ def updated_manifest(
             "source_ticks_dir": source_ticks_dir,
             "created": now,
         }
+        if source is not None:
+            entries[sym]["source"] = source
     tfs = sorted(
         {tf for e in entries.values() for tf in e["rows"]}, key=lambda t: parse_timeframe(t)
     )
@@ -170,13 +174,85 @@ def list_symbols(bars_dir: str | Path, timeframe: str) -> list[str]:
     )
 
 
+def _missing_bars_error(root: Path, tf: str, symbol: str | None) -> BarsError:
+    """Say which level of ``timeframe=TF/symbol=SYM/part-0.parquet`` is missing."""
+    tf_dir = root / f"timeframe={tf}"
+    want = f"symbol={symbol.upper()}" if symbol else "symbol=SYMBOL"
+    if not tf_dir.is_dir():
+        have = sorted(p.name for p in root.glob("timeframe=*") if p.is_dir())
+        return BarsError(f"{root}: no {tf} bars; present: {have or 'none'}")
+    found = sorted(p.name for p in tf_dir.iterdir() if _is_data_name(p.name))
+    sym_dirs = [n for n in found if n.startswith("symbol=") and (tf_dir / n).is_dir()]
+    if symbol and (tf_dir / want).is_dir():
+        inside = sorted(p.name for p in (tf_dir / want).iterdir())
+        return BarsError(
+            f"{root}: no {PART_NAME} in timeframe={tf}/{want}; found: {inside or 'nothing'}"
+        )
+    if not sym_dirs:
+        return BarsError(
+            f"{root}: no {want} folder under timeframe={tf} (the layout is "
+            f"timeframe={tf}/{want}/{PART_NAME}); found: {found or 'nothing'}"
+        )
+    return BarsError(f"{root}: no {want} folder under timeframe={tf}; present: {sym_dirs}")
+
+
+def _conform_bars(table: pa.Table, path: Path) -> pa.Table:
+    """Cast a bars file to :data:`BAR_SCHEMA` when its columns have the right names and types.
+
+    Nullable fields are accepted when they hold no null; extra columns are dropped; ``ts`` may
+    be a timestamp of any unit (naive = UTC, other zones converted), prices and volumes any
+    float or integer type, ``ticks`` any integer type.
+    """
+    problems = []
+    for field in BAR_SCHEMA:
+        if field.name not in table.column_names:
+            problems.append(f"missing column {field.name!r}")
+            continue
+        t = table.schema.field(field.name).type
+        if field.name == "ts":
+            ok = pa.types.is_timestamp(t)
+        elif field.name == "ticks":
+            ok = pa.types.is_integer(t)
+        else:
+            ok = pa.types.is_floating(t) or pa.types.is_integer(t)
+        if not ok:
+            problems.append(f"column {field.name!r} is {t}, expected {field.type}")
+    if problems:
+        raise BarsError(
+            f"{path}: not a bars file: {'; '.join(problems)}; expected {BAR_SCHEMA}"
+        )
+    cols = []
+    for field in BAR_SCHEMA:
+        col = table.column(field.name)
+        if col.null_count:
+            first = int(np.flatnonzero(~np.asarray(col.is_valid()))[0])
+            raise BarsError(
+                f"{path}: column {field.name!r} has {col.null_count} null value(s), first at "
+                f"row {first}; every bar needs a value in every column"
+            )
+        try:
+            if field.name == "ts" and col.type.tz is None:
+                col = col.cast(pa.timestamp(col.type.unit, tz="UTC"))
+            col = col.cast(field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise BarsError(f"{path}: column {field.name!r} cannot be read as {field.type}: {exc}") from exc
+        cols.append(col)
+    out = pa.Table.from_arrays(cols, schema=BAR_SCHEMA)
+    ts = out.column("ts").cast(pa.int64()).to_numpy()
+    if ts.size > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
+        out = out.sort_by("ts")
+    return out
+
+
 def read_bars(bars_dir: str | Path, timeframe: str, symbol: str | None = None) -> pl.DataFrame:
     """Bars of one timeframe and symbol as a polars DataFrame (BAR_SCHEMA columns, sorted by ts).
 
     Parameters
     ----------
     bars_dir
-        A directory written by :func:`aio_ray.bars.build.build_bars`.
+        A directory written by :func:`aio_ray.bars.build.build_bars` or ``aio ingest bars``
+        (any Parquet file at ``timeframe=TF/symbol=SYM/part-0.parquet`` whose columns have the
+        bar schema's names and types, nullable or not, is read and cast to it).
     timeframe
         ``"1m"``, ``"15m"``, ``"4h"``, ``"1d"`` ... (``ts`` is each bar's open time, UTC).
     symbol
@@ -185,8 +261,9 @@ def read_bars(bars_dir: str | Path, timeframe: str, symbol: str | None = None) -
     Raises
     ------
     BarsError
-        Missing directory, timeframe or symbol, several symbols with ``symbol=None``, or a
-        file whose schema is not the bar schema.
+        Missing directory, timeframe, ``symbol=`` folder or file (the message names the missing
+        level), several symbols with ``symbol=None``, a file whose columns are missing or of the
+        wrong type, or a null in a column (naming the file, column and first row).
     """
     root = Path(bars_dir)
     if not root.is_dir():
@@ -194,20 +271,19 @@ def read_bars(bars_dir: str | Path, timeframe: str, symbol: str | None = None) -
     tf = parse_timeframe(timeframe).name
     present = list_symbols(root, tf)
     if not present:
-        have = sorted(p.name for p in root.glob("timeframe=*") if (p.is_dir()))
-        raise BarsError(f"{root}: no {tf} bars; present: {have or 'none'}")
+        raise _missing_bars_error(root, tf, symbol)
     if symbol is None:
         if len(present) > 1:
             raise BarsError(f"{root}: {tf} bars exist for several symbols {present}; pass symbol=")
         symbol = present[0]
     symbol = symbol.upper()
     if symbol not in present:
+        if (root / f"timeframe={tf}" / f"symbol={symbol}").is_dir():
+            raise _missing_bars_error(root, tf, symbol)
         raise BarsError(f"{root}: no {tf} bars for symbol {symbol}; present: {present}")
     path = bars_path(root, tf, symbol)
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as exc:
         raise BarsError(f"{path}: cannot read bars file: {exc}") from exc
-    if not table.schema.remove_metadata().equals(BAR_SCHEMA):
-        raise BarsError(f"{path}: not a bars file; schema is {table.schema}, expected {BAR_SCHEMA}")
-    return pl.from_arrow(table)  # type: ignore[return-value]
+    return pl.from_arrow(_conform_bars(table, path))  # type: ignore[return-value]

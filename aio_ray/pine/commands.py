@@ -5,7 +5,7 @@
     aio pine --db URL --strategy ID [--kind indicator] [--out FILE]
     aio pine --family ma_cross --params '{"fast": 10, "slow": 20, "ma": "sma"}' --timeframe 1h [--out FILE]
     aio pine --db URL --top 5 --out DIR [--run RUN_ID] [--include-rejected]
-    aio verify-pine FILE.pine --bars BARS_DIR --timeframe 15m [--json] [--db URL]
+    aio verify-pine FILE.pine [FILE.pine ...] --bars BARS_DIR --timeframe 15m [--json] [--db URL]
 
 ``--top`` exports only the strategies that passed every gate of the run's verdict; when none
 passed it prints the verdict's message and writes nothing (exit 0). ``--include-rejected``
@@ -15,7 +15,10 @@ also exports the verdict's best rejected strategies, each script's header carryi
 
 ``verify-pine`` exits 0 when the script parses and reproduces the engine's trades, 1 when
 it does not (syntax error, PineTS failure, parity difference), 2 on bad arguments. With
-``--db`` the result is stored with the strategy named in the script's header.
+``--db`` the result is stored with the strategy named in the script's header. Several files
+are verified in one call (one parser, one PineTS process): one line per file (``PASS``/``FAIL``,
+file, summary) and a summary line; ``--json`` prints a JSON list of the reports, each with its
+``file`` (one file: the report object alone, as before); exit 0 only when all pass.
 """
 
 from __future__ import annotations
@@ -294,7 +297,9 @@ def _export_top(
 
 
 def verify_pine_cmd(
-    file: Annotated[Path, typer.Argument(help="A .pine file written by `aio pine`.")],
+    files: Annotated[
+        list[Path], typer.Argument(help="One or more .pine files written by `aio pine`.")
+    ],
     bars: Annotated[Path, typer.Option("--bars", help="Bars folder written by `aio bars`.")],
     timeframe: Annotated[
         str, typer.Option("--timeframe", help="Timeframe of the bars to run on, e.g. 15m.")
@@ -306,38 +311,67 @@ def verify_pine_cmd(
         str | None, typer.Option("--db", help="Store the result with the strategy in this library.")
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the full report as one JSON line.")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the full report as one JSON line (a JSON list with several files).",
+        ),
     ] = False,
 ) -> None:
-    """Syntax (pynescript) + PineTS run + parity with the engine (single price model, mid bars)."""
+    """Syntax (pynescript) + PineTS run + parity with the engine (single price model, mid bars).
+
+    Several files are checked in one call with one parser and one PineTS process: one line
+    per file and a summary (--json: a list of reports, each with its "file"); exit 0 only
+    when every script passes, 1 when any fails, 2 on bad arguments.
+    """
     from aio_ray.bars.store import read_bars
     from aio_ray.pine.generate import read_meta
-    from aio_ray.pine.verify import verify_script
+    from aio_ray.pine.verify import verify_scripts
     from aio_ray.strategies.bars import BarArrays
 
-    if not file.is_file():
-        raise typer.BadParameter(f"{file} is not a file", param_hint="FILE")
-    code = file.read_text(encoding="utf-8")
+    for file in files:
+        if not file.is_file():
+            raise typer.BadParameter(f"{file} is not a file", param_hint="FILE")
+    codes = [file.read_text(encoding="utf-8") for file in files]
     try:
-        meta = read_meta(code)
+        metas = []
+        for file, code in zip(files, codes, strict=True):
+            try:
+                metas.append(read_meta(code))
+            except (AioError, ValueError) as exc:
+                _fail(f"{file}: {exc}" if len(files) > 1 else exc)
+        if db is not None:
+            for file, meta in zip(files, metas, strict=True):
+                if not meta.get("strategy_id"):
+                    where = f"{file}: " if len(files) > 1 else ""
+                    _fail(
+                        f"--db: {where}the script names no library strategy "
+                        "(generated with --family)"
+                    )
         frame = read_bars(bars, timeframe, symbol)
         arrays = BarArrays.from_frame(frame, "mid")
-        report = verify_script(code, arrays, meta=meta, timeframe=timeframe)
+        reports = verify_scripts(codes, arrays, metas=metas, timeframe=timeframe)
         if db is not None:
-            sid = meta.get("strategy_id")
-            if not sid:
-                _fail("--db: the script names no library strategy (generated with --family)")
             from aio_ray.library import Library
             from aio_ray.pine.store import record_verification
 
-            record_verification(Library(db), str(sid), report)
+            lib = Library(db)
+            for meta, report in zip(metas, reports, strict=True):
+                record_verification(lib, str(meta["strategy_id"]), report)
     except (AioError, ValueError, ImportError) as exc:
         _fail(exc)
-    if as_json:
-        typer.echo(json.dumps(report.to_dict(), default=str))
+    passed = [bool(r.parsed and r.ran and r.parity_passed) for r in reports]
+    if len(files) == 1:
+        report = reports[0]
+        typer.echo(json.dumps(report.to_dict(), default=str) if as_json else report.summary())
+    elif as_json:
+        rows = [{"file": str(f), **r.to_dict()} for f, r in zip(files, reports, strict=True)]
+        typer.echo(json.dumps(rows, default=str))
     else:
-        typer.echo(report.summary())
-    if not (report.parsed and report.ran and report.parity_passed):
+        for f, r, ok in zip(files, reports, passed, strict=True):
+            typer.echo(f"{'PASS' if ok else 'FAIL'} {f}: {r.summary()}")
+        typer.echo(f"verify-pine: {sum(passed)} of {len(files)} script(s) passed")
+    if not all(passed):
         raise typer.Exit(1)
 
 

@@ -45,14 +45,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from aio_ray.pine.generate import PLOT_SIGNALS, read_meta
-from aio_ray.pine.runner import PineRun, PineRunError, run_pinets
+from aio_ray.pine.runner import PineRun, PineRunError, PineRuntime, run_pinets
 from aio_ray.strategies.bars import BarArrays
 from aio_ray.strategies.engine import BacktestConfig, BacktestResult, run_backtest
 from aio_ray.strategies.families import Family, get_family
@@ -73,6 +73,7 @@ __all__ = [
     "pine_precision",
     "pine_signals",
     "verify_script",
+    "verify_scripts",
 ]
 
 INDICATOR_TOL = 1e-8
@@ -507,6 +508,7 @@ def verify_script(
     timeframe: str | None = None,
     syntax: bool = True,
     timeout_s: float = 600.0,
+    runtime: PineRuntime | None = None,
 ) -> VerificationReport:
     """Check a generated script: syntax, PineTS run, parity with the engine on ``bars``.
 
@@ -519,6 +521,8 @@ def verify_script(
     timeframe : the bars' timeframe (default: the one in ``meta``).
     syntax : parse with pynescript first (a syntax error stops the check).
     timeout_s : limit for the PineTS subprocess, seconds.
+    runtime : a :class:`~aio_ray.pine.runner.PineRuntime` to run in (its Node process is
+        reused); default: a one-shot Node process for this script.
 
     Raises
     ------
@@ -544,9 +548,11 @@ def verify_script(
             return rep
     t0 = time.perf_counter()
     try:
-        run = run_pinets(
-            code, bars, timeframe, symbol=str(m.get("symbol", "EURUSD")), timeout_s=timeout_s
-        )
+        sym = str(m.get("symbol", "EURUSD"))
+        if runtime is None:
+            run = run_pinets(code, bars, timeframe, symbol=sym, timeout_s=timeout_s)
+        else:
+            run = runtime.run(code, bars, timeframe, symbol=sym, timeout_s=timeout_s)
     except PineRunError as exc:
         rep.timings_s["pinets"] = time.perf_counter() - t0
         rep.run_error = str(exc)
@@ -566,3 +572,43 @@ def verify_script(
     rep.first_diff_bar = diffs.bar
     rep.first_diff = diffs.what
     return rep
+
+
+def verify_scripts(
+    codes: Sequence[str],
+    bars: BarArrays | Sequence[BarArrays],
+    *,
+    metas: Sequence[Mapping[str, Any] | None] | None = None,
+    timeframe: str | Sequence[str | None] | None = None,
+    syntax: bool = True,
+    timeout_s: float = 600.0,
+    runtime: PineRuntime | None = None,
+) -> list[VerificationReport]:
+    """:func:`verify_script` for many scripts at once: one warm parser (this process') and
+    one PineTS process (``runtime``, default: one started and closed here) for all.
+
+    ``bars`` and ``timeframe`` are one for all scripts or one per script; ``metas`` one per
+    script (None: the script's header). Returns one report per script, in order; a script
+    with a syntax error, a PineTS error, a timeout or a crash of the Node process fails only
+    its own report (the process is restarted for the next script).
+    """
+    n = len(codes)
+    bars_list = [bars] * n if isinstance(bars, BarArrays) else list(bars)
+    tf_list = (
+        [timeframe] * n if timeframe is None or isinstance(timeframe, str) else list(timeframe)
+    )
+    meta_list = [None] * n if metas is None else list(metas)
+    if not (len(bars_list) == len(tf_list) == len(meta_list) == n):
+        raise ValueError("verify_scripts: give one bars, timeframe and meta per script (or one)")
+    own = runtime is None
+    rt = PineRuntime(timeout_s=timeout_s) if runtime is None else runtime
+    try:
+        return [
+            verify_script(
+                code, b, meta=m, timeframe=tf, syntax=syntax, timeout_s=timeout_s, runtime=rt
+            )
+            for code, b, m, tf in zip(codes, bars_list, meta_list, tf_list, strict=True)
+        ]
+    finally:
+        if own:
+            rt.close()

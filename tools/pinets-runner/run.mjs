@@ -5,7 +5,8 @@
 // verification (`npm ci --prefix tools/pinets-runner`), and is never bundled with, imported by
 // or served from the aio_ray package. aio_ray/pine/verify.py starts it as a subprocess.
 //
-// Usage: node run.mjs REQUEST.json
+// Usage: node run.mjs REQUEST.json      (one run, result written to REQUEST.out)
+//        node run.mjs --serve           (many runs: NDJSON requests on stdin, see serve())
 //
 // REQUEST (JSON):
 //   script     Pine source (string)
@@ -147,12 +148,8 @@ function trade(t) {
     };
 }
 
-async function main() {
-    const reqPath = process.argv[2];
-    if (!reqPath) throw new Error('usage: node run.mjs REQUEST.json');
-    const req = JSON.parse(readFileSync(reqPath, 'utf8'));
+async function runOne(req) {
     const result = { ok: false, stage: 'load' };
-    const write = () => writeFileSync(req.out, JSON.stringify(result));
     try {
         const t0 = performance.now();
         const klines = readBars(req.bars, req.n, req.bar_ms);
@@ -189,7 +186,39 @@ async function main() {
         result.ok = false;
         result.error = String(err && err.stack ? err.stack : err);
     }
-    write();
+    return result;
+}
+
+// Server mode: one request (JSON, as above, without `out`, with an optional `id`) per stdin
+// line; one result line per request on stdout, prefixed with RESULT_PREFIX (anything else a
+// script prints is not a result). Requests run one after another; EOF ends the process.
+const RESULT_PREFIX = '@@aio-result ';
+
+async function serve() {
+    const { createInterface } = await import('node:readline');
+    const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
+    process.stdout.write(RESULT_PREFIX + JSON.stringify({ ready: true, rss_mb: process.memoryUsage().rss / 2 ** 20 }) + '\n');
+    for await (const line of rl) {
+        if (!line.trim()) continue;
+        let req;
+        let result;
+        try {
+            req = JSON.parse(line);
+            result = await runOne(req);
+        } catch (err) {
+            result = { ok: false, stage: 'request', error: String(err && err.stack ? err.stack : err) };
+        }
+        result.id = req ? req.id ?? null : null;
+        process.stdout.write(RESULT_PREFIX + JSON.stringify(result) + '\n');
+    }
+}
+
+async function main() {
+    const reqPath = process.argv[2];
+    if (reqPath === '--serve') return serve();
+    if (!reqPath) throw new Error('usage: node run.mjs REQUEST.json | node run.mjs --serve');
+    const req = JSON.parse(readFileSync(reqPath, 'utf8'));
+    writeFileSync(req.out, JSON.stringify(await runOne(req)));
 }
 
 main().catch((err) => {

@@ -1,0 +1,561 @@
+"""Ingest bar files: validate rows, quarantine bad ones with a reason, write the bars layout.
+
+``aio ingest bars`` reads each file with :func:`aio_ray.data.bar_files.read_bar_file`, checks
+every row, keeps the good bars of the given timeframe, rolls higher timeframes up from them
+(:func:`aio_ray.bars.resample.rollup`, the tick path's roll-up) and writes
+``OUT/timeframe=TF/symbol=SYM/part-0.parquet`` (:data:`~aio_ray.schema.BAR_SCHEMA`), the
+manifest, ``OUT/_quarantine/timeframe=TF/symbol=SYM/part-0.parquet`` and
+``OUT/_ingest_report_SYM.json``. Nothing is written unless every file could be read.
+
+Rules, in order (a row gets the first reason that applies; every input row is either kept or
+quarantined, and the counts per reason add up):
+
+``empty_row``       no value in any mapped column (a blank line).
+``bad_time``        the time is empty, not a time, or does not exist in ``--tz`` (DST gap).
+``missing_value``   an empty price (or spread/volume/ticks) cell.
+``not_a_number``    text in a number column (the detail names column and value).
+``bad_price``       a price is NaN, infinite, zero or negative.
+``bad_value``       spread, volume or ticks negative or not finite (ticks not a whole number),
+                    or a bid that the spread would push to zero or below.
+``inverted``        high < max(open, close) or low > min(open, close) (on bid and ask sides).
+``crossed``         bid above ask in any of open, high, low, close.
+``misaligned``      the time is not a bar open of the timeframe (``ts`` not a multiple of its
+                    length since the epoch; daily bars: 00:00 UTC or 17:00 New York).
+``duplicate``       same time and values as an earlier row (the first is kept).
+``conflict``        same time as an earlier row, other values (the first in file order, files
+                    in the order given, is kept).
+
+Rows out of time order are not errors for bars (each carries its own time): they are counted
+(``out_of_order``) and the bars sorted. Gaps (more than one bar length between kept bars) are
+counted, with the missing bars, the longest gap and how many span a weekend.
+
+Prices (quote currency). A single price series is the bid (MetaTrader, HistData), the mid
+(everything else), or what ``price`` says. Its spread ``s`` (price units) comes from
+``--spread`` (wins), else the spread column (MetaTrader: points times ``point``), and must be
+given one way or the other: bars without a spread would let the backtest's bid/ask fills trade
+for free. With ``s``: a bid series gives ``ask = bid + s``; an ask series ``bid = ask - s``; a
+mid series ``bid = mid - s/2``, ``ask = mid + s/2``; ``mid = (bid + ask) / 2`` and
+``spread_mean = spread_max = s`` on every bar. ``--spread 0`` asks for bid = ask = mid. With
+bid/ask columns, ``mid_x = (bid_x + ask_x) / 2`` for each of O/H/L/C (a mid high/low
+approximation: the true one lies between the mid of the extremes and them), ``spread_mean`` is
+the mean of the open and close spreads, ``spread_max`` their max. ``ticks`` is the file's
+tick count (MetaTrader ``<TICKVOL>``, a ``ticks`` column) or 0 when unknown; ``volume`` is
+split equally into ``bid_volume``/``ask_volume``. Rolled-up bars weight ``spread_mean`` by
+ticks (by bars when ticks are unknown).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from aio_ray.bars import kernel as k
+from aio_ray.bars import store
+from aio_ray.bars.resample import nests, rollup
+from aio_ray.bars.timeframes import (
+    DailyClose,
+    bar_labels,
+    check_daily_close,
+    parse_timeframe,
+    parse_timeframes,
+)
+from aio_ray.data.bar_files import BIDASK_FIELDS, PRICE_FIELDS, PriceSide, RawBars, read_bar_file
+from aio_ray.errors import AioError, BarsError, ConfigError, SchemaError, SourceError
+from aio_ray.schema import BAR_SCHEMA, TS_TYPE
+
+__all__ = ["QUARANTINE_BARS_SCHEMA", "REASONS", "BarIngestReport", "ingest_bar_files", "validate_bars"]
+
+REASONS: tuple[str, ...] = (
+    "empty_row", "bad_time", "missing_value", "not_a_number", "bad_price", "bad_value",
+    "inverted", "crossed", "misaligned", "duplicate", "conflict",
+)  # fmt: skip
+"""Quarantine reasons, in the order the rules apply."""
+
+_Q_NUMBERS = PRICE_FIELDS + BIDASK_FIELDS + ("spread", "volume", "ticks")
+QUARANTINE_BARS_SCHEMA = pa.schema(
+    [pa.field("source", pa.string()), pa.field("row", pa.int64()), pa.field("ts", TS_TYPE)]
+    + [pa.field(f, pa.float64()) for f in _Q_NUMBERS]
+    + [pa.field("raw", pa.string()), pa.field("reason", pa.string()), pa.field("detail", pa.string())]
+)
+"""Quarantined rows: file, row (CSV line, header = 1; Parquet row, 1-based), the time (UTC,
+null if unreadable) and numbers as read, the mapped cells as text, reason and detail."""
+
+MISALIGNED_HINT = {
+    True: "daily bars must open at 00:00 UTC (--daily-close utc) or 17:00 New York (new_york_close)",
+    False: "check --timeframe and --tz",
+}
+
+
+@dataclass
+class Spec:
+    """How single-price rows become bid/ask: the side quoted and the fixed spread (price units)."""
+
+    price: PriceSide | None = None
+    spread: float | None = None
+    point: float = 1e-5
+
+
+@dataclass
+class Checked:
+    """One file after the per-row rules: every row with its reason ("" = kept so far)."""
+
+    raw: RawBars
+    bid: dict[str, np.ndarray]
+    ask: dict[str, np.ndarray]
+    spread_mean: np.ndarray
+    spread_max: np.ndarray
+    ticks: np.ndarray
+    volume: np.ndarray
+    price: str
+    spread_note: str
+
+
+def _flag(reason: np.ndarray, detail: np.ndarray, mask: np.ndarray, why: str, text: str | np.ndarray) -> None:
+    sel = mask & (reason == "")
+    reason[sel] = why
+    detail[sel] = text[sel] if isinstance(text, np.ndarray) else text
+
+
+def _col(raw: RawBars, f: str) -> str:
+    return raw.fmt.mapping.columns.get(f, f)
+
+
+def check_rows(raw: RawBars, spec: Spec) -> Checked:
+    """Apply the row rules (up to ``crossed``) and derive bid/ask/spread of every row."""
+    n = len(raw)
+    v = raw.values
+    reason, detail = raw.reason, raw.detail
+    ok = reason == ""
+    bidask = "bid_open" in v
+    prices = BIDASK_FIELDS if bidask else PRICE_FIELDS
+    with np.errstate(invalid="ignore"):
+        for f in prices:
+            bad = ok & ~(np.isfinite(v[f]) & (v[f] > 0))
+            _flag(reason, detail, bad, "bad_price", f"column {_col(raw, f)!r} ({f}) is not a positive finite price")
+        for f in ("volume", "ticks", "spread", "spread_points"):
+            if f in v:
+                bad = ok & ~(np.isfinite(v[f]) & (v[f] >= 0))
+                if f == "ticks":
+                    bad |= ok & np.isfinite(v[f]) & (v[f] != np.floor(v[f]))
+                _flag(reason, detail, bad, "bad_value", f"column {_col(raw, f)!r} ({f}) is negative, not finite or not whole")
+    zeros = np.zeros(n)
+    volume = np.nan_to_num(v.get("volume", zeros))
+    ticks = np.nan_to_num(v.get("ticks", zeros)).astype(np.int64)
+    if bidask:
+        if spec.spread is not None:
+            raise ConfigError(f"{raw.source}: --spread applies to single-price bars; this file has bid and ask columns")
+        bid = {p: v[f"bid_{p}"] for p in PRICE_FIELDS}
+        ask = {p: v[f"ask_{p}"] for p in PRICE_FIELDS}
+        s_open, s_close = ask["open"] - bid["open"], ask["close"] - bid["close"]
+        spread_mean, spread_max = (s_open + s_close) / 2, np.maximum(s_open, s_close)
+        price, note = "bid/ask", "from the bid/ask columns (mean and max of open and close spreads)"
+    else:
+        price = spec.price or raw.fmt.price
+        if spec.spread is not None:
+            s = np.full(n, float(spec.spread))
+            note = f"fixed --spread {spec.spread} (price units)"
+        elif "spread" in v:
+            s = v["spread"]
+            note = f"column {_col(raw, 'spread')!r} (price units)"
+        elif "spread_points" in v:
+            s = v["spread_points"] * spec.point
+            note = f"column {_col(raw, 'spread')!r} in points x {spec.point}"
+        else:
+            raise ConfigError(
+                f"{raw.source}: single-price bars need a spread, or the backtest's bid/ask fills would trade "
+                f"for free: pass --spread PRICE (e.g. --spread 0.0001 = 1 pip on EURUSD; --spread 0 for "
+                f"bid = ask = {price}) or map a spread column (--map spread=COLUMN, price units)"
+            )
+        s = np.nan_to_num(s)
+        lo, hi = {"bid": (0.0, 1.0), "ask": (-1.0, 0.0), "mid": (-0.5, 0.5)}[price]
+        bid = {p: v[p] + lo * s for p in PRICE_FIELDS}
+        ask = {p: v[p] + hi * s for p in PRICE_FIELDS}
+        spread_mean = spread_max = s
+        with np.errstate(invalid="ignore"):
+            _flag(reason, detail, (reason == "") & ~(bid["low"] > 0), "bad_value", "the spread pushes the bid low to zero or below")
+    with np.errstate(invalid="ignore"):
+        for side, q in (("bid", bid), ("ask", ask)) if bidask else (("", bid),):
+            name = f"{side}_" if side else ""
+            inv = (q["high"] < np.maximum(q["open"], q["close"])) | (q["low"] > np.minimum(q["open"], q["close"]))
+            _flag(reason, detail, inv, "inverted", f"{name}high is below {name}open/close or {name}low above them")
+        if bidask:
+            crossed = np.zeros(n, bool)
+            for p in PRICE_FIELDS:
+                crossed |= bid[p] > ask[p]
+            _flag(reason, detail, crossed, "crossed", "bid above ask")
+    return Checked(raw, bid, ask, spread_mean, spread_max, ticks, volume, price, note)
+
+
+@dataclass
+class Validated:
+    """All files' rows in input order; ``reason`` "" = kept; ``order`` sorts the kept rows."""
+
+    parts: list[Checked]
+    ts: np.ndarray
+    reason: np.ndarray
+    detail: np.ndarray
+    out_of_order: int
+
+
+def validate_bars(parts: Sequence[Checked], tf_name: str, daily_close: DailyClose) -> Validated:
+    """The cross-row rules (misaligned, duplicate, conflict) over all files, in input order."""
+    tf = parse_timeframe(tf_name)
+    ts = np.concatenate([c.raw.ts for c in parts]) if parts else np.zeros(0, np.int64)
+    reason = np.concatenate([c.raw.reason for c in parts]) if parts else np.zeros(0, object)
+    detail = np.concatenate([c.raw.detail for c in parts]) if parts else np.zeros(0, object)
+    alive = reason == ""
+    if alive.any():
+        mis = alive & (bar_labels(ts, tf, daily_close) != ts)
+        if mis[alive].all():
+            first = int(np.flatnonzero(alive)[0])
+            part, row = _locate(parts, first)
+            raise SchemaError(
+                part.raw.source,
+                f"no bar opens on the {tf.name} grid (row {row}: {_iso(int(ts[first]))}); "
+                + MISALIGNED_HINT[tf.is_daily],
+            )
+        _flag(reason, detail, mis, "misaligned", f"not a {tf.name} bar open time (UTC)")
+    alive = np.flatnonzero(reason == "")
+    prev_max = np.maximum.accumulate(ts[alive]) if alive.size else ts[alive]
+    out_of_order = int(np.count_nonzero(ts[alive][1:] < prev_max[:-1])) if alive.size > 1 else 0
+    if alive.size:
+        keys = _row_keys(parts)[alive]
+        order = np.argsort(ts[alive], kind="stable")
+        t_sorted = ts[alive][order]
+        same = np.zeros(alive.size, bool)
+        same[1:] = t_sorted[1:] == t_sorted[:-1]
+        first_of = np.maximum.accumulate(np.where(~same, np.arange(alive.size), 0))
+        dup_idx = alive[order[same]]
+        first_idx = order[first_of[same]]
+        identical = np.all(keys[order[same]] == keys[first_idx], axis=1)
+        reason[dup_idx[identical]] = "duplicate"
+        detail[dup_idx[identical]] = "same time and values as an earlier row"
+        reason[dup_idx[~identical]] = "conflict"
+        firsts = alive[first_idx[~identical]]
+        detail[dup_idx[~identical]] = np.array([f"same time as {_name(parts, int(i))}, other values" for i in firsts], dtype=object)
+    return Validated(list(parts), ts, reason, detail, out_of_order)
+
+
+def _row_keys(parts: Sequence[Checked]) -> np.ndarray:
+    cols = []
+    for c in parts:
+        mat = np.stack([c.bid[p] for p in PRICE_FIELDS] + [c.ask[p] for p in PRICE_FIELDS]
+                       + [c.spread_mean, c.ticks.astype(np.float64), c.volume], axis=1)
+        cols.append(mat)
+    return np.concatenate(cols)
+
+
+def _locate(parts: Sequence[Checked], i: int) -> tuple[Checked, int]:
+    for c in parts:
+        if i < len(c.raw):
+            return c, int(c.raw.row[i])
+        i -= len(c.raw)
+    raise IndexError(i)  # pragma: no cover
+
+
+def _name(parts: Sequence[Checked], i: int) -> str:
+    c, row = _locate(parts, i)
+    return f"{Path(c.raw.source).name} row {row}"
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+# ------------------------------------------------------------------------------ bars
+
+
+def _cat(parts: Sequence[Checked], get: Any) -> np.ndarray:
+    return np.concatenate([np.asarray(get(c), dtype=np.float64) for c in parts])
+
+
+def kept_bars(val: Validated) -> tuple[pa.Table, np.ndarray]:
+    """BAR_SCHEMA table of the kept rows, sorted by ts, and their real tick counts."""
+    keep = np.flatnonzero(val.reason == "")
+    order = keep[np.argsort(val.ts[keep], kind="stable")]
+    p = val.parts
+    cols: dict[str, np.ndarray] = {}
+    for side, get in (("bid", lambda c, q: c.bid[q]), ("ask", lambda c, q: c.ask[q])):
+        for q in PRICE_FIELDS:
+            cols[f"{side}_{q}"] = _cat(p, lambda c, q=q, get=get: get(c, q))[order]
+    for q in PRICE_FIELDS:
+        cols[f"mid_{q}"] = (cols[f"bid_{q}"] + cols[f"ask_{q}"]) * 0.5
+    ticks = np.concatenate([c.ticks for c in p])[order]
+    vol = _cat(p, lambda c: c.volume)[order]
+    arrays = [pa.array(val.ts[order]).cast(TS_TYPE)]
+    arrays += [pa.array(cols[n]) for n in BAR_SCHEMA.names[1:13]]
+    arrays += [pa.array(_cat(p, lambda c: c.spread_mean)[order]), pa.array(_cat(p, lambda c: c.spread_max)[order]),
+               pa.array(ticks), pa.array(vol / 2), pa.array(vol / 2)]
+    return pa.Table.from_arrays(arrays, schema=BAR_SCHEMA), ticks
+
+
+def _fixed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative values as kernel fixed-point pairs (hi * 2**32 + lo) * 2**-40."""
+    scaled = x * 2.0**8  # hi units are 2**-8
+    hi = np.floor(scaled)
+    lo = np.floor((scaled - hi) * 2.0**32)
+    return hi.astype(np.int64), lo.astype(np.int64)
+
+
+def rolled_up(bars: pa.Table, ticks: np.ndarray, tfs: Sequence[str], daily_close: DailyClose) -> dict[str, pa.Table]:
+    """Higher-timeframe bars rolled up from sorted bars (the tick path's :func:`rollup`)."""
+    n = bars.num_rows
+    ts = bars.column("ts").cast(pa.int64()).to_numpy()
+    weight = np.maximum(ticks, 1) if ticks.any() else np.ones(n, np.int64)
+    ints = np.zeros((k.N_INT, n), dtype=np.int64)
+    ints[k.I_LABEL] = ints[k.I_FIRST] = ints[k.I_LAST] = ts
+    ints[k.I_TICKS] = weight
+    sm = bars.column("spread_mean").to_numpy()
+    for (h, lo), x in zip(k.SUM_PAIRS, (sm * weight, bars.column("bid_volume").to_numpy(),
+                                        bars.column("ask_volume").to_numpy()), strict=True):
+        ints[h], ints[lo] = _fixed(x)
+    flts = np.empty((k.N_FLT, n), dtype=np.float64)
+    for i, name in enumerate(BAR_SCHEMA.names[1:13]):
+        flts[i] = bars.column(name).to_numpy()
+    flts[k.F_SPREAD_MAX] = bars.column("spread_max").to_numpy()
+    out = {}
+    for tf_name in tfs:
+        tf = parse_timeframe(tf_name)
+        oi, of = rollup(ints, flts, tf, daily_close)
+        keys = bar_labels(ts, tf, daily_close)
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if n else np.zeros(0, np.int64)
+        real = np.add.reduceat(ticks, starts) if n else np.zeros(0, np.int64)
+        arrays = [pa.array(oi[k.I_LABEL]).cast(TS_TYPE)]
+        arrays += [pa.array(np.ascontiguousarray(of[i])) for i in range(12)]
+        arrays.append(pa.array(k.fixed_to_float(oi[k.I_SPREAD_HI], oi[k.I_SPREAD_LO]) / oi[k.I_TICKS]))
+        arrays.append(pa.array(np.ascontiguousarray(of[k.F_SPREAD_MAX])))
+        arrays.append(pa.array(real.astype(np.int64)))
+        arrays.append(pa.array(k.fixed_to_float(oi[k.I_BIDV_HI], oi[k.I_BIDV_LO])))
+        arrays.append(pa.array(k.fixed_to_float(oi[k.I_ASKV_HI], oi[k.I_ASKV_LO])))
+        out[tf.name] = pa.Table.from_arrays(arrays, schema=BAR_SCHEMA)
+    return out
+
+
+def gap_stats(ts: np.ndarray, tf_name: str) -> dict[str, Any]:
+    """Gaps between consecutive sorted bar times: count, weekend ones, missing bars, longest."""
+    tf = parse_timeframe(tf_name)
+    step = tf.ms + (3_600_000 if tf.is_daily else 0)  # a New York day may last 25 h
+    if ts.size < 2:
+        return {"count": 0, "weekend": 0, "missing_bars": 0, "longest": None}
+    d = np.diff(ts)
+    at = np.flatnonzero(d > step)
+    missing = np.rint(d[at] / tf.ms).astype(np.int64) - 1
+    day = (ts[at] // 86_400_000 + 4) % 7  # 0 = Monday
+    weekend = int(np.count_nonzero((d[at] >= 86_400_000) & ((day >= 4) | (day + d[at] // 86_400_000 >= 5))))
+    longest = None
+    if at.size:
+        j = int(np.argmax(d[at]))
+        i = int(at[j])
+        longest = {"after": _iso(int(ts[i])), "before": _iso(int(ts[i + 1])), "missing_bars": int(missing[j])}
+    return {"count": int(at.size), "weekend": weekend, "missing_bars": int(missing.sum()), "longest": longest}
+
+
+# ------------------------------------------------------------------------------ report
+
+
+@dataclass
+class BarIngestReport:
+    """What ``aio ingest bars`` did: files, counts per reason, order, gaps, rows written."""
+
+    symbol: str
+    timeframe: str
+    out: str
+    files: list[dict[str, Any]] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+    out_of_order: int = 0
+    gaps: dict[str, Any] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    first: str | None = None
+    last: str | None = None
+    conventions: dict[str, Any] = field(default_factory=dict)
+    quarantine: str = ""
+    report: str = ""
+    seconds: float = 0.0
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": "bar files", "symbol": self.symbol, "timeframe": self.timeframe, "out": self.out,
+                "seconds": round(self.seconds, 3), "totals": self.totals, "out_of_order": self.out_of_order,
+                "gaps": self.gaps, "rows": self.rows, "first": self.first, "last": self.last,
+                "conventions": self.conventions, "files": self.files, "quarantine": self.quarantine,
+                "report": self.report, "errors": self.errors}
+
+
+def _quarantine(val: Validated) -> pa.Table:
+    bad = np.flatnonzero(val.reason != "")
+    if not bad.size:
+        return QUARANTINE_BARS_SCHEMA.empty_table()
+    p = val.parts
+    src = np.concatenate([np.full(len(c.raw), c.raw.source, dtype=object) for c in p])
+    rows = np.concatenate([c.raw.row for c in p])
+    raw: list[str] = []
+    start = 0
+    for c in p:
+        mine = bad[(bad >= start) & (bad < start + len(c.raw))] - start
+        raw += c.raw.raw(mine)
+        start += len(c.raw)
+    time_bad = np.isin(val.reason, ("bad_time", "empty_row"))
+    cols: dict[str, Any] = {"source": pa.array(src[bad].tolist(), pa.string()), "row": pa.array(rows[bad]),
+                            "ts": pa.array(val.ts[bad], mask=time_bad[bad]).cast(TS_TYPE)}
+    for f in _Q_NUMBERS:
+        got = [c.raw.values.get(f, c.raw.values.get("spread_points") if f == "spread" else None) for c in p]
+        vals = np.concatenate([np.full(len(c.raw), np.nan) if g is None else g for c, g in zip(p, got, strict=True)])[bad]
+        cols[f] = pa.array(vals, mask=np.isnan(vals))
+    cols["raw"] = pa.array(raw, pa.string())
+    cols["reason"] = pa.array(val.reason[bad].tolist(), pa.string())
+    cols["detail"] = pa.array(val.detail[bad].tolist(), pa.string())
+    return pa.table(cols, schema=QUARANTINE_BARS_SCHEMA)
+
+
+def _atomic_parquet(table: pa.Table, path: Path) -> None:
+    import os
+    import uuid
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def target_timeframes(tf_name: str, wanted: Sequence[str], daily_close: DailyClose, explicit: bool) -> list[str]:
+    """The input timeframe and the wanted ones that roll up from it (explicit: others are errors)."""
+    tf = parse_timeframe(tf_name)
+    out = [tf.name]
+    for t in parse_timeframes(wanted):
+        if t == tf:
+            continue
+        if t > tf and nests(tf, t, daily_close):
+            out.append(t.name)
+        elif explicit:
+            raise BarsError(f"cannot make {t.name} bars from {tf.name} bars (only longer timeframes that "
+                            f"{tf.name} bars fill exactly, with daily close {daily_close})")
+    return out
+
+
+def ingest_bar_files(
+    paths: Sequence[str | Path],
+    timeframe: str,
+    symbol: str,
+    out: str | Path,
+    *,
+    columns: dict[str, str] | None = None,
+    fmt: Literal["auto", "parquet", "csv"] = "auto",
+    tz: str | None = None,
+    ts_unit: Any = None,
+    ts_format: str | None = None,
+    price: PriceSide | None = None,
+    spread: float | None = None,
+    point: float | None = None,
+    timeframes: Sequence[str] = (),
+    explicit_timeframes: bool = False,
+    daily_close: str = "utc",
+) -> BarIngestReport:
+    """Read, validate and write bar files as ``symbol``'s ``timeframe`` bars plus roll-ups.
+
+    Raises an :class:`~aio_ray.errors.AioError` naming the file (and row, column) for a file
+    that cannot be read, and writes nothing then; quarantined rows are reported, not errors.
+    """
+    t0 = time.perf_counter()
+    mode = check_daily_close(daily_close)
+    tf = parse_timeframe(timeframe).name
+    symbol = symbol.upper()
+    if spread is not None and not (np.isfinite(spread) and spread >= 0):
+        raise ConfigError(f"--spread must be a finite price difference >= 0, got {spread}")
+    tfs = target_timeframes(tf, list(timeframes) or [tf], mode, explicit_timeframes)
+    if not paths:
+        raise ConfigError("no bar files given")
+    pt = point if point is not None else (1e-3 if "JPY" in symbol else 1e-5)
+    spec = Spec(price=price, spread=spread, point=pt)
+    parts: list[Checked] = []
+    failures: list[AioError] = []
+    for p in paths:
+        try:
+            parts.append(check_rows(read_bar_file(p, columns, fmt=fmt, tz=tz, ts_unit=ts_unit, ts_format=ts_format), spec))
+        except AioError as exc:
+            failures.append(exc)
+    if failures:
+        if len(failures) == 1:
+            raise failures[0]
+        raise SourceError(f"{len(failures)} of {len(paths)} bar files", "; ".join(str(e) for e in failures))
+    _check_spacing(parts, tf)
+    val = validate_bars(parts, tf, mode)
+    bars, ticks = kept_bars(val)
+    outp = Path(out)
+    rep = BarIngestReport(symbol=symbol, timeframe=tf, out=str(outp))
+    counts = {r: int(np.count_nonzero(val.reason == r)) for r in REASONS}
+    rep.totals = {"input": int(val.reason.size), "kept": bars.num_rows, **counts}
+    start = 0
+    for c in parts:
+        r = val.reason[start:start + len(c.raw)]
+        start += len(c.raw)
+        rep.files.append({"path": c.raw.source, "format": c.raw.fmt.name, "rows": len(c.raw),
+                          "kept": int(np.count_nonzero(r == "")), "tz": c.raw.tz, "price": c.price,
+                          "spread": c.spread_note,
+                          "columns": c.raw.fmt.mapping.columns if c.raw.fmt.header else {},
+                          "quarantined": {q: int(np.count_nonzero(r == q)) for q in REASONS if np.any(r == q)}})
+    rep.out_of_order = val.out_of_order
+    ts_kept = bars.column("ts").cast(pa.int64()).to_numpy()
+    rep.gaps = gap_stats(ts_kept, tf)
+    if ts_kept.size:
+        rep.first, rep.last = _iso(int(ts_kept[0])), _iso(int(ts_kept[-1]))
+    rep.conventions = {"times": "UTC, bar labelled by its open time", "daily_close": mode,
+                       "ticks": "from the file" if ticks.any() else "unknown: 0",
+                       "prices": "quote currency", "spread_units": "price"}
+    qpath = outp / "_quarantine" / f"timeframe={tf}" / f"symbol={symbol}" / store.PART_NAME
+    rep.quarantine = str(qpath)
+    rep.report = str(outp / f"_ingest_report_{symbol}.json")
+    if bars.num_rows == 0:
+        _atomic_parquet(_quarantine(val), qpath)
+        rep.seconds = time.perf_counter() - t0
+        _write_report(rep)
+        raise BarsError(f"no valid bars in {', '.join(str(p) for p in paths)}: all {val.reason.size} rows quarantined "
+                        f"({', '.join(f'{r} {n}' for r, n in counts.items() if n)}); see {qpath}")
+    out_bars = {tf: bars, **rolled_up(bars, ticks, tfs[1:], mode)}
+    for name, table in out_bars.items():
+        store.write_bars(outp, name, symbol, table)
+        rep.rows[name] = table.num_rows
+    store.remove_other_timeframes(outp, symbol, list(out_bars))
+    _atomic_parquet(_quarantine(val), qpath)
+    source = {"kind": "bar files", "files": [str(Path(p).resolve()) for p in paths], "input_timeframe": tf,
+              "price": sorted({c.price for c in parts}), "spread": sorted({c.spread_note for c in parts})}
+    store.write_manifest(outp, store.updated_manifest(
+        outp, symbols={symbol: {"ticks": int(ticks.sum()), "rows": rep.rows}}, daily_close=mode,
+        source_ticks_dir=None, source=source))
+    rep.seconds = time.perf_counter() - t0
+    _write_report(rep)
+    return rep
+
+
+def _check_spacing(parts: Sequence[Checked], tf: str) -> None:
+    """SchemaError when a file's bars are closer together than ``tf`` (wrong --timeframe)."""
+    ms = parse_timeframe(tf).ms
+    for c in parts:
+        d = np.diff(np.sort(c.raw.ts[c.raw.reason == ""]))
+        d = d[d > 0]
+        if d.size >= 2:
+            med = float(np.median(d))
+            if med < ms:
+                raise SchemaError(c.raw.source, f"bars are {med / 60_000:g} min apart (median), shorter than "
+                                                f"--timeframe {tf}; pass the file's own timeframe")
+
+
+def _write_report(rep: BarIngestReport) -> None:
+    path = Path(rep.report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store._atomic_write_bytes(path, (json.dumps(rep.to_dict(), indent=2, default=str) + "\n").encode())
