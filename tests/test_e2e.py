@@ -481,5 +481,5 @@ def test_pipeline_stages_run_on_more_than_one_node(tmp_path):
 
     # Each CPU stage had more tasks than one node has CPUs, so each spans nodes.
     assert len(spread(r"^synthetic_day$")) > 1, tasks  # ingest (one task per day)
-    assert len(spread(r"_shard_partials")) > 1, tasks  # bars (Ray Data map over shards)
+    assert len(spread(r"file_group_partials|_shard_partials")) > 1, tasks  # bars (Ray tasks)
     assert len(spread(r"^_island_trainable\.")) > 1, tasks  # search (Tune trial actors)

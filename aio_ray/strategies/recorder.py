@@ -6,7 +6,10 @@ dicts (failed candidates included, with their error). :class:`CandidateRecorder`
 population in one bulk upsert. When the database refuses a write, the population is kept in
 a Parquet spool file under the run's experiment folder (nothing evaluated is lost) and the
 error is raised to the island, whose Tune trial then fails: a later ``resume`` evaluates that
-population again and writes it once the database takes writes.
+population again and writes it once the database takes writes. With each written population
+the recorder keeps the island's state after it (beside the run's spool): an island restarted
+from an older Tune checkpoint (its last report was cut off by an interruption or a dead
+worker) continues from that state, so no written population is evaluated twice.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import numpy as np
 
 from aio_ray.strategies.population import PopulationResult
 
-__all__ = ["CandidateRecorder", "population_rows", "write_spool"]
+__all__ = [
+    "CandidateRecorder", "population_rows", "read_island_state", "write_island_state", "write_spool"
+]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +107,25 @@ def write_spool(folder: Path, run_id: str, cols: dict[str, list[Any]]) -> Path:
     return path
 
 
+def write_island_state(folder: Path, island: int, done: int, state: bytes) -> Path:
+    """Keep ``island``'s state after ``done`` candidates in ``folder`` (replaced atomically)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"island-{island:05d}.state"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(done.to_bytes(8, "little") + state)
+    tmp.replace(path)
+    return path
+
+
+def read_island_state(folder: Path, island: int) -> tuple[int, bytes] | None:
+    """``(candidates done, pickled state)`` kept by :func:`write_island_state`, or None."""
+    path = folder / f"island-{island:05d}.state"
+    if not path.exists():
+        return None
+    blob = path.read_bytes()
+    return int.from_bytes(blob[:8], "little"), blob[8:]
+
+
 try:  # the actor class needs Ray; the row functions above do not
     import ray
 
@@ -122,15 +146,27 @@ try:  # the actor class needs Ray; the row functions above do not
         def __init__(self, run_id: str, db_url: str | None, spool_dir: str) -> None:
             self.run_id = run_id
             self.spool = Path(spool_dir)
+            self.states = self.spool.parent / "island-states"
             self.lib = None
             if db_url is not None:
                 from aio_ray.library import Library
 
                 self.lib = Library(db_url)
 
-        def record(self, rows: dict[str, list[Any]]) -> int:
+        def record(
+            self, rows: dict[str, list[Any]], island: int | None = None,
+            state: tuple[int, bytes] | None = None,
+        ) -> int:
             """Write one population (columns of :func:`population_rows`); raises
-            LibraryError after spooling it when the database refuses."""
+            LibraryError after spooling it when the database refuses. ``state``
+            ``(candidates done, pickled island state after it)`` is kept for ``island`` only
+            once the rows have landed (see :meth:`island_state`)."""
+            n = self._write(rows)
+            if island is not None and state is not None:
+                write_island_state(self.states, island, *state)
+            return n
+
+        def _write(self, rows: dict[str, list[Any]]) -> int:
             if not rows or not rows.get("number"):
                 return 0
             if self.lib is None:
@@ -144,6 +180,10 @@ try:  # the actor class needs Ray; the row functions above do not
                 path = write_spool(self.spool, self.run_id, rows)
                 log.error("candidates from %s kept in %s: %s", rows["number"][0], path, exc)
                 raise
+
+        def island_state(self, island: int) -> tuple[int, bytes] | None:
+            """The newest state of ``island`` whose population was written, or None."""
+            return read_island_state(self.states, island)
 
         def ping(self) -> bool:
             return True

@@ -188,13 +188,7 @@ def _island_trainable(
     from aio_ray.strategies.recorder import population_rows
 
     isl = Island(**config["island"])
-    ckpt = tune.get_checkpoint()
-    state: IslandState
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            state = pickle.loads((Path(d) / _STATE_FILE).read_bytes())
-    else:
-        state = IslandState.fresh(isl, search)
+    state = _restored_state(isl, search, recorder)
     mb = bars[isl.timeframe]
     folds, layout, fold_error = None, None, None
     try:
@@ -203,31 +197,56 @@ def _island_trainable(
     except Exception as exc:  # noqa: BLE001 - e.g. too few bars: every candidate fails with it
         fold_error = f"{type(exc).__name__}: {exc}"
 
-    refs: list[Any] = []
+    pending: list[dict[str, list[Any]]] = []
 
     def record(res: Any, params: list[dict[str, Any]], errors: list[str | None], gen: int,
                first: int, guide: int) -> None:
-        rows = population_rows(
+        pending.append(population_rows(
             res, params, errors, family=isl.family, timeframe=isl.timeframe, island=isl.index,
             generation=gen, first=first, guide=guide,
-        )
-        refs.append(recorder.record.remote(rows))
+        ))
 
-    # The write of population g overlaps the evaluation of g + 1; g's checkpoint is reported
-    # only once its write has landed, so a retried island repeats at most what no
-    # checkpoint claims (and writes are upserts: a repeated population replaces itself).
+    # The write of population g (with the island's state after it) overlaps the evaluation of
+    # g + 1; g's checkpoint is reported only once its write has landed. A retried or resumed
+    # island starts from the newer of its checkpoint and the state written with its last
+    # population, so it repeats only a population whose write never landed.
     prev: tuple[Any, bytes, dict[str, Any]] | None = None
     more = True
     while more:
         more = run_generation(
             isl, state, mb, folds, fold_error, layout, search, record, n_finalists=search.finalists
         )
-        snap = (refs.pop() if refs else None, pickle.dumps(state), _metrics(isl, state, not more))
+        blob = pickle.dumps(state)
+        ref = None
+        if pending:
+            ref = recorder.record.remote(pending.pop(), isl.index, (state.done, blob))
+        snap = (ref, blob, _metrics(isl, state, not more))
         if prev is not None:
             _report(*prev)
         prev = snap
     assert prev is not None
     _report(*prev)
+
+
+def _restored_state(isl: Island, search: SearchConfig, recorder: Any) -> IslandState:
+    """The island's state to continue from: the newer (by candidates done) of its Tune
+    checkpoint and the state the recorder kept with its last written population; fresh when
+    it has neither."""
+    import ray
+
+    done, blob = -1, b""
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            blob = (Path(d) / _STATE_FILE).read_bytes()
+        done = pickle.loads(blob).done
+    kept = ray.get(recorder.island_state.remote(isl.index))
+    if kept is not None and kept[0] > done:
+        done, blob = kept
+    if done < 0:
+        return IslandState.fresh(isl, search)
+    state: IslandState = pickle.loads(blob)
+    return state
 
 
 def _metrics(isl: Island, state: IslandState, finished: bool) -> dict[str, Any]:
