@@ -101,12 +101,17 @@ class SyntaxResult:
 
 
 def check_syntax(code: str) -> SyntaxResult:
-    """Parse ``code`` with pynescript (the first call in a process warms the parser up).
+    """Parse ``code`` with pynescript. The first call in a process loads the parser's learnt
+    prediction cache (:mod:`aio_ray.pine.parser_cache`); without one, it warms up (10-85 s).
 
     Raises ImportError when pynescript is not installed (``pip install pynescript``).
     """
     from pynescript.ast import parse
     from pynescript.ast.error import SyntaxError as PineSyntaxError
+
+    from aio_ray.pine.parser_cache import load_parser_cache
+
+    load_parser_cache()
 
     t0 = time.perf_counter()
     try:
@@ -506,7 +511,7 @@ def verify_script(
     *,
     meta: Mapping[str, Any] | None = None,
     timeframe: str | None = None,
-    syntax: bool = True,
+    syntax: bool | SyntaxResult = True,
     timeout_s: float = 600.0,
     runtime: PineRuntime | None = None,
 ) -> VerificationReport:
@@ -519,7 +524,8 @@ def verify_script(
     meta : family, params, timeframe, symbol, kind, backtest; default: the script's own
         ``// @aio-ray`` header (:func:`aio_ray.pine.generate.read_meta`).
     timeframe : the bars' timeframe (default: the one in ``meta``).
-    syntax : parse with pynescript first (a syntax error stops the check).
+    syntax : parse with pynescript first (a syntax error stops the check); or the
+        :class:`SyntaxResult` of ``code`` already parsed.
     timeout_s : limit for the PineTS subprocess, seconds.
     runtime : a :class:`~aio_ray.pine.runner.PineRuntime` to run in (its Node process is
         reused); default: a one-shot Node process for this script.
@@ -538,8 +544,8 @@ def verify_script(
     timeframe = str(timeframe or m["timeframe"])
     cfg = pine_config(BacktestConfig.model_validate(m.get("backtest") or {}))
     rep = VerificationReport(kind, family, params, timeframe, len(bars), parsed=True)
-    if syntax:
-        sx = check_syntax(code)
+    if syntax is not False:
+        sx = syntax if isinstance(syntax, SyntaxResult) else check_syntax(code)
         rep.timings_s["parse"] = sx.seconds
         if not sx.ok:
             rep.parsed = False
@@ -584,8 +590,9 @@ def verify_scripts(
     timeout_s: float = 600.0,
     runtime: PineRuntime | None = None,
 ) -> list[VerificationReport]:
-    """:func:`verify_script` for many scripts at once: one warm parser (this process') and
-    one PineTS process (``runtime``, default: one started and closed here) for all.
+    """:func:`verify_script` for many scripts at once: one warm parser (this process', whose
+    learnt prediction cache is saved for the next process) and one PineTS process
+    (``runtime``, default: one started and closed here) for all.
 
     ``bars`` and ``timeframe`` are one for all scripts or one per script; ``metas`` one per
     script (None: the script's header). Returns one report per script, in order; a script
@@ -600,15 +607,31 @@ def verify_scripts(
     meta_list = [None] * n if metas is None else list(metas)
     if not (len(bars_list) == len(tf_list) == len(meta_list) == n):
         raise ValueError("verify_scripts: give one bars, timeframe and meta per script (or one)")
+    from concurrent.futures import ThreadPoolExecutor
+
     own = runtime is None
     rt = PineRuntime(timeout_s=timeout_s) if runtime is None else runtime
+    # Parsing (pure Python) runs in a thread while PineTS (another process) runs the
+    # previous script: the main thread mostly waits on Node's pipe, which frees the GIL.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pine-syntax")
+    parsed = [pool.submit(check_syntax, c) for c in codes] if syntax else [None] * n
     try:
         return [
             verify_script(
-                code, b, meta=m, timeframe=tf, syntax=syntax, timeout_s=timeout_s, runtime=rt
+                code, b, meta=m, timeframe=tf,
+                syntax=False if sx is None else sx.result(), timeout_s=timeout_s, runtime=rt,
             )
-            for code, b, m, tf in zip(codes, bars_list, meta_list, tf_list, strict=True)
-        ]
+            for code, b, m, tf, sx in zip(codes, bars_list, meta_list, tf_list, parsed,
+                                          strict=True)
+        ]  # fmt: skip
     finally:
+        for f in parsed:
+            if f is not None:
+                f.cancel()
+        pool.shutdown(wait=True)
         if own:
             rt.close()
+        if syntax:
+            from aio_ray.pine.parser_cache import save_parser_cache
+
+            save_parser_cache()

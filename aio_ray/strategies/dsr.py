@@ -24,9 +24,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import kurtosis as _kurtosis
-from scipy.stats import norm
-from scipy.stats import skew as _skew
 
 EULER_GAMMA = 0.5772156649015329
 """The Euler-Mascheroni constant."""
@@ -74,6 +71,9 @@ def return_moments(returns: np.ndarray) -> ReturnMoments:
     sd = float(np.std(r, ddof=1))
     if not sd > 0.0:
         return ReturnMoments(math.nan, math.nan, math.nan, n)
+    from scipy.stats import kurtosis as _kurtosis
+    from scipy.stats import skew as _skew
+
     return ReturnMoments(
         sharpe=float(np.mean(r)) / sd,
         skew=float(_skew(r, bias=True)),
@@ -99,6 +99,8 @@ def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
         raise ValueError(f"sharpe_variance must be >= 0, got {sharpe_variance}")
     if n_trials == 1:
         return 0.0
+    from scipy.stats import norm  # here: scipy.stats costs about 1 s to import
+
     z1 = float(norm.ppf(1.0 - 1.0 / n_trials))
     z2 = float(norm.ppf(1.0 - 1.0 / (n_trials * math.e)))
     return math.sqrt(sharpe_variance) * ((1.0 - EULER_GAMMA) * z1 + EULER_GAMMA * z2)
@@ -118,6 +120,8 @@ def probabilistic_sharpe_ratio(
     # (kurt >= 1 + skew^2); the floor only guards inconsistent inputs.
     var_term = max(1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe * sharpe, 1e-12)
     z = (sharpe - benchmark) * math.sqrt(n_obs - 1) / math.sqrt(var_term)
+    from scipy.stats import norm
+
     return float(norm.cdf(z))
 
 
@@ -173,5 +177,7 @@ def min_track_record_length(
     if sharpe <= target_sharpe:
         return math.inf
     var_term = max(1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe * sharpe, 1e-12)
+    from scipy.stats import norm
+
     z = float(norm.ppf(confidence))
     return 1.0 + var_term * (z / (sharpe - target_sharpe)) ** 2

@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import kurtosis as _kurtosis
-from scipy.stats import skew as _skew
 
 from aio_ray.strategies import engine as eng
 from aio_ray.strategies import engine_nb as nb
@@ -294,6 +292,9 @@ def _fold_values(sharpe: np.ndarray, trades: np.ndarray, cfg: ObjectiveConfig) -
 
 def _moments(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Vectorized :func:`aio_ray.strategies.dsr.return_moments` over rows of ``r`` (no NaN)."""
+    from scipy.stats import kurtosis as _kurtosis
+    from scipy.stats import skew as _skew
+
     p, n = r.shape
     nan = np.full(p, np.nan)
     if n < 2 or p == 0:
