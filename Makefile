@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 RUNNER := tools/pinets-runner
 NODE_STAMP := $(RUNNER)/node_modules/.installed
 
-.PHONY: setup services demo test bench clean pine-parser
+.PHONY: setup services demo test bench clean pine-parser lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,12 @@ demo: setup
 services:
 	bash .ci/services.sh > .services.env
 
-test: services setup
+# Lint and types first (seconds), then the suite.
+lint: $(STAMP)
+	$(BIN)/ruff check aio_ray serve jobs bench tests tools
+	$(BIN)/mypy
+
+test: services setup lint
 	source .services.env && $(BIN)/python -m pytest -q
 
 bench: setup

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import typer
 
@@ -210,6 +210,8 @@ def ingest_files_cmd(
 
     if fmt not in ("auto", "parquet", "csv"):
         raise typer.BadParameter(f"{fmt!r}: accepted are auto, parquet, csv", param_hint="--format")
+    if ts_unit not in ("s", "ms", "us", "ns"):
+        raise typer.BadParameter(f"{ts_unit!r}: accepted are s, ms, us, ns", param_hint="--ts-unit")
     fields: dict[str, str] = {}
     for item in map_:
         if "=" not in item:
@@ -217,12 +219,13 @@ def ingest_files_cmd(
         k, v = item.split("=", 1)
         fields[k.strip()] = v.strip()
     try:
-        mapping = ColumnMapping(**fields, ts_unit=ts_unit)
+        mapping = ColumnMapping(**fields, ts_unit=cast(Literal["s", "ms", "us", "ns"], ts_unit))
     except TypeError as exc:
         raise typer.BadParameter(str(exc), param_hint="--map") from None
     try:
         with stage_progress("ingest") as prog:
-            rep = ingest_files(list(paths), symbol.upper(), out, mapping=mapping, fmt=fmt,
+            rep = ingest_files(list(paths), symbol.upper(), out, mapping=mapping,
+                               fmt=cast(Literal["auto", "parquet", "csv"], fmt),
                                vcfg=state.config.validation, use_ray=_ray(local), progress=prog)
     except AioError as exc:
         _fail(exc)
@@ -321,7 +324,8 @@ def bars_cmd(
         raise typer.BadParameter(f"{ticks} is not a folder", param_hint="--ticks")
     try:
         ensure_ray(state.config.ray)
-        summary = build_bars(ticks, out, tfs, daily_close=mode)
+        summary = build_bars(ticks, out, tfs,
+                             daily_close=cast(Literal["utc", "new_york_close"], mode))
     except AioError as exc:
         _fail(exc)
     typer.echo(json.dumps(summary, default=str) if as_json else _bars_text(summary))
@@ -568,8 +572,8 @@ def _bars_text(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-from aio_ray.pine.commands import register  # noqa: E402
-from aio_ray.vision.commands import register as register_vision  # noqa: E402
+from aio_ray.pine.commands import register
+from aio_ray.vision.commands import register as register_vision
 
 register(app)
 register_vision(app)

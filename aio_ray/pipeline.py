@@ -191,14 +191,14 @@ def run_vision(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
         records = analyze_windows(reqs, vc.model, use_ray=use_ray and vc.use_ray,
                                   log_dir=vc.log_dir or out_dir / "log")
         prog(f"analysed {len(reqs)} windows", 2, 2)
-    ok = [r for r in records if r.status == "ok" and r.analysis is not None]
+    ok = [r.analysis for r in records if r.status == "ok" and r.analysis is not None]
     summary = {
         "backend": vc.model.backend,
         "model": records[0].model if records else None,
         "windows": len(records),
         "failed": len(records) - len(ok),
-        "trends": dict(Counter(r.analysis.trend for r in ok)),
-        "patterns": dict(Counter(p for r in ok for p in r.analysis.patterns).most_common(5)),
+        "trends": dict(Counter(a.trend for a in ok)),
+        "patterns": dict(Counter(p for a in ok for p in a.patterns).most_common(5)),
         "agreement": agreement_on_bars(records, bars),
         "log_dir": str(vc.log_dir or out_dir / "log"),
     }

@@ -22,7 +22,13 @@ class StageProgress:
         self._task = None
         self._last = 0.0
         if tty:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._bar = Progress(
                 TextColumn(f"[bold]{stage}[/bold]"), BarColumn(), MofNCompleteColumn(),
@@ -35,7 +41,7 @@ class StageProgress:
     def __call__(self, message: str, done: int, total: int, **fields: object) -> None:
         """Show ``message`` with ``done`` of ``total``; ``fields`` (e.g. a rate, an ETA) are
         extra keys of the JSON line."""
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=done, total=total, description=message)
             return
         now = time.monotonic()

@@ -20,13 +20,13 @@ def ensure_ray(cfg: RayConfig | None = None) -> None:
         return
     cfg = cfg or RayConfig()
     address = cfg.address or os.environ.get("RAY_ADDRESS")
-    kwargs: dict[str, object] = {"log_to_driver": False, "configure_logging": False}
     if address:
-        ray.init(address=address, **kwargs)
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:
         # "local" starts a new head even if another Ray runs on this machine (join one with
         # ray.address or RAY_ADDRESS instead of by accident)
-        ray.init(address="local", num_cpus=cfg.num_cpus, include_dashboard=False, **kwargs)
+        ray.init(address="local", num_cpus=cfg.num_cpus, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
     log.info("ray: %s", ray.cluster_resources())
 
 

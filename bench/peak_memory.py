@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from typing import Self
 
 __all__ = ["PeakMemory"]
 
@@ -40,7 +41,7 @@ class PeakMemory:
             self._sample()
             self._stop.wait(self.interval_s)
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> Self:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self

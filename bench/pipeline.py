@@ -39,9 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.append(str(REPO / "bench"))  # after the repo: bench/serve.py must not shadow serve/
 
-from peak_memory import PeakMemory  # noqa: E402
+from peak_memory import PeakMemory
 
-from aio_ray.config import load_config  # noqa: E402
+from aio_ray.config import load_config
 
 log = logging.getLogger("bench.pipeline")
 GOAL_S = 180.0
@@ -91,8 +91,11 @@ def _verify_rejected(cfg: Any, report: dict[str, Any], n: int) -> dict[str, Any]
     return {
         "scripts": len(reports),
         "parity_passed": sum(1 for r in reports if r.parity_passed),
-        "differences": [f"{r.family} {r.timeframe}: bar {r.first_diff_bar}: {r.first_diff}"
-                        for r in reports if not r.parity_passed],  # fmt: skip
+        "differences": [
+            f"{r.family} {r.timeframe}: bar {r.first_diff_bar}: {r.first_diff}"
+            for r in reports
+            if not r.parity_passed
+        ],
     }
 
 
@@ -105,8 +108,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     from aio_ray import pipeline
-    from aio_ray.library.report import ranked_verdict
     from aio_ray.library.repo import open_library
+    from aio_ray.library.report import ranked_verdict
     from aio_ray.raycluster import ensure_ray
 
     # numba's on-disk cache: a fresh clone compiles every kernel once (tens of seconds on 2

@@ -38,11 +38,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 sys.path.append(str(REPO / "bench"))  # after the repo: bench/serve.py must not shadow serve/
-from peak_memory import PeakMemory  # noqa: E402
+from peak_memory import PeakMemory
 
-from aio_ray.strategies.evaluate import evaluate_candidate  # noqa: E402
-from aio_ray.strategies.search import SearchConfig, search_frames, split_holdout  # noqa: E402
-from aio_ray.strategies.walkforward import make_folds  # noqa: E402
+from aio_ray.strategies.evaluate import evaluate_candidate
+from aio_ray.strategies.search import SearchConfig, search_frames, split_holdout
+from aio_ray.strategies.walkforward import make_folds
 
 log = logging.getLogger("bench.search")
 T0 = 1_600_041_600_000  # 2020-09-14 00:00 UTC

@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aio_ray.config import load_config  # noqa: E402
-from aio_ray.pipeline import run_bars, run_ingest  # noqa: E402
-from aio_ray.logsetup import configure_logging  # noqa: E402
-from aio_ray.raycluster import ensure_ray  # noqa: E402
+from aio_ray.config import load_config
+from aio_ray.logsetup import configure_logging
+from aio_ray.pipeline import run_bars, run_ingest
+from aio_ray.raycluster import ensure_ray
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aio_ray.config import load_config  # noqa: E402
-from aio_ray.errors import AioError  # noqa: E402
-from aio_ray.pipeline import run_optimize  # noqa: E402
-from aio_ray.logsetup import configure_logging  # noqa: E402
-from aio_ray.raycluster import ensure_ray  # noqa: E402
+from aio_ray.config import load_config
+from aio_ray.errors import AioError
+from aio_ray.logsetup import configure_logging
+from aio_ray.pipeline import run_optimize
+from aio_ray.raycluster import ensure_ray
 
 
 def main(argv: list[str] | None = None) -> int:

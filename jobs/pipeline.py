@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aio_ray.config import load_config  # noqa: E402
-from aio_ray.errors import AioError  # noqa: E402
-from aio_ray.logsetup import configure_logging  # noqa: E402
-from aio_ray.pipeline import format_summary, run_pipeline  # noqa: E402
+from aio_ray.config import load_config
+from aio_ray.errors import AioError
+from aio_ray.logsetup import configure_logging
+from aio_ray.pipeline import format_summary, run_pipeline
 
 
 def main(argv: list[str] | None = None) -> int:

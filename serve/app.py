@@ -258,7 +258,9 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
             return core.rankings_json(run_id, timeframe)
         return await run_in_threadpool(core.rankings_json, run_id, timeframe)
 
-    JSON_OK = {200: {"description": "OK", "content": {"application/json": {"schema": {}}}}}
+    JSON_OK: dict[int | str, dict[str, Any]] = {
+        200: {"description": "OK", "content": {"application/json": {"schema": {}}}}
+    }
 
     @app.get(
         "/rankings",

@@ -110,10 +110,10 @@ def test_backtest_bad_input_names_what_is_wrong(real_bars, args, message):
 
 
 def test_backtest_missing_timeframe_and_too_few_bars(real_bars):
-    code, out, err = aio("backtest", "--bars", str(real_bars), "--timeframe", "30m", "--family", "ma_cross",
+    code, _out, err = aio("backtest", "--bars", str(real_bars), "--timeframe", "30m", "--family", "ma_cross",
                          "--params", "{}")
     assert code == 2 and "no 30m bars" in err
-    code, out, err = aio("backtest", "--bars", str(real_bars), "--timeframe", "1d", "--family", "ma_cross",
+    code, _out, err = aio("backtest", "--bars", str(real_bars), "--timeframe", "1d", "--family", "ma_cross",
                          "--params", "{}")
     assert code == 2 and "2 bars are too few for the warm-up" in err
 
@@ -321,7 +321,7 @@ def test_rank_of_a_stored_passed_verdict_merges_its_figures(tmp_path):
 
 
 def test_optimize_with_unreachable_library_fails_before_searching(real_bars, tmp_path):
-    code, out, err = aio("optimize", "--bars", str(real_bars), "--timeframes", "15m", "--trials", "5",
+    code, _out, err = aio("optimize", "--bars", str(real_bars), "--timeframes", "15m", "--trials", "5",
                          "--db", "postgresql+psycopg://aio:secret@127.0.0.1:1/nowhere")
     assert code == 2
     assert "127.0.0.1:1" in err and "secret" not in err

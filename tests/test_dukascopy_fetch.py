@@ -101,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _get(self) -> None:
-        path = self.path[len(PREFIX) :] if self.path.startswith(PREFIX) else self.path
+        path = self.path.removeprefix(PREFIX)
         action = self.server.next_action(path)
         file = self.server.root / path
         if action in ("500", "503", "403", "404"):

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from aio_ray.config import SyntheticConfig, ValidationConfig
+from aio_ray.config import SyntheticConfig
 from aio_ray.data import store
 from aio_ray.data.ingest import ingest_dukascopy, ingest_files, ingest_synthetic
 from aio_ray.data.validate import REASONS
@@ -190,6 +190,7 @@ def test_cli_contract_dukascopy_mirror(dukascopy_dir, tmp_path):
         [sys.executable, "-m", "aio_ray.cli", "ingest", "dukascopy", "--symbol", "EURUSD", "--start", "2019-02-04",
          "--end", "2019-02-06", "--mirror", str(dukascopy_dir), "--out", str(out), "--local", "--json"],
         cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=False,
     )
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout.strip().splitlines()[-1])

@@ -29,7 +29,7 @@ _EXPORTS = {
     "parse_timeframe": "timeframes", "parse_timeframes": "timeframes",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - the lazy exports' names, one list
 
 
 def __getattr__(name: str) -> Any:

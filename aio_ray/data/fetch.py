@@ -465,7 +465,7 @@ def fetch_hours_ray(
     if num_cpus <= 0:
         raise ValueError(f"num_cpus must be > 0, got {num_cpus}")
     batches = plan_batches(hours, cfg.hours_per_task)
-    remote = ray.remote(fetch_batch).options(
+    remote: Any = ray.remote(fetch_batch).options(  # Ray's stubs type no keyword arguments
         num_cpus=num_cpus, max_retries=3, name="dukascopy_fetch"
     )
     pending: dict[Any, list[dt.datetime]] = {}
@@ -488,7 +488,7 @@ def fetch_hours_ray(
             batch = pending.pop(ref)
             try:
                 results: list[HourResult] = ray.get(ref)
-            except Exception as exc:  # a dead task must not hide its hours
+            except Exception as exc:  # noqa: BLE001 - a dead task must not hide its hours
                 log.error("fetch task for %s..%s died: %s", batch[0], batch[-1], exc)
                 why = f"fetch task died ({type(exc).__name__}: {exc})"
                 results = [

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -257,10 +257,10 @@ def ingest_dukascopy(
     days = _todo(out, symbol, start, end, report)
     hours = [h for d in days for h in fetch.hours_between(d, d + dt.timedelta(days=1))]
     cache_dir = dcfg.cache_dir or (out / "_cache" / "dukascopy")
-    kwargs = dict(mirror=mirror, cfg=dcfg, cache_dir=cache_dir)
     batches: Iterable[list[fetch.HourResult]] = (
-        fetch.fetch_hours_ray(symbol, hours, **kwargs) if use_ray
-        else fetch.fetch_hours_local(symbol, hours, **kwargs)
+        fetch.fetch_hours_ray(symbol, hours, mirror=mirror, cfg=dcfg, cache_dir=cache_dir)
+        if use_ray
+        else fetch.fetch_hours_local(symbol, hours, mirror=mirror, cfg=dcfg, cache_dir=cache_dir)
     )
     pending: dict[dt.date, list[fetch.HourResult]] = defaultdict(list)
     done = 0
@@ -303,7 +303,8 @@ def _dukascopy_day(symbol: str, day: dt.date, results: list[Any], out: Path,
 # --------------------------------------------------------------------------- files
 
 
-def _read_and_validate(path: str, mapping: Any, fmt: str, vcfg: ValidationConfig) -> dict[dt.date, ValidationResult]:
+def _read_and_validate(path: str, mapping: Any, fmt: Literal["auto", "parquet", "csv"],
+                       vcfg: ValidationConfig) -> dict[dt.date, ValidationResult]:
     from aio_ray.data.files import read_tick_file
 
     return _validate_and_split(read_tick_file(Path(path), mapping, fmt), vcfg)
@@ -315,7 +316,7 @@ def ingest_files(
     out: Path,
     *,
     mapping: Any = None,
-    fmt: str = "auto",
+    fmt: Literal["auto", "parquet", "csv"] = "auto",
     vcfg: ValidationConfig = ValidationConfig(),
     use_ray: bool = True,
     progress: Progress | None = None,
@@ -359,8 +360,8 @@ def ingest_files(
         if store.is_complete(out, symbol, d):
             report.days[d.isoformat()] = {"status": "skipped", "complete": True}
             continue
-        res = _result_of(kept[d], quar[d])
-        report.days[d.isoformat()] = write_day(out, symbol, d, res, notes={"source": "files"})
+        day = _result_of(kept[d], quar[d])
+        report.days[d.isoformat()] = write_day(out, symbol, d, day, notes={"source": "files"})
     return _finish(report, out, t0)
 
 

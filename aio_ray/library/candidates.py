@@ -121,7 +121,7 @@ def record_layout(lib: Library, run_id: str, timeframe: str, layout: Mapping[str
 
 def return_layout(lib: Library, run_id: str, timeframe: str) -> dict[str, Any] | None:
     """The layout stored by :func:`record_layout` (None when absent)."""
-    got = lib._tx(
+    got: str | None = lib._tx(
         lambda c: c.execute(
             select(LAYOUTS.c.layout_json).where(
                 LAYOUTS.c.run_id == run_id, LAYOUTS.c.timeframe == timeframe
@@ -134,7 +134,7 @@ def return_layout(lib: Library, run_id: str, timeframe: str) -> dict[str, Any] |
 
 def candidate_counts(lib: Library, run_id: str) -> dict[str, int]:
     """``{"ok": n, "failed": m}`` for ``run_id`` (zeros when it has no candidates)."""
-    got = lib._tx(
+    got: dict[str, int] = lib._tx(
         lambda c: dict(
             c.execute(
                 select(CANDIDATES.c.status, func.count())
@@ -169,7 +169,10 @@ def iter_candidates(
         if status is not None:
             q = q.where(CANDIDATES.c.status == status)
         q = q.order_by(CANDIDATES.c.number).limit(batch)
-        rows = lib._tx(lambda c, q=q: [dict(r._mapping) for r in c.execute(q)], "read candidates")
+        def read(c: Any, q: Any = q) -> list[dict[str, Any]]:
+            return [dict(r._mapping) for r in c.execute(q)]
+
+        rows: list[dict[str, Any]] = lib._tx(read, "read candidates")
         if not rows:
             return
         for r in rows:

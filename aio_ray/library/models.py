@@ -42,17 +42,17 @@ TRIAL_STATUSES: tuple[str, ...] = ("ok", "failed")
 RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "cancelled")
 
 
-def _ms(nullable: bool = False, index: bool = False) -> Column:  # type: ignore[type-arg]
+def _ms(nullable: bool = False, index: bool = False) -> Column:
     return Column(BigInteger, nullable=nullable, index=index)
 
 
-def _text(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+def _text(nullable: bool = False) -> Column:
     return Column(Text, nullable=nullable)
 
 
 def _fk(
     target: str, primary_key: bool = False, nullable: bool = False, index: bool = False
-) -> Column:  # type: ignore[type-arg]
+) -> Column:
     return Column(Text, ForeignKey(target), primary_key=primary_key, nullable=nullable, index=index)
 
 

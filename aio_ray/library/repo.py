@@ -93,6 +93,7 @@ DEFAULT_URL = "sqlite:///aio_library.db"
 _T = TypeVar("_T")
 
 
+
 class LibraryError(AioError):
     """A library operation failed. ``url`` is the database URL with the password hidden."""
 
@@ -124,6 +125,14 @@ def _safe_url(url: str) -> str:
 
 
 _PG_ADVISORY_KEY = 0x41494F_4C4942  # "AIO" "LIB": serializes concurrent create_all on PostgreSQL
+
+
+def _new_id(result: Any) -> int:
+    """The primary key an INSERT gave its row."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the database returned no key for the inserted row")
+    return int(key[0])
 
 
 class Library:
@@ -798,7 +807,7 @@ class Library:
         }
         return int(
             self._tx(
-                lambda c: c.execute(PINE.insert().values(**row)).inserted_primary_key[0],
+                lambda c: _new_id(c.execute(PINE.insert().values(**row))),
                 f"record Pine verification of {strategy_id}",
             )
         )
@@ -859,7 +868,7 @@ class Library:
         }
         return int(
             self._tx(
-                lambda c: c.execute(CONTROL.insert().values(**row)).inserted_primary_key[0],
+                lambda c: _new_id(c.execute(CONTROL.insert().values(**row))),
                 f"record control {action!r} of {strategy_id}",
             )
         )

@@ -219,7 +219,7 @@ def warm_parser(codes: list[str] | None = None, path: Path | None = None) -> dic
         from aio_ray.strategies.space import defaults
 
         codes = [
-            generate(ScriptSource(f, defaults(f), "15m"), k)  # type: ignore[arg-type]
+            generate(ScriptSource(f, defaults(f), "15m"), k)
             for f in FAMILIES
             for k in ("strategy", "indicator")
         ]

@@ -145,7 +145,7 @@ def _pine_family(family: Family) -> Family:
         return {k: pine_precision(v) for k, v in base._indicators(self, bars, p).items()}
 
     cls = type(f"Pine{base.__name__}", (base,), {"_indicators": _indicators})
-    return cls()  # type: ignore[no-any-return]
+    return cls()
 
 
 def pine_signals(family: str, bars: BarArrays, params: Mapping[str, Any]) -> Signals:

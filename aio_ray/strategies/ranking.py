@@ -266,12 +266,8 @@ def min_track_record_length(
     """Minimum track record length, periods (see :mod:`aio_ray.strategies.dsr`)."""
     from aio_ray.strategies import dsr
 
-    fn = getattr(dsr, "min_track_record_length", None)
-    if fn is None:
-        from aio_ray.strategies import overfitting
-
-        fn = overfitting.min_track_record_length
-    return float(fn(sharpe, skew, kurtosis, target_sharpe=target, confidence=confidence))
+    return float(dsr.min_track_record_length(sharpe, skew, kurtosis, target_sharpe=target,
+                                             confidence=confidence))
 
 
 def _finite(x: float) -> bool:

@@ -177,7 +177,7 @@ class _Codec:
 
     def fresh(self, lv: np.ndarray, seen: set[bytes], limit: int) -> np.ndarray:
         """Up to ``limit`` rows of ``lv`` not in ``seen`` (nor repeated), added to it."""
-        out = []
+        out: list[int] = []
         for j in range(lv.shape[0]):
             if len(out) == limit:
                 break
@@ -381,7 +381,7 @@ class OptunaSampler(PopulationSampler):
         import pickle
 
         state = self.__dict__.copy()
-        sampler = self.study.sampler
+        sampler: Any = self.study.sampler  # Optuna's samplers keep a private lock
         lock = getattr(sampler, "_thread_lock", None)
         if lock is not None:
             sampler._thread_lock = None
@@ -398,7 +398,8 @@ class OptunaSampler(PopulationSampler):
         self.__dict__.update(state)
         if isinstance(self.study, bytes):
             self.study = pickle.loads(self.study)
-            self.study.sampler._thread_lock = threading.Lock()
+            sampler: Any = self.study.sampler
+            sampler._thread_lock = threading.Lock()
 
     def _neighbours(self, centre: dict[str, Any], k: int) -> list[dict[str, Any]]:
         """Up to ``k`` unseen on-step perturbations of ``centre`` (a few steps per numeric

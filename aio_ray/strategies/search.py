@@ -42,7 +42,7 @@ import pickle
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -304,7 +304,7 @@ class SearchProgress(tune.Callback):
         self._done0 = 0
         self._last = 0.0
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, *args: Any, **info: Any) -> None:
         self._t0, self._last = None, 0.0
 
     def _emit(self, trials: list[Any], force: bool = False) -> None:
@@ -494,8 +494,8 @@ def _summaries(
 def _short_error(err: BaseException) -> str:
     """The root cause of a Tune trial error, in one line."""
     cause: BaseException = err
-    while getattr(cause, "cause", None) is not None and cause is not cause.cause:  # RayTaskError
-        cause = cause.cause  # type: ignore[attr-defined]
+    while (nxt := getattr(cause, "cause", None)) is not None and cause is not nxt:  # RayTaskError
+        cause = nxt
     text = f"{type(cause).__name__}: {cause}".strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return (lines[-1] if lines else text)[:500]
@@ -667,6 +667,7 @@ def _judge(lib: Any, run_id: str, layouts: Mapping[str, dict[str, Any]], spool: 
                    seed=cfg.seed)
     cols = ["number", "family", "timeframe", "guide", "status", "error", "params_json",
             "returns", "window_metrics"]
+    batches: Iterable[list[dict[str, Any]]]
     if lib is not None:
         from aio_ray.library.candidates import iter_candidates
 

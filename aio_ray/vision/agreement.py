@@ -55,13 +55,15 @@ def agreement_on_bars(
     jacc: list[float] = []
     calls = hits = rule_calls = rule_hits = ups = moves = 0
     for r in ok:
+        analysis = r.analysis
+        assert analysis is not None  # kept by the filter above
         if r.window_start not in index or r.window_end not in index:
             raise KeyError(f"window starting {r.window_start} ms is not in the bars given")
         a, b = index[r.window_start], index[r.window_end] + 1
         rule_trend, _ = trend_label(h[a:b], lo[a:b], c[a:b])
         rule_pats = set(window_patterns(o[a:b], h[a:b], lo[a:b], c[a:b]))
-        got = set(r.analysis.patterns)
-        trend_eq += r.analysis.trend == rule_trend
+        got = set(analysis.patterns)
+        trend_eq += analysis.trend == rule_trend
         tp += len(got & rule_pats)
         fp += len(got - rule_pats)
         fn += len(rule_pats - got)
@@ -73,7 +75,7 @@ def agreement_on_bars(
             if move != 0:
                 moves += 1
                 ups += move > 0
-                for trend, is_rule in ((r.analysis.trend, False), (rule_trend, True)):
+                for trend, is_rule in ((analysis.trend, False), (rule_trend, True)):
                     if trend in ("up", "down"):
                         hit = (move > 0) == (trend == "up")
                         if is_rule:

@@ -133,7 +133,7 @@ def require_vllm() -> ModuleType:
     2.60's LLM stages and this module were not written against its API.
     """
     try:
-        import vllm  # type: ignore[import-not-found]
+        import vllm  # type: ignore[import-not-found,unused-ignore]  # only in the gpu extra
     except ImportError as exc:
         raise BackendUnavailableError("vllm", "the package 'vllm'", VLLM_INSTALL_HINT) from exc
     found = str(getattr(vllm, "__version__", "unknown"))
