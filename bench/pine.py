@@ -43,23 +43,31 @@ log = logging.getLogger("bench.pine")
 FAMILIES = ("ma_cross", "rsi_reversion", "macd_cross", "bb_breakout", "bb_reversion", "stoch_adx")
 
 
-def _bars(n: int):  # type: ignore[no-untyped-def]
-    import polars as pl
+def _synthetic_bars(n: int, timeframe: str):  # type: ignore[no-untyped-def]
+    """The first ``n`` bars of ``timeframe`` resampled (by the product's own path) from weeks of
+    synthetic ticks from 2025-01-06, as an Arrow table."""
     import pyarrow as pa
 
     from aio_ray.bars.resample import bars_from_ticks
     from aio_ray.data.synthetic import generate
-    from aio_ray.strategies.bars import BarArrays
 
     parts, rows, day = [], 0, dt.date(2025, 1, 6)
     while rows < n:
         end = day + dt.timedelta(days=7)
         ticks = pa.concat_tables([t for _, t in generate("EURUSD", day, end)])
-        week = bars_from_ticks(ticks, ["1m"])["1m"]
+        week = bars_from_ticks(ticks, [timeframe])[timeframe]
         parts.append(week)
         rows += week.num_rows
         day = end
-    return BarArrays.from_frame(pl.from_arrow(pa.concat_tables(parts).slice(0, n)), "mid")
+    return pa.concat_tables(parts).slice(0, n)
+
+
+def _bars(n: int):  # type: ignore[no-untyped-def]
+    import polars as pl
+
+    from aio_ray.strategies.bars import BarArrays
+
+    return BarArrays.from_frame(pl.from_arrow(_synthetic_bars(n, "1m")), "mid")
 
 
 VERIFY5 = ("ma_cross", "rsi_reversion", "macd_cross", "bb_breakout", "stoch_adx")
@@ -76,21 +84,7 @@ def _verify5(n_bars: int) -> dict[str, object]:
     from aio_ray.strategies.space import defaults
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pine-"))
-    # 15m bars: resample the synthetic 1m bars through the product's own path
-    import pyarrow as pa
-
-    from aio_ray.bars.resample import bars_from_ticks
-    from aio_ray.data.synthetic import generate as gen_ticks
-
-    parts, rows, day = [], 0, dt.date(2025, 1, 6)
-    while rows < n_bars:
-        end = day + dt.timedelta(days=7)
-        ticks = pa.concat_tables([t for _, t in gen_ticks("EURUSD", day, end)])
-        week = bars_from_ticks(ticks, ["15m"])["15m"]
-        parts.append(week)
-        rows += week.num_rows
-        day = end
-    write_bars(tmp / "bars", "15m", "EURUSD", pa.concat_tables(parts).slice(0, n_bars))
+    write_bars(tmp / "bars", "15m", "EURUSD", _synthetic_bars(n_bars, "15m"))
     files = []
     for f in VERIFY5:
         p = defaults(f)
