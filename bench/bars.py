@@ -10,7 +10,7 @@ spreads and volumes, about one tick per second, so 10M ticks span ~116 days):
   mid, spread mean and max, tick count, volume sums).
 - ``pandas``: ``resample().ohlc()`` per timeframe with the same outputs (empty bins dropped).
 - ``ray_N``: :func:`aio_ray.bars.build_bars` over the ticks written as a day-partitioned tick
-  dataset (zstd Parquet, one file per UTC day) on a fresh ``ray.init(num_cpus=N)``, N = 1
+  dataset (the tick store's Parquet encoding, one file per UTC day) on a fresh ``ray.init(num_cpus=N)``, N = 1
   and 2 in alternating rounds (so both see the same background load); the best time counts.
   Ray start-up and the workers' numba warm-up (first builds on a few days) are not timed;
   listing, reading, the kernel, merging and writing the bars are. ``machine_parallelism_2_procs``
@@ -53,9 +53,9 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from aio_ray.bars import bars_from_ticks
+from aio_ray.data.store import write_tick_file
 from aio_ray.schema import TICK_SCHEMA, TS_TYPE
 
 log = logging.getLogger("bench.bars")
@@ -182,7 +182,8 @@ def pandas_as_polars(bars: pd.DataFrame) -> pl.DataFrame:
 
 
 def write_tick_dataset(ticks: pa.Table, root: Path) -> int:
-    """Write ``ticks`` as ``symbol=EURUSD/date=YYYY-MM-DD/part-0.parquet`` (zstd); #files."""
+    """Write ``ticks`` as ``symbol=EURUSD/date=YYYY-MM-DD/part-0.parquet`` in the tick store's
+    encoding (:data:`aio_ray.data.store.TICK_PARQUET_OPTIONS`); returns the number of files."""
     ts = ticks.column("ts").cast(pa.int64()).to_numpy()
     day = ts // DAY_MS
     cuts = np.flatnonzero(np.diff(day)) + 1
@@ -191,7 +192,7 @@ def write_tick_dataset(ticks: pa.Table, root: Path) -> int:
         date = np.datetime64(int(day[a]), "D").astype(str)
         path = root / "symbol=EURUSD" / f"date={date}" / "part-0.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(ticks.slice(a, b - a), path, compression="zstd")
+        write_tick_file(ticks.slice(a, b - a), path)
     return len(edges) - 1
 
 

