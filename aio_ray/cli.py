@@ -14,8 +14,15 @@ from typing import Annotated, Any, Literal, cast
 
 import typer
 
-from aio_ray.config import AppConfig, load_config
+from aio_ray.cli_state import state
+from aio_ray.config import SyntheticConfig, load_config
 from aio_ray.errors import AioError
+from aio_ray.pine.commands import register
+from aio_ray.raycluster import ensure_ray
+from aio_ray.vision.commands import register as register_vision
+
+# Each verb imports its stage inside the function, so that `aio --help` and every verb start
+# without loading Ray, sqlmodel, torch or compiled kernels that the verb does not use.
 
 app = typer.Typer(
     name="aio",
@@ -27,13 +34,6 @@ app = typer.Typer(
 ingest_app = typer.Typer(help="Read ticks (or bar files) from a source, quarantine bad rows, write the dataset.",
                          no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
-
-
-class State:
-    config: AppConfig = AppConfig()
-
-
-state = State()
 
 
 @app.callback()
@@ -100,8 +100,6 @@ OutOpt = Annotated[Path, typer.Option("--out", help="Tick dataset folder (Parque
 def _ray(local: bool) -> bool:
     if local:
         return False
-    from aio_ray.raycluster import ensure_ray
-
     ensure_ray(state.config.ray)
     return True
 
@@ -133,7 +131,6 @@ def ingest_synthetic_cmd(
     planted edge of known strength (--edge) to test that the search finds it."""
     from pydantic import ValidationError
 
-    from aio_ray.config import SyntheticConfig
     from aio_ray.data.ingest import ingest_synthetic
     from aio_ray.progress import stage_progress
 
@@ -313,8 +310,6 @@ def bars_cmd(
 ) -> None:
     """Resample the tick dataset to multi-timeframe bid/ask/mid OHLC bars on Ray Data."""
     from aio_ray.bars.build import build_bars
-    from aio_ray.raycluster import ensure_ray
-
     cfg = state.config.bars
     tfs = [t.strip() for t in timeframes.split(",") if t.strip()] if timeframes else list(cfg.timeframes)
     mode = daily_close or cfg.daily_close
@@ -443,8 +438,6 @@ def optimize_cmd(
     """Search families x parameters x timeframes with Ray Tune + Optuna on walk-forward folds,
     rank the out-of-sample results (Deflated Sharpe, stability, drawdown...) and store them."""
     from aio_ray.pipeline import run_optimize
-    from aio_ray.raycluster import ensure_ray
-
     search = state.config.search
     update: dict[str, Any] = {}
     if timeframes:
@@ -571,9 +564,6 @@ def _bars_text(summary: dict[str, Any]) -> str:
             lines.append(f"  {key}: {val}")
     return "\n".join(lines)
 
-
-from aio_ray.pine.commands import register
-from aio_ray.vision.commands import register as register_vision
 
 register(app)
 register_vision(app)

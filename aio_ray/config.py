@@ -15,12 +15,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from aio_ray.bars.timeframes import parse_timeframe
 from aio_ray.errors import ConfigError
+from aio_ray.raycluster import RayConfig
 from aio_ray.strategies.engine import BacktestConfig
 from aio_ray.strategies.evaluate import ObjectiveConfig
 from aio_ray.strategies.ranking import RankingConfig
-from aio_ray.vision.analyze import VisionConfig
-from serve.config import ServeSettings
+from aio_ray.vision.config import VisionConfig
+from serve.settings import ServeSettings
 
 
 class Frozen(BaseModel):
@@ -128,13 +130,6 @@ class BarsConfig(Frozen):
     daily_close: Literal["utc", "new_york_close"] = "utc"
 
 
-class RayConfig(Frozen):
-    """How the driver joins Ray: ``address`` None starts (or joins via RAY_ADDRESS) a local head."""
-
-    address: str | None = None
-    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local head; None: all")
-
-
 class DataConfig(Frozen):
     """What the pipeline ingests by default."""
 
@@ -239,8 +234,6 @@ class SearchConfig(Frozen):
     @field_validator("timeframes")
     @classmethod
     def _timeframes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from aio_ray.bars.timeframes import parse_timeframe
-
         if not v:
             raise ValueError("at least one timeframe is needed")
         names = tuple(parse_timeframe(t).name for t in v)
@@ -251,7 +244,7 @@ class SearchConfig(Frozen):
     @field_validator("families")
     @classmethod
     def _families(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from aio_ray.strategies.space import SPACES
+        from aio_ray.strategies.space import SPACES  # the family registry: only when named
 
         unknown = [f for f in v if f not in SPACES]
         if unknown:
@@ -272,7 +265,7 @@ class SearchConfig(Frozen):
 
     def family_names(self) -> tuple[str, ...]:
         """The families searched (all registered ones when ``families`` is empty)."""
-        from aio_ray.strategies.space import SPACES
+        from aio_ray.strategies.space import SPACES  # the family registry: only when asked
 
         return self.families or tuple(sorted(SPACES))
 

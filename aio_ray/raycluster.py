@@ -1,20 +1,33 @@
-"""Joining Ray: one place that decides between a local head and an existing cluster."""
+"""Joining Ray: one place that decides between a local head and an existing cluster.
+
+:class:`RayConfig` (the ``ray:`` section of :class:`aio_ray.config.AppConfig`) lives here,
+below the root config, so that any stage can join Ray without importing the root config.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 
-from aio_ray.config import RayConfig
+from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
+
+
+class RayConfig(BaseModel):
+    """How the driver joins Ray: ``address`` None starts (or joins via RAY_ADDRESS) a local head."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str | None = None
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local head; None: all")
 
 
 def ensure_ray(cfg: RayConfig | None = None) -> None:
     """Initialise Ray once: ``cfg.address`` or ``RAY_ADDRESS`` joins a cluster; otherwise a
     local head with ``cfg.num_cpus`` CPUs starts in this process. A no-op when Ray is up
     (e.g. inside ``ray job submit``)."""
-    import ray
+    import ray  # heavy: loaded only when a command really joins Ray
 
     if ray.is_initialized():
         return

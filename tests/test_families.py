@@ -77,6 +77,61 @@ def test_registry_holds_the_six_families_with_their_spaces():
         get_family("ma_crossing")
 
 
+def test_every_registered_family_is_one_file_with_its_space_rules_and_pine_template(bars):
+    """The contract of issue 15: a family is one file (space, rules, Pine template) and the
+    registry is the one list that SPACES and the Pine generator read."""
+    from aio_ray.pine import builder as pb
+    from aio_ray.pine.templates import PineParts
+
+    assert list(SPACES) == list(FAMILIES)  # same order: SPACES is built from the registry
+    for name, fam in FAMILIES.items():
+        assert type(fam).__module__ == f"aio_ray.strategies.families.{name}"
+        assert isinstance(fam.space, Space) and fam.space.family == name
+        assert SPACES[name] is fam.space and get_family(name) is fam
+        assert not getattr(type(fam), "__abstractmethods__", frozenset())  # rules + template
+        p = space.defaults(name)
+        b = pb.ScriptBuilder()
+        inputs = {}
+        for prm in fam.space.params:
+            value = p[prm.name]
+            lit = (
+                pb.string(value)
+                if isinstance(prm, ChoiceParam)
+                else pb.int_(value) if isinstance(prm, IntParam) else pb.float_(value)
+            )
+            inputs[prm.name] = b.let(f"i_{prm.name}", lit)
+        parts = fam.pine(b, inputs)
+        assert isinstance(parts, PineParts)
+        # The template plots what Family.indicators returns (the generator adds the atr).
+        assert [*parts.indicators, "atr"] == list(fam.indicators(bars, p)), name
+        conditions = (parts.long_entry, parts.short_entry, parts.long_exit, parts.short_exit)
+        assert all(c.type == "bool" for c in conditions), name
+
+
+def test_the_pine_generator_holds_no_family_specific_code():
+    import importlib
+    from pathlib import Path
+
+    generate = importlib.import_module("aio_ray.pine.generate")  # the module, not generate()
+    text = Path(str(generate.__file__)).read_text()
+    for name in FAMILIES:
+        assert name not in text, f"{name} is named in aio_ray/pine/generate.py"
+
+
+def test_the_registry_refuses_a_family_twice_or_a_space_of_another_name():
+    from aio_ray.strategies import families
+    from aio_ray.strategies.families.ma_cross import MaCross
+
+    with pytest.raises(TypeError, match="registered twice"):
+        families._registry(MaCross(), MaCross())
+
+    class Misnamed(MaCross):
+        name = "ma_cross_2"
+
+    with pytest.raises(TypeError, match="declared for 'ma_cross'"):
+        families._registry(Misnamed())
+
+
 @pytest.mark.parametrize("name", sorted(SPACES))
 def test_each_family_enters_both_sides_on_a_random_walk(bars, name):
     s = FAMILIES[name].signals(bars, space.defaults(name))

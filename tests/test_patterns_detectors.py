@@ -18,7 +18,8 @@ from aio_ray.patterns.detectors import (
     synthetic_pattern,
     window_patterns,
 )
-from aio_ray.patterns.synthetic import random_walk_ohlc, recall_table
+from aio_ray.patterns.recall import recall_table
+from aio_ray.patterns.synthetic import random_walk_ohlc
 from aio_ray.patterns.vocabulary import CANDLE_PATTERNS, CHART_PATTERNS, PATTERNS
 
 P = 1e-4  # one pip

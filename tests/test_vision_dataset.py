@@ -244,9 +244,11 @@ def test_parquet_round_trip_decodes_to_the_raster(
     assert all(meta.row_group(0).column(i).compression == "ZSTD" for i in range(meta.num_columns))
     assert back.schema.field("image").type == pa.binary()
     o, h, lo, c = mid(bars)
+    series_lines = overlay_lines(c, ("sma_20", "bb_20"))  # on the whole series, as at inference
+    assert list(series_lines) == ["sma_20", "bb_20_upper", "bb_20_lower"]
     for k in (0, 7):
         w = slice(8 * k, 8 * k + 64)
-        lines = {name: v[0] for name, v in overlay_lines(c[w][None], ("sma_20", "bb")).items()}
+        lines = {name: v[w] for name, v in series_lines.items()}
         expect = rasterize(o[w], h[w], lo[w], c[w], size=(224, 224), overlays=lines)
         got = decode_image(back.column("image")[k].as_py())
         assert got.dtype == np.uint8 and np.array_equal(got, expect)

@@ -4,6 +4,7 @@ Stable public API::
 
     window_starts(n_bars, window, stride)            # int64 start indices of full windows
     overlay_lines(close, specs)                      # "sma_20", "ema_50", "bb_20" -> price lines
+                                                     # (the grammar: aio_ray.charts.overlays)
     render_windows(bars, *, window=64, stride=None, size=(448, 448), overlays=DEFAULT_OVERLAYS,
                    volume=True, as_png=True, price="mid") -> pyarrow.Table
     render_windows_ray(bars, *, timeframe=None, symbol=None, ..., windows_per_task=512,
@@ -22,7 +23,6 @@ np.uint8).reshape(H, W)``; the table's schema metadata records ``format``, ``hei
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,8 +32,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from aio_ray.charts.raster import MAX_OVERLAYS, encode_png, rasterize_batch
+from aio_ray.bars.store import read_bars
+from aio_ray.charts import overlays as chart_overlays
+from aio_ray.charts.raster import encode_png, rasterize_batch
 from aio_ray.errors import AioError
+from aio_ray.raycluster import ensure_ray
 from aio_ray.schema import TS_TYPE
 
 log = logging.getLogger(__name__)
@@ -48,8 +51,7 @@ __all__ = [
     "window_starts",
 ]
 
-DEFAULT_OVERLAYS: tuple[str, ...] = ("sma_20", "bb_20")
-"""SMA(20) and Bollinger(20, 2) upper and lower bands: three lines a trader reads at a glance."""
+DEFAULT_OVERLAYS = chart_overlays.DEFAULT_OVERLAYS
 
 RENDER_SCHEMA = pa.schema(
     [
@@ -61,7 +63,6 @@ RENDER_SCHEMA = pa.schema(
 """One rendered window: first and last bar's open time (UTC ms) and the image bytes."""
 
 _RENDER_BATCH = 64  # charts rasterized per call: bounds the temporaries (64 x 448 x 448 bytes)
-_SPEC = re.compile(r"^(sma|ema|bb)_(\d+)(?:_(\d+(?:\.\d+)?))?$")
 
 
 class RenderError(AioError, ValueError):
@@ -84,37 +85,12 @@ def window_starts(n_bars: int, window: int, stride: int) -> np.ndarray:
 
 
 def overlay_lines(close: np.ndarray, specs: Sequence[str]) -> dict[str, np.ndarray]:
-    """Indicator lines in price for the overlay ``specs``, computed on the whole ``close`` series.
-
-    Specs: ``"sma_N"`` and ``"ema_N"`` (one line each), ``"bb_N"`` or ``"bb_N_MULT"`` (Bollinger
-    upper and lower bands, ``MULT`` standard deviations, default 2: two lines named
-    ``bb_N_upper`` and ``bb_N_lower``). Lines are NaN during their warm-up (Pine semantics).
-    Raises RenderError on an unknown spec or too many lines for the palette.
-    """
-    from aio_ray import indicators
-
-    out: dict[str, np.ndarray] = {}
-    for spec in specs:
-        m = _SPEC.match(str(spec))
-        if not m:
-            raise RenderError(
-                f"unknown overlay {spec!r}; expected 'sma_N', 'ema_N', 'bb_N' or 'bb_N_MULT'"
-            )
-        kind, length = m.group(1), int(m.group(2))
-        if length < 1:
-            raise RenderError(f"overlay {spec!r}: length must be >= 1")
-        if kind == "sma":
-            out[spec] = indicators.sma(close, length)
-        elif kind == "ema":
-            out[spec] = indicators.ema(close, length)
-        else:
-            mult = float(m.group(3)) if m.group(3) else 2.0
-            upper, _, lower = indicators.bbands(close, length, mult)
-            out[f"{spec}_upper"] = upper
-            out[f"{spec}_lower"] = lower
-    if len(out) > MAX_OVERLAYS:
-        raise RenderError(f"overlays {list(specs)} make {len(out)} lines; at most {MAX_OVERLAYS}")
-    return out
+    """Lines of the overlay ``specs`` on the whole ``close`` series (the grammar and its
+    semantics: :mod:`aio_ray.charts.overlays`). Raises RenderError on a bad spec."""
+    try:
+        return chart_overlays.overlay_lines(close, specs)
+    except chart_overlays.OverlayError as exc:
+        raise RenderError(str(exc)) from exc
 
 
 def _frame(bars: Any) -> pl.DataFrame:
@@ -319,14 +295,12 @@ def render_windows_ray(
         Lazy, :data:`RENDER_SCHEMA` rows; the row order is not guaranteed (sort by
         ``window_start``).
     """
-    import ray
+    import ray  # heavy: only the Ray path needs it
     import ray.data
 
     if isinstance(bars, (str, Path)):
         if timeframe is None:
             raise RenderError("render_windows_ray: a bars directory needs timeframe= (e.g. '1h')")
-        from aio_ray.bars.store import read_bars
-
         frame = read_bars(bars, timeframe, symbol)
     else:
         frame = _frame(bars)
@@ -336,8 +310,6 @@ def render_windows_ray(
     series = _series(frame, price, overlays, volume)
     starts = window_starts(len(series["ts"]), window, stride)
     if not ray.is_initialized():
-        from aio_ray.raycluster import ensure_ray
-
         ensure_ray()
     if len(starts) == 0:
         return ray.data.from_arrow(_schema(size, as_png).empty_table())

@@ -10,6 +10,9 @@ outputs: bool arrays of the inputs' length)::
     synthetic_pattern(name, *, n_bars=64, seed=0, noise=0.04) -> (open, high, low, close)
     PatternError
 
+(``synthetic_pattern`` is :mod:`aio_ray.patterns.synthetic`'s and ``PatternError``
+:mod:`aio_ray.patterns.vocabulary`'s, re-exported here.)
+
 **No look-ahead.** Every flag at bar ``t`` is computed from bars ``<= t`` only: truncating the
 future never changes a past flag (pinned by tests). Each candle pattern is True at the bar that
 completes it; each chart pattern at the bar on which it *completes* (the neckline break of a
@@ -80,9 +83,9 @@ from typing import Any
 import numpy as np
 
 from aio_ray import indicators
-from aio_ray.errors import AioError
 from aio_ray.patterns import detectors_nb as nb
-from aio_ray.patterns.vocabulary import CANDLE_PATTERNS, CHART_PATTERNS, PATTERNS
+from aio_ray.patterns.synthetic import synthetic_pattern
+from aio_ray.patterns.vocabulary import CANDLE_PATTERNS, CHART_PATTERNS, PATTERNS, PatternError
 
 __all__ = [
     "ATR_LENGTH",
@@ -100,10 +103,6 @@ __all__ = [
     "synthetic_pattern",
     "window_patterns",
 ]
-
-
-class PatternError(AioError, ValueError):
-    """A pattern function was called with invalid input (names the function and argument)."""
 
 
 # ----------------------------------------------------------------------------- constants
@@ -399,12 +398,3 @@ def support_resistance(high: Any, low: Any, close: Any, *, max_levels: int = 4) 
     groups.sort(key=lambda g: (-g[0], -g[1]))
     return [g[2] for g in groups[: int(max_levels)]]
 
-
-def synthetic_pattern(
-    name: str, *, n_bars: int = 64, seed: int = 0, noise: float = 0.04
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """OHLC bars (float64, EUR/USD-like prices) containing pattern ``name`` ending at the last
-    bar; see :func:`aio_ray.patterns.synthetic.synthetic_pattern`."""
-    from aio_ray.patterns.synthetic import synthetic_pattern as _make
-
-    return _make(name, n_bars=n_bars, seed=seed, noise=noise)

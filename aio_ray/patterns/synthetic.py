@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from aio_ray.patterns.vocabulary import PATTERNS
+from aio_ray.patterns.vocabulary import PATTERNS, PatternError
 
-__all__ = ["BASE_PRICE", "HEIGHT", "random_walk_ohlc", "recall_table", "synthetic_pattern"]
+__all__ = ["BASE_PRICE", "HEIGHT", "random_walk_ohlc", "synthetic_pattern"]
 
 BASE_PRICE = 1.10
 """Price level of the windows, quote currency."""
@@ -87,8 +87,6 @@ _MIRROR = {
 
 
 def _check(name: str, n_bars: int, noise: float) -> None:
-    from aio_ray.patterns.detectors import PatternError
-
     if name not in PATTERNS:
         raise PatternError(f"synthetic_pattern: unknown pattern {name!r}; known: {list(PATTERNS)}")
     if isinstance(n_bars, bool) or not isinstance(n_bars, (int, np.integer)) or n_bars < 32:
@@ -219,36 +217,3 @@ def random_walk_ohlc(
     lo = np.minimum(o, c) - 0.5 * step * np.abs(rng.standard_normal(n_bars))
     return o, h, lo, c
 
-
-def recall_table(
-    seeds: range | list[int] = range(50),
-    *,
-    n_bars: int = 64,
-    noise: float = 0.04,
-    last_bar_only: bool = False,
-) -> dict[str, dict[str, float]]:
-    """How often each pattern's synthetic windows show each vocabulary name.
-
-    ``table[truth][shown]`` is the share of the windows of ``truth`` (one per seed) in which
-    :func:`~aio_ray.patterns.detectors.window_patterns` reports ``shown`` (with
-    ``last_bar_only``: in which that detector fires on the last bar). The diagonal is each
-    detector's recall on its own examples; the rest, how often it fires on the others.
-    """
-    from aio_ray.patterns.detectors import detect_candles, detect_chart_patterns, window_patterns
-
-    seeds = list(seeds)
-    table: dict[str, dict[str, float]] = {}
-    for truth in PATTERNS:
-        counts = dict.fromkeys(PATTERNS, 0)
-        for s in seeds:
-            o, h, lo, c = synthetic_pattern(truth, n_bars=n_bars, seed=s, noise=noise)
-            if last_bar_only:
-                flags = detect_candles(o, h, lo, c)
-                flags.update(detect_chart_patterns(o, h, lo, c, window=n_bars))
-                shown = [p for p, f in flags.items() if f[-1]]
-            else:
-                shown = window_patterns(o, h, lo, c)
-            for p in shown:
-                counts[p] += 1
-        table[truth] = {p: counts[p] / len(seeds) for p in PATTERNS}
-    return table

@@ -2,12 +2,21 @@
 
 A pattern name is a stable snake_case string; new names are only ever appended, so stored
 analyses and statistics keep their meaning. ``CANDLE_PATTERNS`` are defined on one to three
-bars; ``CHART_PATTERNS`` on a window of swing points.
+bars; ``CHART_PATTERNS`` on a window of swing points. :class:`PatternError` is the error of
+every pattern function (detectors, synthetic windows, mining), defined here at the bottom of
+the package so that each of those modules can raise it without importing another.
 """
 
 from __future__ import annotations
 
 from typing import Literal
+
+from aio_ray.errors import AioError
+
+
+class PatternError(AioError, ValueError):
+    """A pattern function was called with invalid input (names the function and argument)."""
+
 
 Trend = Literal["up", "down", "sideways"]
 TRENDS: tuple[str, ...] = ("up", "down", "sideways")

@@ -17,32 +17,36 @@ Stable public API::
 
 from __future__ import annotations
 
-from aio_ray.pine.generate import KINDS, PineGenerationError, ScriptSource, generate, read_meta
-from aio_ray.pine.runner import (
-    PineRun,
-    PineRunError,
-    PineRuntimeUnavailable,
-    run_pinets,
-    runner_status,
-)
-from aio_ray.pine.store import PineLibraryError, pine_for_strategy, record_verification
-from aio_ray.pine.verify import VerificationReport, check_syntax, verify_script
+import importlib
+from typing import Any
 
-__all__ = [
-    "KINDS",
-    "PineGenerationError",
-    "PineLibraryError",
-    "PineRun",
-    "PineRunError",
-    "PineRuntimeUnavailable",
-    "ScriptSource",
-    "VerificationReport",
-    "check_syntax",
-    "generate",
-    "pine_for_strategy",
-    "read_meta",
-    "record_verification",
-    "run_pinets",
-    "runner_status",
-    "verify_script",
-]
+# Exports resolve lazily (PEP 562): importing a light submodule (``aio_ray.pine.builder``,
+# ``aio_ray.pine.templates``, which every strategy family uses for its Pine template) must not
+# load the generator and the verifier, which import the families.
+_EXPORTS = {
+    "KINDS": "generate",
+    "PineGenerationError": "generate",
+    "PineLibraryError": "store",
+    "PineRun": "runner",
+    "PineRunError": "runner",
+    "PineRuntimeUnavailable": "runner",
+    "ScriptSource": "generate",
+    "VerificationReport": "verify",
+    "check_syntax": "verify",
+    "generate": "generate",
+    "pine_for_strategy": "store",
+    "read_meta": "generate",
+    "record_verification": "store",
+    "run_pinets": "runner",
+    "runner_status": "runner",
+    "verify_script": "verify",
+}
+
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - the lazy exports' names, one list
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aio_ray.pine' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"aio_ray.pine.{module}"), name)

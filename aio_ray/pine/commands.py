@@ -30,7 +30,12 @@ from typing import Annotated, Any
 
 import typer
 
+from aio_ray.cli_state import state
 from aio_ray.errors import AioError
+from aio_ray.strategies.engine import BacktestConfig
+
+# Each command imports its stage inside the function (Pine generator and verifier, library,
+# bars store), so that registering the commands with `aio` loads none of them.
 
 __all__ = ["pine_cmd", "register", "verify_pine_cmd"]
 
@@ -44,14 +49,7 @@ def _fail(exc: Exception | str, code: int = 2) -> None:
 
 def _backtest_settings() -> Any:
     """The app's backtest settings (``--config``/``--set``), seen as Pine does (single)."""
-    from aio_ray.strategies.engine import BacktestConfig
-
-    try:
-        from aio_ray.cli import state
-
-        cfg = getattr(state.config, "backtest", None) or BacktestConfig()
-    except ImportError:  # pragma: no cover - the CLI module is always there
-        cfg = BacktestConfig()
+    cfg = getattr(state.config, "backtest", None) or BacktestConfig()
     return cfg.model_copy(update={"price_model": "single"})
 
 

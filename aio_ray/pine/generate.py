@@ -1,5 +1,9 @@
 """Pine Script v6 for every strategy family, from typed templates.
 
+Each family writes its own indicators and raw conditions (its ``pine`` method, in its file
+under :mod:`aio_ray.strategies.families`, returning :class:`aio_ray.pine.templates.PineParts`);
+this module looks the family up in the registry and adds everything the families share.
+
 Stable public API::
 
     ScriptSource(family, params, timeframe, symbol="EURUSD", name=None, strategy_id=None,
@@ -55,7 +59,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -65,15 +69,18 @@ from aio_ray.pine import builder as pb
 from aio_ray.pine.builder import Expr, ScriptBuilder, call, const, string
 from aio_ray.pine.escape import safe_text
 from aio_ray.pine.patterns import PINE_PATTERNS, pattern_condition, pattern_variable
+from aio_ray.pine.templates import FALSE
 from aio_ray.strategies.engine import BacktestConfig
+from aio_ray.strategies.families import Family, get_family
 from aio_ray.strategies.families.base import PATTERN_KEY
 from aio_ray.strategies.fills import LEVEL_TICK_EPS
 from aio_ray.strategies.space import (
     PATTERN_NONE,
-    SPACES,
+    PATTERN_PARAMS,
     ChoiceParam,
     FloatParam,
     IntParam,
+    Space,
     validate,
 )
 
@@ -140,137 +147,10 @@ class ScriptSource:
     warning: str | None = None
 
 
-# --------------------------------------------------------------------------- families
-
-
-@dataclass(frozen=True)
-class _Parts:
-    overlay: bool
-    indicators: dict[str, Expr]  # plot title (= Family.indicators key) -> value
-    long_entry: Expr
-    short_entry: Expr
-    long_exit: Expr
-    short_exit: Expr
-
-
-_FALSE = pb.boolean(False)
-
-
-def _ma_cross(b: ScriptBuilder, i: dict[str, Expr]) -> _Parts:
-    close = pb.SERIES["close"]
-    sma_f = b.let("sma_fast", call("ta.sma", close, i["fast"]))
-    ema_f = b.let("ema_fast", call("ta.ema", close, i["fast"]))
-    sma_s = b.let("sma_slow", call("ta.sma", close, i["slow"]))
-    ema_s = b.let("ema_slow", call("ta.ema", close, i["slow"]))
-    is_sma = i["ma"].eq_str(string("sma"))
-    fast = b.let("fast_ma", is_sma.choose(sma_f, ema_f))
-    slow = b.let("slow_ma", is_sma.choose(sma_s, ema_s))
-    return _Parts(
-        True,
-        {"fast_ma": fast, "slow_ma": slow},
-        call("ta.crossover", fast, slow),
-        call("ta.crossunder", fast, slow),
-        _FALSE,
-        _FALSE,
-    )
-
-
-def _rsi_reversion(b: ScriptBuilder, i: dict[str, Expr]) -> _Parts:
-    r = b.let("rsi_value", call("ta.rsi", pb.SERIES["close"], i["length"]))
-    mid = pb.float_(50.0)
-    return _Parts(
-        False,
-        {"rsi": r},
-        call("ta.crossover", r, i["lower"]),
-        call("ta.crossunder", r, i["upper"]),
-        call("ta.crossover", r, mid),
-        call("ta.crossunder", r, mid),
-    )
-
-
-def _macd_cross(b: ScriptBuilder, i: dict[str, Expr]) -> _Parts:
-    m, s, h = b.unpack(
-        ("macd_line", "signal_line", "hist_line"),
-        "ta.macd",
-        pb.SERIES["close"],
-        i["fast"],
-        i["slow"],
-        i["signal"],
-    )
-    return _Parts(
-        False,
-        {"macd": m, "signal": s, "hist": h},
-        call("ta.crossover", m, s),
-        call("ta.crossunder", m, s),
-        _FALSE,
-        _FALSE,
-    )
-
-
-def _bands(b: ScriptBuilder, i: dict[str, Expr]) -> tuple[Expr, Expr, Expr]:
-    mid, up, lo = b.unpack(
-        ("bb_middle", "bb_upper", "bb_lower"), "ta.bb", pb.SERIES["close"], i["length"], i["mult"]
-    )
-    return up, mid, lo
-
-
-def _bb_breakout(b: ScriptBuilder, i: dict[str, Expr]) -> _Parts:
-    up, mid, lo = _bands(b, i)
-    c = pb.SERIES["close"]
-    return _Parts(
-        True,
-        {"bb_upper": up, "bb_middle": mid, "bb_lower": lo},
-        call("ta.crossover", c, up),
-        call("ta.crossunder", c, lo),
-        call("ta.crossunder", c, mid),
-        call("ta.crossover", c, mid),
-    )
-
-
-def _bb_reversion(b: ScriptBuilder, i: dict[str, Expr]) -> _Parts:
-    up, mid, lo = _bands(b, i)
-    c = pb.SERIES["close"]
-    return _Parts(
-        True,
-        {"bb_upper": up, "bb_middle": mid, "bb_lower": lo},
-        call("ta.crossover", c, lo),
-        call("ta.crossunder", c, up),
-        call("ta.crossover", c, mid),
-        call("ta.crossunder", c, mid),
-    )
-
-
-def _stoch_adx(b: ScriptBuilder, i: dict[str, Expr]) -> _Parts:
-    s = pb.SERIES
-    raw = call("ta.stoch", s["close"], s["high"], s["low"], i["k"])
-    k = b.let("stoch_k", call("ta.sma", raw, i["smooth_k"]))
-    d = b.let("stoch_d", call("ta.sma", k, i["d"]))
-    plus, minus, adx = b.unpack(
-        ("plus_di", "minus_di", "adx_value"), "ta.dmi", i["di_length"], i["adx_smoothing"]
-    )
-    trending = b.let("trending", adx.gt(i["adx_threshold"]))
-    return _Parts(
-        False,
-        {"stoch_k": k, "stoch_d": d, "plus_di": plus, "minus_di": minus, "adx": adx},
-        call("ta.crossover", k, d).and_(trending, plus.gt(minus)),
-        call("ta.crossunder", k, d).and_(trending, minus.gt(plus)),
-        call("ta.crossunder", plus, minus),
-        call("ta.crossover", plus, minus),
-    )
-
-
-_TEMPLATES: dict[str, Callable[[ScriptBuilder, dict[str, Expr]], _Parts]] = {
-    "ma_cross": _ma_cross,
-    "rsi_reversion": _rsi_reversion,
-    "macd_cross": _macd_cross,
-    "bb_breakout": _bb_breakout,
-    "bb_reversion": _bb_reversion,
-    "stoch_adx": _stoch_adx,
-}
-assert set(_TEMPLATES) == set(SPACES), "every family needs a Pine template"
+# --------------------------------------------------------------------------- shared parts
 
 _COLORS = ("color.blue", "color.orange", "color.purple", "color.teal", "color.red", "color.green")
-_FILTER_CHOICES = SPACES["ma_cross"].param("pattern_filter")
+_FILTER_CHOICES = next(p for p in PATTERN_PARAMS if p.name == "pattern_filter")
 assert isinstance(_FILTER_CHOICES, ChoiceParam)
 assert set(_FILTER_CHOICES.choices) - {PATTERN_NONE} <= set(PINE_PATTERNS), (
     "every pattern_filter choice needs a Pine definition"
@@ -284,7 +164,7 @@ def _pattern_filter(b: ScriptBuilder, i: dict[str, Expr]) -> tuple[Expr, Expr]:
     conds = {
         n: b.let(pattern_variable(n), pb.verbatim(pattern_condition(n), "bool")) for n in names
     }
-    chosen: Expr = _FALSE
+    chosen: Expr = FALSE
     for n in reversed(names):
         chosen = i["pattern_filter"].eq_str(string(n)).choose(conds[n], chosen)
     signal = b.let("pattern_signal", chosen)
@@ -440,7 +320,9 @@ def _cost_lines(src: ScriptSource, kind: str) -> list[str]:
     return lines
 
 
-def _header(b: ScriptBuilder, src: ScriptSource, params: dict[str, Any], kind: str) -> None:
+def _header(
+    b: ScriptBuilder, src: ScriptSource, space: Space, params: dict[str, Any], kind: str
+) -> None:
     b.raw_header("//@version=6")
     if src.warning:
         b.comment(f"NOT SIGNIFICANT: {src.warning}")
@@ -449,7 +331,7 @@ def _header(b: ScriptBuilder, src: ScriptSource, params: dict[str, Any], kind: s
     b.comment(
         f"Strategy: {title}" + (f" (library id {src.strategy_id})" if src.strategy_id else "")
     )
-    b.comment(f"Family: {src.family}. {SPACES[src.family].doc}")
+    b.comment(f"Family: {src.family}. {space.doc}")
     b.comment("Parameters: " + ", ".join(f"{k}={_fmt_value(v)}" for k, v in params.items()))
     if params["pattern_filter"] != PATTERN_NONE:
         n = params["pattern_lookback"]
@@ -480,9 +362,9 @@ def _header(b: ScriptBuilder, src: ScriptSource, params: dict[str, Any], kind: s
 # --------------------------------------------------------------------------- generation
 
 
-def _inputs(b: ScriptBuilder, family: str, params: dict[str, Any]) -> dict[str, Expr]:
+def _inputs(b: ScriptBuilder, space: Space, params: dict[str, Any]) -> dict[str, Expr]:
     out: dict[str, Expr] = {}
-    for p in SPACES[family].params:
+    for p in space.params:
         v = params[p.name]
         tip = string(p.doc or p.name)
         title = string(p.name)
@@ -529,20 +411,21 @@ def generate(source: ScriptSource, kind: Kind = "strategy") -> str:
     if kind not in KINDS:
         raise PineGenerationError(f"kind must be one of {KINDS}, got {kind!r}")
     params = validate(source.family, source.params)
+    family: Family = get_family(source.family)
     costs = _costs(source.backtest) if kind == "strategy" else {}
     b = ScriptBuilder()
-    _header(b, source, params, kind)
+    _header(b, source, family.space, params, kind)
     title = string(source.name or f"aio {source.family} {source.timeframe}")
     short = string(f"aio {source.family}")
 
     # The declaration comes after the inputs' types are known; build the body first.
     body = ScriptBuilder()
-    inp = _inputs(body, source.family, params)
-    for c in SPACES[source.family].constraints:
+    inp = _inputs(body, family.space, params)
+    for c in family.space.constraints:
         with body.if_(inp[c.left].ge(inp[c.right])):
             body.do("runtime.error", string(f"{c.left} must be less than {c.right}"))
     body.blank()
-    parts = _TEMPLATES[source.family](body, inp)
+    parts = family.pine(body, inp)  # the family's indicators and raw conditions
     atr = body.let("atr_value", call("ta.atr", inp["atr_length"]))
     pattern, pattern_ok = _pattern_filter(body, inp)
     le = body.let("long_entry_raw", parts.long_entry.and_(pattern_ok))

@@ -1,5 +1,8 @@
-"""Parameter spaces of the strategy families, declared once, read by everyone.
+"""The parameter machinery of the strategy families: declared once, read by everyone.
 
+Each family declares its space in its own file (:mod:`aio_ray.strategies.families`, one file
+per family, with :func:`family_space`); this module holds the parameter classes and the
+functions over a space, and :data:`SPACES` collects the families' spaces from the registry.
 The declarations are plain frozen data (no lambdas) so that the Optuna search, the grid of the
 benchmarks, the Pine generator and the dashboard all read the same ranges, steps, defaults and
 constraints. Stable public API::
@@ -10,7 +13,8 @@ constraints. Stable public API::
     Less(left, right)                                          # constraint: params[left] < params[right]
     InactiveWhen(param, parent, value)                         # param is inert while parent == value
     Space(family, params, constraints=(), doc="", conditions=())
-    SPACES: dict[str, Space]                                   # every family's space
+    family_space(family, doc, params, constraints=()) -> Space # + the risk and pattern params
+    SPACES: dict[str, Space]                                   # every family's space (registry order)
     RISK_PARAMS                                                # atr_length, stop_atr, take_atr (all families)
     PATTERN_PARAMS                                             # pattern_filter, pattern_lookback (all families)
     PATTERN_NONE                                               # "none": the filter is off
@@ -80,6 +84,7 @@ __all__ = [
     "Space",
     "defaults",
     "describe",
+    "family_space",
     "grid",
     "grid_levels",
     "identity_params",
@@ -369,9 +374,12 @@ PATTERN_CONDITIONS: tuple[InactiveWhen, ...] = (
 )
 
 
-def _space(
+def family_space(
     family: str, doc: str, params: Iterable[Param], constraints: Iterable[Constraint] = ()
 ) -> Space:
+    """The space of ``family``: its own ``params`` (in sampling order) and ``constraints``,
+    then :data:`RISK_PARAMS` and :data:`PATTERN_PARAMS` (with their condition), which every
+    family shares. ``doc`` says in one or two sentences what the family trades."""
     return Space(
         family,
         tuple(params) + RISK_PARAMS + PATTERN_PARAMS,
@@ -381,91 +389,39 @@ def _space(
     )
 
 
-SPACES: dict[str, Space] = {
-    s.family: s
-    for s in (
-        _space(
-            "ma_cross",
-            "Moving-average crossover, always in the market: long when the fast MA crosses above "
-            "the slow one, short when it crosses below.",
-            (
-                IntParam("fast", 2, 100, 1, default=10, doc="fast MA length, bars"),
-                IntParam("slow", 5, 300, 1, default=30, doc="slow MA length, bars"),
-                ChoiceParam("ma", ("sma", "ema"), default="ema", doc="moving-average type"),
-            ),
-            (Less("fast", "slow"),),
-        ),
-        _space(
-            "rsi_reversion",
-            "RSI mean reversion: long when RSI crosses up through `lower`, short when it crosses "
-            "down through `upper`; exit when RSI crosses the 50 midline.",
-            (
-                IntParam("length", 2, 50, 1, default=14, doc="RSI length, bars"),
-                IntParam("lower", 10, 45, 1, default=30, doc="oversold level, RSI points"),
-                IntParam("upper", 55, 90, 1, default=70, doc="overbought level, RSI points"),
-            ),
-        ),
-        _space(
-            "macd_cross",
-            "MACD line crossing its signal line, always in the market.",
-            (
-                IntParam("fast", 2, 50, 1, default=12, doc="fast EMA length, bars"),
-                IntParam("slow", 5, 100, 1, default=26, doc="slow EMA length, bars"),
-                IntParam("signal", 2, 50, 1, default=9, doc="signal EMA length, bars"),
-            ),
-            (Less("fast", "slow"),),
-        ),
-        _space(
-            "bb_breakout",
-            "Bollinger breakout: long when the close crosses above the upper band, short below "
-            "the lower band; exit when the close crosses back through the middle band.",
-            (
-                IntParam("length", 5, 100, 1, default=20, doc="band length, bars"),
-                FloatParam(
-                    "mult", 1.0, 4.0, 0.1, default=2.0, doc="band width, standard deviations"
-                ),
-            ),
-        ),
-        _space(
-            "bb_reversion",
-            "Bollinger reversion: fade a close that crosses back inside the band (long from "
-            "below the lower band, short from above the upper); exit at the middle band.",
-            (
-                IntParam("length", 5, 100, 1, default=20, doc="band length, bars"),
-                FloatParam(
-                    "mult", 1.0, 4.0, 0.1, default=2.0, doc="band width, standard deviations"
-                ),
-            ),
-        ),
-        _space(
-            "stoch_adx",
-            "Stochastic %K/%D cross in the trend's direction: long on %K crossing above %D while "
-            "ADX > threshold and +DI > -DI, short on the mirror; exit when +DI/-DI cross against "
-            "the position.",
-            (
-                IntParam("k", 5, 50, 1, default=14, doc="stochastic length, bars"),
-                IntParam("smooth_k", 1, 10, 1, default=3, doc="%K smoothing, bars"),
-                IntParam("d", 1, 10, 1, default=3, doc="%D length, bars"),
-                IntParam("di_length", 5, 50, 1, default=14, doc="+DI/-DI length, bars"),
-                IntParam("adx_smoothing", 5, 50, 1, default=14, doc="ADX smoothing, bars"),
-                FloatParam(
-                    "adx_threshold", 10.0, 50.0, 1.0, default=20.0, doc="minimum ADX, points"
-                ),
-            ),
-        ),
-    )
-}
+SPACES: dict[str, Space]
+"""Every family's space by family name, in registry order (``Family.space`` of each entry of
+:data:`aio_ray.strategies.families.FAMILIES`). Built on first use: the family files import
+this module for the parameter classes, so it cannot import them while it loads."""
+
+
+def _spaces() -> dict[str, Space]:
+    global SPACES
+    try:
+        return SPACES
+    except NameError:
+        from aio_ray.strategies.families import FAMILIES
+
+        SPACES = {name: fam.space for name, fam in FAMILIES.items()}
+        return SPACES
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: ``space.SPACES`` before its first use
+    if name == "SPACES":
+        return _spaces()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- functions
 
 
 def _space_of(family: str) -> Space:
+    spaces = _spaces()
     try:
-        return SPACES[family]
+        return spaces[family]
     except (KeyError, TypeError):
         raise ParameterError(
-            str(family), f"unknown strategy family {family!r}; known: {', '.join(sorted(SPACES))}"
+            str(family), f"unknown strategy family {family!r}; known: {', '.join(sorted(spaces))}"
         ) from None
 
 
@@ -565,7 +521,7 @@ def identity_params(family: str, params: Mapping[str, Any]) -> dict[str, Any]:
     see :class:`InactiveWhen`) never enters it. Does not validate; an unknown family or
     parameter passes through unchanged, so it is safe on any stored parameter set.
     """
-    space = SPACES.get(family) if isinstance(family, str) else None
+    space = _spaces().get(family) if isinstance(family, str) else None
     if space is None:
         return dict(params)
     by = {p.name: p for p in space.params}

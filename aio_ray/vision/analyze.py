@@ -21,35 +21,21 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
 
-from aio_ray.vision.backends import AnalysisRequest, VisionSettings
+from aio_ray.charts.render import RenderError, render_windows
+from aio_ray.vision.backends import AnalysisRequest, VisionSettings, make_backend
+from aio_ray.vision.config import VisionConfig
+from aio_ray.vision.log import AnalysisLog
+from aio_ray.vision.pool import analyze_dataset, analyze_requests, records_of, requests_dataset
 from aio_ray.vision.schema import AnalysisRecord
+
+# VisionConfig lives in aio_ray.vision.config; re-exported from here, its former home.
+__all__ = ["OVERLAY_WARMUP", "VisionConfig", "analyze_windows", "record_json", "window_requests"]
 
 log = logging.getLogger(__name__)
 
 OVERLAY_WARMUP = 60
 """Extra bars read before the first window so its overlay lines (SMA 20, BB 20) are drawn."""
-
-
-class VisionConfig(BaseModel):
-    """The pipeline's vision stage (``vision:`` in a config; absent: the stage is skipped).
-
-    ``model`` chooses and configures the backend (cpu: our ChartNet, runs anywhere; vllm:
-    MiniCPM-V on GPU actors; http: an OpenAI-compatible server).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    timeframe: str = Field("1h", description="bars analysed")
-    window: int = Field(64, ge=8, le=512, description="bars per chart")
-    stride: int = Field(16, ge=1, description="bars between consecutive windows")
-    windows: int = Field(48, ge=1, description="how many of the latest windows are analysed")
-    overlays: tuple[str, ...] = Field(("sma_20", "bb_20"), description="lines drawn on the chart")
-    size: tuple[int, int] = Field((448, 448), description="chart (height, width), pixels")
-    use_ray: bool = Field(True, description="analyse with a Ray actor pool (one model per actor)")
-    log_dir: Path | None = Field(None, description="analysis log; None: <workdir>/vision/log")
-    model: VisionSettings = VisionSettings()
 
 
 def window_requests(
@@ -69,8 +55,7 @@ def window_requests(
     :func:`aio_ray.vision.summary.indicator_summary` of the window; ``ohlc`` its mid prices.
     Raises :class:`aio_ray.charts.render.RenderError` when there are fewer bars than one window.
     """
-    from aio_ray.charts.render import RenderError, render_windows
-    from aio_ray.vision.summary import indicator_summary
+    from aio_ray.vision.summary import indicator_summary  # loads the numba indicator kernels
 
     n = bars.height
     if n < window:
@@ -113,23 +98,16 @@ def analyze_windows(
     ``gpus_per_actor`` each, ``settings.batch_size`` windows per batch), else this process.
     Failed windows are records with ``status="failed"`` and the raw text; nothing is dropped.
     """
-    from aio_ray.vision.log import AnalysisLog
-
     t0 = time.perf_counter()
     sink = AnalysisLog(log_dir) if log_dir is not None else None
     try:
         if use_ray:
-            from aio_ray.vision.pool import analyze_dataset, records_of, requests_dataset
-
             records = records_of(analyze_dataset(requests_dataset(list(requests)), settings))
             order = {(r.window_start, r.timeframe, r.instrument): i for i, r in enumerate(requests)}
             records.sort(key=lambda r: order.get((r.window_start, r.timeframe, r.instrument), 0))
             if sink is not None:
                 sink.extend(records)
         else:
-            from aio_ray.vision.backends import make_backend
-            from aio_ray.vision.pool import analyze_requests
-
             backend = make_backend(settings=settings)
             records = analyze_requests(backend, list(requests), batch_size=settings.batch_size, log=sink)
     finally:

@@ -22,7 +22,12 @@ from typing import Annotated, Any
 
 import typer
 
+from aio_ray.cli_state import state
 from aio_ray.errors import AioError
+from aio_ray.raycluster import ensure_ray
+
+# Each command imports its stage inside the function (bars store, vision backends, library,
+# mining), so that registering the commands with `aio` loads none of them.
 
 __all__ = ["analyze_cmd", "patterns_cmd", "register"]
 
@@ -35,8 +40,6 @@ def _fail(exc: Exception | str, code: int = 2) -> None:
 
 
 def _app_config() -> Any:
-    from aio_ray.cli import state
-
     return state.config
 
 
@@ -68,8 +71,6 @@ def analyze_cmd(
         frame = read_bars(bars, timeframe, symbol)
         sym = symbol or list_symbols(bars, timeframe)[0]
         if use_ray:
-            from aio_ray.raycluster import ensure_ray
-
             ensure_ray(_app_config().ray)
         reqs = window_requests(frame, instrument=sym.upper(), timeframe=timeframe,
                                window=window or vc.window, stride=stride or vc.stride,

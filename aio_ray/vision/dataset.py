@@ -3,7 +3,7 @@
 Stable public API::
 
     build_dataset(bars_df, *, timeframe, instrument="EURUSD", window=64, stride=16,
-                  horizons=(1, 4, 12, 48), size=(448, 448), overlays=("sma_20", "bb"),
+                  horizons=(1, 4, 12, 48), size=(448, 448), overlays=("sma_20", "bb_20"),
                   volume=False, trend_threshold=3.0, out_dir=None) -> pyarrow.Table
     build_dataset_ray(bars_df, *, ..., windows_per_task=256) -> pyarrow.Table   # same rows
     write_dataset(table, path) -> Path         # Parquet, zstd, images as binary PNG
@@ -18,7 +18,9 @@ while the window fits); ``t = i + window - 1`` is its last bar.
 
 What comes from the window (bars ``i..t`` only, so nothing after the chart leaks into it):
 ``image`` (PNG of :func:`aio_ray.charts.raster.rasterize_batch` on the ``mid`` prices, with
-the overlays computed on the window alone, so they start after their own warm-up), ``summary``
+the overlays of :mod:`aio_ray.charts.overlays` computed on the whole series, exactly as at
+inference: indicators look back only, so a window's lines use its bars and earlier ones, and
+the first windows of a series show the warm-up as a gap), ``summary``
 (:func:`aio_ray.vision.summary.indicator_summary`), ``trend``/``trend_score`` (the rule
 below), ``patterns``/``pattern_hot`` (:func:`aio_ray.patterns.detectors.window_patterns`).
 
@@ -55,6 +57,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from aio_ray.charts import overlays as chart_overlays
 from aio_ray.errors import AioError
 from aio_ray.patterns.vocabulary import PATTERNS, TRENDS
 from aio_ray.schema import TS_TYPE
@@ -144,44 +147,13 @@ def forward_labels(
     return out
 
 
-def _overlay_names(spec: Sequence[str]) -> list[str]:
-    names: list[str] = []
-    for item in spec:
-        if item == "bb":
-            names += ["bb_upper", "bb_lower"]
-            continue
-        kind, _, length = item.partition("_")
-        if kind not in ("sma", "ema") or not length.isdigit() or int(length) < 1:
-            raise DatasetError(
-                f"overlays: unknown overlay {item!r}; use 'sma_N', 'ema_N' (N bars) or 'bb' "
-                "(Bollinger 20, 2)"
-            )
-        names.append(item)
-    return names
-
-
 def overlay_lines(close: np.ndarray, spec: Sequence[str]) -> dict[str, np.ndarray]:
-    """Overlay lines for ``rasterize_batch`` from closes ``(B, N)`` of B windows.
-
-    ``spec`` items: ``"sma_N"``, ``"ema_N"`` (N bars) and ``"bb"`` (Bollinger(20, 2): adds
-    ``bb_upper`` and ``bb_lower``). Each line is computed on its window only (NaN during its
-    warm-up), in dict order ``spec`` gives (which fixes its colour).
-    """
-    from aio_ray import indicators as ind
-
-    c2 = np.atleast_2d(np.asarray(close, dtype=np.float64))
-    names = _overlay_names(spec)
-    out = {name: np.full(c2.shape, np.nan) for name in names}
-    for b, c in enumerate(c2):
-        for item in spec:
-            if item == "bb":
-                up, _, lo = ind.bbands(c, 20, 2.0)
-                out["bb_upper"][b], out["bb_lower"][b] = up, lo
-            elif item.startswith("sma_"):
-                out[item][b] = ind.sma(c, int(item[4:]))
-            else:
-                out[item][b] = ind.ema(c, int(item[4:]))
-    return out
+    """Overlay lines of closes ``(N,)`` or ``(B, N)`` (the grammar and its semantics:
+    :mod:`aio_ray.charts.overlays`). Raises DatasetError on a bad spec."""
+    try:
+        return chart_overlays.overlay_lines(close, spec)
+    except chart_overlays.OverlayError as exc:
+        raise DatasetError(f"overlays: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- schema
@@ -211,7 +183,7 @@ class DatasetSpec:
     stride: int = 16
     horizons: tuple[int, ...] = (1, 4, 12, 48)
     size: tuple[int, int] = (448, 448)
-    overlays: tuple[str, ...] = ("sma_20", "bb")
+    overlays: tuple[str, ...] = chart_overlays.DEFAULT_OVERLAYS
     volume: bool = False
     trend_threshold: float = 3.0
     pip_size: float = 1e-4
@@ -233,7 +205,11 @@ class DatasetSpec:
             raise bad("horizons", "must not repeat")
         if not (math.isfinite(self.trend_threshold) and self.trend_threshold > 0):
             raise bad("trend_threshold", "must be a positive number of ATR")
-        _overlay_names(self.overlays)
+        try:  # canonical names in the spec and the metadata ("bb" -> "bb_20")
+            specs = chart_overlays.canonical_overlays(self.overlays)
+            object.__setattr__(self, "overlays", specs)
+        except chart_overlays.OverlayError as exc:
+            raise DatasetError(f"build_dataset: overlays: {exc}") from exc
 
     def metadata(self) -> dict[str, Any]:
         d = asdict(self)
@@ -318,12 +294,14 @@ def _rows(bars: _Bars, starts: Sequence[int], spec: DatasetSpec) -> pa.Table:
     schema = dataset_schema(spec.horizons)
     cols: dict[str, list[Any]] = {f.name: [] for f in schema}
     w = spec.window
+    end = int(max(starts, default=-w)) + w  # the lines need no bar after the last window
+    all_lines = overlay_lines(bars.close[:end], spec.overlays) if spec.overlays and end > 0 else {}
     for lo in range(0, len(starts), _CHUNK):
         chunk = np.asarray(starts[lo : lo + _CHUNK], dtype=np.int64)
         idx = chunk[:, None] + np.arange(w)[None, :]
         o, h, l, c = bars.open[idx], bars.high[idx], bars.low[idx], bars.close[idx]
         ohlc = np.stack([o, h, l, c], axis=2)
-        lines = overlay_lines(c, spec.overlays) if spec.overlays else None
+        lines = {k: v[idx] for k, v in all_lines.items()} if all_lines else None
         vol = bars.ticks[idx] if spec.volume else None
         images = rasterize_batch(ohlc, size=spec.size, volume=vol, overlays=lines)
         for k, s in enumerate(chunk):
@@ -383,7 +361,8 @@ def _finish(table: pa.Table, spec: DatasetSpec, n_bars: int) -> pa.Table:
 def _spec(instrument: str, timeframe: str, **kw: Any) -> DatasetSpec:
     kw["horizons"] = tuple(kw["horizons"])
     kw["size"] = tuple(kw["size"])
-    kw["overlays"] = tuple(kw["overlays"] or ())
+    ov = kw["overlays"]
+    kw["overlays"] = ov if isinstance(ov, str) else tuple(ov or ())  # a str: refused by the spec
     return DatasetSpec(instrument=instrument.upper(), timeframe=timeframe, **kw)
 
 
@@ -400,7 +379,7 @@ def build_dataset(
     stride: int = 16,
     horizons: Sequence[int] = (1, 4, 12, 48),
     size: tuple[int, int] = (448, 448),
-    overlays: Sequence[str] | None = ("sma_20", "bb"),
+    overlays: Sequence[str] | None = chart_overlays.DEFAULT_OVERLAYS,
     volume: bool = False,
     trend_threshold: float = 3.0,
     pip_size: float = 1e-4,
@@ -415,7 +394,8 @@ def build_dataset(
     timeframe, instrument : written into every row.
     window : bars per chart.  stride : bars between window starts.
     horizons : forward horizons in bars.  size : chart (height, width), pixels.
-    overlays : ``"sma_N"``, ``"ema_N"``, ``"bb"``; None or () for plain candles.
+    overlays : specs of :mod:`aio_ray.charts.overlays` (``"sma_N"``, ``"ema_N"``, ``"bb_N"``,
+        ``"bb_N_MULT"``); None or () for plain candles.
     volume : add the volume pane (tick counts: FX has no traded volume).
     trend_threshold : ATR units for the trend label.  pip_size : for the summary's ATR.
     out_dir : when given, also write ``{out_dir}/{INSTRUMENT}_{timeframe}.parquet``.
@@ -472,7 +452,7 @@ def build_dataset_ray(
     stride: int = 16,
     horizons: Sequence[int] = (1, 4, 12, 48),
     size: tuple[int, int] = (448, 448),
-    overlays: Sequence[str] | None = ("sma_20", "bb"),
+    overlays: Sequence[str] | None = chart_overlays.DEFAULT_OVERLAYS,
     volume: bool = False,
     trend_threshold: float = 3.0,
     pip_size: float = 1e-4,

@@ -22,9 +22,11 @@ dataset uses, :mod:`aio_ray.vision.dataset`):
     into 5m and 15m bars, rule labels.
 
 Every chart is drawn by :func:`aio_ray.charts.raster.rasterize_batch` at 448x448 with one of
-the overlay sets a chart may carry (none; SMA(20); SMA(20) + Bollinger(20, 2), in the colour
-order :func:`~aio_ray.vision.dataset.build_dataset` uses) and a volume pane on 15% of them,
-so the net copes with all of them. Trend labels: :func:`~aio_ray.vision.dataset.trend_label`.
+the overlay sets a chart may carry (none; SMA(20); SMA(20) + Bollinger(20, 2), in the grammar
+and colour order of :mod:`aio_ray.charts.overlays`) and a volume pane on 15% of them, so the
+net copes with all of them. As at inference, each window's lines are computed on the bars
+before it too (:data:`_LEAD_IN` of them: the real preceding bars for (c), a driftless random
+walk into the window's first open for (a) and (b)), so a line crosses the whole window. Trend labels: :func:`~aio_ray.vision.dataset.trend_label`.
 The held-out set is generated the same way from another seed (``seed + 1_000_003``) and
 ``holdout_fraction`` of the sizes.
 
@@ -62,6 +64,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
+from aio_ray.charts.overlays import overlay_lines
 from aio_ray.errors import AioError
 from aio_ray.patterns.vocabulary import PATTERNS, TRENDS
 from aio_ray.vision.model import MODEL_ID, ChartNet, chart_input, save_chartnet
@@ -72,6 +75,7 @@ __all__ = [
     "TrainConfig",
     "TrainError",
     "evaluate",
+    "holdout_charts",
     "labelled_charts",
     "main",
     "train",
@@ -79,8 +83,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-OVERLAY_SETS: tuple[tuple[str, ...], ...] = ((), ("sma_20",), ("sma_20", "bb"))
-"""The overlay sets training charts are drawn with (each equally likely)."""
+OVERLAY_SETS: tuple[tuple[str, ...], ...] = ((), ("sma_20",), ("sma_20", "bb_20"))
+"""The overlay sets training charts are drawn with (each equally likely), in the grammar of
+:mod:`aio_ray.charts.overlays`; inference draws ``("sma_20", "bb_20")`` by default."""
+_LEAD_IN = 40
+"""Bars of history before each training window: its overlay lines are computed on history +
+window, as inference computes them on the whole series (so no warm-up gap inside a window)."""
 _VOLUME_SHARE = 0.15
 _HOLDOUT_SEED = 1_000_003
 _CKPT_FORMAT = 1
@@ -178,9 +186,19 @@ def _trend_window(n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     return o, h, lo, c
 
 
+def _lead_in(o: np.ndarray, c: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """:data:`_LEAD_IN` closes leading into a window that has no history of its own (a
+    generated pattern or trend window): a driftless random walk ending at the window's first
+    open, with the window's close-to-close volatility."""
+    sd = float(np.std(np.diff(c))) or 1e-4
+    steps = rng.standard_normal(_LEAD_IN - 1) * sd
+    back = np.concatenate([[0.0], np.cumsum(steps)])  # 0 at the bar just before the window
+    return np.ascontiguousarray(float(o[0]) - back[::-1])
+
+
 def _bars_windows(
     days: int, window: int, seed: int
-) -> Iterator[tuple[str, tuple[np.ndarray, ...]]]:
+) -> Iterator[tuple[str, tuple[np.ndarray, ...], np.ndarray]]:
     from aio_ray.bars.resample import bars_from_ticks
     from aio_ray.config import SyntheticConfig
     from aio_ray.data.synthetic import generate_day
@@ -198,7 +216,12 @@ def _bars_windows(
         b = bars[tf]
         cols = [b.column(f"mid_{p}").to_numpy() for p in ("open", "high", "low", "close")]
         for s in range(0, b.num_rows - window + 1, stride):
-            yield f"bars:{tf}", tuple(np.ascontiguousarray(a[s : s + window]) for a in cols)
+            history = np.ascontiguousarray(cols[3][max(0, s - _LEAD_IN) : s])
+            yield (
+                f"bars:{tf}",
+                tuple(np.ascontiguousarray(a[s : s + window]) for a in cols),
+                history,
+            )
 
 
 def labelled_charts(
@@ -217,21 +240,27 @@ def labelled_charts(
     """
     from aio_ray.charts.raster import PALETTE, rasterize_batch
     from aio_ray.patterns.detectors import synthetic_pattern, window_patterns
-    from aio_ray.vision.dataset import overlay_lines, trend_label
+    from aio_ray.vision.dataset import trend_label
 
     rng = np.random.default_rng([seed, 17])
     items: list[tuple[str, tuple[np.ndarray, ...], str | None]] = []
+    history: list[np.ndarray] = []  # closes before each window (for its overlay lines)
+    hrng = np.random.default_rng([seed, 41])
     for name in PATTERNS:
         for i in range(patterns_per_name):
             noise = float(rng.uniform(0.02, 0.12))
             bars = synthetic_pattern(name, n_bars=window, seed=seed * 100_003 + i, noise=noise)
             items.append((f"pattern:{name}", bars, name))
+            history.append(_lead_in(bars[0], bars[3], hrng))
     trng = np.random.default_rng([seed, 29])
     for _ in range(trend_windows):
-        items.append(("trend", _trend_window(window, trng), None))
+        walk = _trend_window(window, trng)
+        items.append(("trend", walk, None))
+        history.append(_lead_in(walk[0], walk[3], hrng))
     if synthetic_days:
-        for src, window_bars in _bars_windows(synthetic_days, window, seed):
+        for src, window_bars, before in _bars_windows(synthetic_days, window, seed):
             items.append((src, window_bars, None))
+            history.append(before)
 
     n, k = len(items), len(PALETTE)
     inputs = torch.zeros((n, k, 112, 112), dtype=torch.uint8)
@@ -260,13 +289,31 @@ def labelled_charts(
                 if not sel:
                     continue
                 ohlc = np.stack([np.stack(items[i][1], axis=1) for i in sel])
-                lines = overlay_lines(ohlc[:, :, 3], OVERLAY_SETS[ov]) if OVERLAY_SETS[ov] else None
+                lines = _window_lines(items, history, sel, OVERLAY_SETS[ov])
                 volume = rng.gamma(2.0, 1.0, size=ohlc.shape[:2]) if vol else None
                 img = rasterize_batch(ohlc, size=size, overlays=lines, volume=volume)
                 inputs[sel] = chart_input(img, k)
         if progress is not None:
             progress("draw charts", min(n, a + chunk), n)
     return LabelledCharts(inputs, trend, pats, [it[0] for it in items], counts)
+
+
+def _window_lines(
+    items: list[tuple[str, tuple[np.ndarray, ...], str | None]],
+    history: list[np.ndarray],
+    sel: list[int],
+    specs: tuple[str, ...],
+) -> dict[str, np.ndarray] | None:
+    """Overlay lines ``(len(sel), window)`` of the windows ``sel``, each computed on its
+    history + window and cut to the window (what inference draws)."""
+    if not specs:
+        return None
+    per = []
+    for i in sel:
+        close = items[i][1][3]
+        full = overlay_lines(np.concatenate([history[i], close]), specs)
+        per.append({name: line[-len(close) :] for name, line in full.items()})
+    return {name: np.stack([p[name] for p in per]) for name in per[0]}
 
 
 # --------------------------------------------------------------------------- metrics
@@ -404,6 +451,23 @@ def _log_progress(stage: str) -> Callable[[str, int, int], None]:
     return report
 
 
+def holdout_charts(config: TrainConfig) -> LabelledCharts:
+    """The held-out set of a run: drawn like the training set from seed ``seed + 1_000_003``,
+    ``holdout_fraction`` of its sizes."""
+    hold = config.holdout_fraction
+    return labelled_charts(
+        patterns_per_name=max(1, round(config.patterns_per_name * hold))
+        if config.patterns_per_name
+        else 0,
+        trend_windows=round(config.trend_windows * hold),
+        synthetic_days=max(1, round(config.synthetic_days * hold)) if config.synthetic_days else 0,
+        seed=config.seed + _HOLDOUT_SEED,
+        progress=_log_progress("held-out set"),
+        window=config.window,
+        size=config.size,
+    )
+
+
 def train(
     config: TrainConfig, *, resume: bool = False, stop_after: int | None = None
 ) -> dict[str, Any]:
@@ -473,18 +537,7 @@ def train(
         window=config.window,
         size=config.size,
     )
-    hold = config.holdout_fraction
-    holdout = labelled_charts(
-        patterns_per_name=max(1, round(config.patterns_per_name * hold))
-        if config.patterns_per_name
-        else 0,
-        trend_windows=round(config.trend_windows * hold),
-        synthetic_days=max(1, round(config.synthetic_days * hold)) if config.synthetic_days else 0,
-        seed=config.seed + _HOLDOUT_SEED,
-        progress=_log_progress("held-out set"),
-        window=config.window,
-        size=config.size,
-    )
+    holdout = holdout_charts(config)
     data_s = time.monotonic() - t0
     if len(train_set) < config.batch_size:
         raise TrainError(
@@ -615,11 +668,18 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m aio_ray.vision.train --out DIR [--resume] [--epochs N] [--seed S] [--quick]``."""
+    """``python -m aio_ray.vision.train --out DIR [--resume] [--epochs N] [--seed S] [--quick]``,
+    or ``--evaluate WEIGHTS`` (held-out metrics of saved weights on this code's charts)."""
     ap = argparse.ArgumentParser(
         prog="python -m aio_ray.vision.train", description=__doc__.split("\n")[0]
     )
-    ap.add_argument("--out", required=True, type=Path, help="output directory")
+    ap.add_argument("--out", type=Path, help="output directory (required unless --evaluate)")
+    ap.add_argument(
+        "--evaluate",
+        type=Path,
+        metavar="WEIGHTS",
+        help="only score these weights on the held-out set of --seed (prints the metrics JSON)",
+    )
     ap.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     ap.add_argument("--epochs", type=int, default=None, help="total epochs (default 10)")
     ap.add_argument("--seed", type=int, default=0)
@@ -629,6 +689,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    if args.evaluate is not None:
+        return _evaluate_main(args.evaluate, args.seed, args.quick)
+    if args.out is None:
+        ap.error("--out is required (or give --evaluate WEIGHTS)")
     kw: dict[str, Any] = {
         "out_dir": args.out,
         "seed": args.seed,
@@ -655,6 +719,23 @@ def main(argv: list[str] | None = None) -> int:
             "pattern_macro_f1": h["pattern_macro_f1"],
         }
     print(json.dumps(summary))
+    return 0
+
+
+def _evaluate_main(weights: Path, seed: int, quick: bool) -> int:
+    from aio_ray.vision.model import load_chartnet
+
+    sizes: dict[str, Any] = {"out_dir": Path("."), "seed": seed}
+    if quick:
+        sizes.update(patterns_per_name=8, trend_windows=64, synthetic_days=0)
+    try:
+        net = load_chartnet(weights)
+        charts = holdout_charts(TrainConfig(**sizes))
+    except AioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    metrics = evaluate(net, charts)
+    print(json.dumps({"weights": str(weights), "seed": seed, **metrics}))
     return 0
 
 

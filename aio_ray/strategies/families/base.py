@@ -1,10 +1,13 @@
 """The small interface every strategy family implements, and the Pine-style helpers they share.
 
-A family is one file with a :class:`Family` subclass: ``name`` (its key in
-:data:`aio_ray.strategies.space.SPACES`), ``_indicators`` (the series a Pine script would plot)
-and ``_rules`` (four boolean arrays). The base class validates parameters, adds the optional ATR
-stop / target and enforces the bar-close, no-look-ahead contract of
-:class:`aio_ray.strategies.signals.Signals`.
+A family is one file with a :class:`Family` subclass, registered in
+:data:`aio_ray.strategies.families.FAMILIES`: ``name`` (its key there and in
+:data:`aio_ray.strategies.space.SPACES`), ``space`` (its parameters, declared with
+:func:`aio_ray.strategies.space.family_space`), ``_indicators`` (the series a Pine script would
+plot), ``_rules`` (four boolean arrays) and ``pine`` (the same indicators and rules written
+with the Pine builder, see :mod:`aio_ray.pine.templates`). The base class validates
+parameters, adds the optional ATR stop / target and enforces the bar-close, no-look-ahead
+contract of :class:`aio_ray.strategies.signals.Signals`.
 
 Conventions shared by all families (each is a few lines of Pine v6):
 
@@ -36,9 +39,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from aio_ray import indicators as ind
+from aio_ray.pine.builder import Expr, ScriptBuilder
+from aio_ray.pine.templates import PineParts
 from aio_ray.strategies.bars import BarArrays
 from aio_ray.strategies.signals import Signals
-from aio_ray.strategies.space import PATTERN_NONE, SPACES, ParameterError, Space, validate
+from aio_ray.strategies.space import PATTERN_NONE, ParameterError, Space, validate
 
 __all__ = [
     "PATTERN_KEY",
@@ -146,14 +151,11 @@ class Rules:
 
 
 class Family(ABC):
-    """A strategy family: rules over indicators, parameters declared in ``SPACES[name]``."""
+    """A strategy family: rules over indicators, its parameter space and its Pine template."""
 
     name: ClassVar[str]
-
-    @property
-    def space(self) -> Space:
-        """The declared parameter space (ranges, steps, defaults, constraints)."""
-        return SPACES[self.name]
+    space: ClassVar[Space]
+    """The declared parameter space (ranges, steps, defaults, constraints); ``SPACES[name]``."""
 
     @property
     def doc(self) -> str:
@@ -234,6 +236,12 @@ class Family(ABC):
     @abstractmethod
     def _rules(self, bars: BarArrays, ind: dict[str, np.ndarray], p: dict[str, Any]) -> Rules:
         """Turn indicator series into the four raw conditions."""
+
+    @abstractmethod
+    def pine(self, b: ScriptBuilder, i: dict[str, Expr]) -> PineParts:
+        """The Pine template: write the indicators into ``b`` from the inputs ``i`` (one
+        ``input.*`` variable per parameter, by name) and return their plots (titled as the
+        keys of :meth:`indicators`) and the four raw conditions of :meth:`_rules`."""
 
     def __repr__(self) -> str:
         return f"<Family {self.name}>"

@@ -11,32 +11,26 @@ Pine::
         strategy.close("L")
     if ta.crossunder(close, mid)
         strategy.close("S")
+
+Parameters, bands, rules and Pine template come from :mod:`._bollinger` (shared with
+``bb_breakout``); this file states the space's doc and the four crosses.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-
-from aio_ray import indicators as ind
-from aio_ray.strategies.bars import BarArrays
-from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder, memo
+from aio_ray.strategies.families._bollinger import BollingerFamily, bollinger_space
 
 
-class BbReversion(Family):
+class BbReversion(BollingerFamily):
     name = "bb_reversion"
-
-    def _indicators(self, bars: BarArrays, p: dict[str, Any]) -> dict[str, np.ndarray]:
-        n, k = p["length"], p["mult"]
-        up, mid, lo = memo(bars, ("bbands", "close", n, k), lambda: ind.bbands(bars.close, n, k))
-        return {"bb_upper": up, "bb_middle": mid, "bb_lower": lo}
-
-    def _rules(self, bars: BarArrays, i: dict[str, np.ndarray], p: dict[str, Any]) -> Rules:
-        c = bars.close
-        return Rules(
-            long_entry=crossover(c, i["bb_lower"]),
-            short_entry=crossunder(c, i["bb_upper"]),
-            long_exit=crossover(c, i["bb_middle"]),
-            short_exit=crossunder(c, i["bb_middle"]),
-        )
+    space = bollinger_space(
+        name,
+        "Bollinger reversion: fade a close that crosses back inside the band (long from "
+        "below the lower band, short from above the upper); exit at the middle band.",
+    )
+    crosses = (
+        ("over", "bb_lower"),  # long entry: back inside from below
+        ("under", "bb_upper"),  # short entry: back inside from above
+        ("over", "bb_middle"),  # long exit
+        ("under", "bb_middle"),  # short exit
+    )

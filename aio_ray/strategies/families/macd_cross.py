@@ -16,12 +16,26 @@ from typing import Any
 import numpy as np
 
 from aio_ray import indicators as ind
+from aio_ray.pine import templates as pt
+from aio_ray.pine.builder import Expr, ScriptBuilder
+from aio_ray.pine.templates import PineParts
 from aio_ray.strategies.bars import BarArrays
 from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder, memo
+from aio_ray.strategies.space import IntParam, Less, family_space
 
 
 class MacdCross(Family):
     name = "macd_cross"
+    space = family_space(
+        name,
+        "MACD line crossing its signal line, always in the market.",
+        (
+            IntParam("fast", 2, 50, 1, default=12, doc="fast EMA length, bars"),
+            IntParam("slow", 5, 100, 1, default=26, doc="slow EMA length, bars"),
+            IntParam("signal", 2, 50, 1, default=9, doc="signal EMA length, bars"),
+        ),
+        (Less("fast", "slow"),),
+    )
 
     def _indicators(self, bars: BarArrays, p: dict[str, Any]) -> dict[str, np.ndarray]:
         f, s, g = p["fast"], p["slow"], p["signal"]
@@ -37,4 +51,22 @@ class MacdCross(Family):
             short_entry=crossunder(i["macd"], i["signal"]),
             long_exit=none,
             short_exit=none.copy(),
+        )
+
+    def pine(self, b: ScriptBuilder, i: dict[str, Expr]) -> PineParts:
+        m, s, h = b.unpack(
+            ("macd_line", "signal_line", "hist_line"),
+            "ta.macd",
+            pt.SERIES["close"],
+            i["fast"],
+            i["slow"],
+            i["signal"],
+        )
+        return pt.PineParts(
+            False,
+            {"macd": m, "signal": s, "hist": h},
+            pt.call("ta.crossover", m, s),
+            pt.call("ta.crossunder", m, s),
+            pt.FALSE,
+            pt.FALSE,
         )
