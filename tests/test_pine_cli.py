@@ -104,6 +104,21 @@ def test_pine_refuses_bad_arguments_by_name() -> None:
     assert res.exit_code == 2 and "--db" in res.output
 
 
+def test_pine_from_params_uses_the_configured_backtest_costs() -> None:
+    """``--set search.backtest.*`` reaches the script (it was read from a field that does not
+    exist, so the defaults were always used)."""
+    res = _invoke(
+        "--set", "search.backtest.commission=4.5", "--set", "search.backtest.initial_capital=25000",
+        "pine", "--family", "ma_cross", "--timeframe", "1h",
+    )
+    assert res.exit_code == 0, res.output
+    meta = read_meta(res.output)
+    assert meta["backtest"]["commission"] == 4.5 and meta["backtest"]["price_model"] == "single"
+    assert "initial_capital=25000.0" in res.output
+    default = read_meta(_invoke("pine", "--family", "ma_cross", "--timeframe", "1h").output)
+    assert default["backtest"]["commission"] != 4.5
+
+
 def test_pine_for_a_library_strategy_states_its_source(library: tuple[str, list[str]]) -> None:
     url, (a, _) = library
     res = _invoke("pine", "--db", url, "--strategy", a)

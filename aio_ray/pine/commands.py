@@ -48,8 +48,9 @@ def _fail(exc: Exception | str, code: int = 2) -> None:
 
 
 def _backtest_settings() -> Any:
-    """The app's backtest settings (``--config``/``--set``), seen as Pine does (single)."""
-    cfg = getattr(state.config, "backtest", None) or BacktestConfig()
+    """The app's backtest settings (``--config``/``--set search.backtest.*``), seen as Pine
+    does (single price)."""
+    cfg = state.config.search.backtest if state.config is not None else BacktestConfig()
     return cfg.model_copy(update={"price_model": "single"})
 
 
