@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from aio_ray.charts.overlays import DEFAULT_OVERLAYS, history_bars
 from aio_ray.charts.render import RenderError, render_windows
 from aio_ray.vision.backends import AnalysisRequest, VisionSettings, make_backend
 from aio_ray.vision.config import VisionConfig
@@ -35,7 +36,8 @@ __all__ = ["OVERLAY_WARMUP", "VisionConfig", "analyze_windows", "record_json", "
 log = logging.getLogger(__name__)
 
 OVERLAY_WARMUP = 60
-"""Extra bars read before the first window so its overlay lines (SMA 20, BB 20) are drawn."""
+"""Fewest extra bars read before the first window, so its overlay lines are drawn across it
+(more when the overlays need more: :func:`aio_ray.charts.overlays.history_bars`)."""
 
 
 def window_requests(
@@ -46,7 +48,7 @@ def window_requests(
     window: int = 64,
     stride: int = 16,
     windows: int | None = None,
-    overlays: Sequence[str] = ("sma_20", "bb_20"),
+    overlays: Sequence[str] = DEFAULT_OVERLAYS,
     size: tuple[int, int] = (448, 448),
 ) -> list[AnalysisRequest]:
     """Chart the latest ``windows`` windows of ``bars`` (BAR_SCHEMA, sorted) as requests.
@@ -62,7 +64,8 @@ def window_requests(
         raise RenderError(f"{instrument} {timeframe}: {n} bars, fewer than one window of {window}")
     fit = 1 + (n - window) // stride  # windows that fit when the last one ends on the last bar
     count = fit if windows is None else min(windows, fit)
-    warm = min((n - window - (count - 1) * stride) // stride, -(-OVERLAY_WARMUP // stride)) * stride
+    history = max(OVERLAY_WARMUP, history_bars(overlays))
+    warm = min((n - window - (count - 1) * stride) // stride, -(-history // stride)) * stride
     tail = bars.tail(window + (count - 1) * stride + warm)
     table = render_windows(tail, window=window, stride=stride, size=size, overlays=overlays,
                            as_png=False)
