@@ -17,8 +17,8 @@ from aio_ray.charts.overlays import (
 )
 from aio_ray.charts.raster import MAX_OVERLAYS
 from aio_ray.charts.render import RenderError, render_windows
+from aio_ray.vision.chart_sets import OVERLAY_SETS, _lead_in
 from aio_ray.vision.dataset import DatasetError, build_dataset, decode_image
-from aio_ray.vision.train import OVERLAY_SETS, _lead_in
 from tests.test_vision_dataset import make_bars
 
 

@@ -12,6 +12,7 @@ from aio_ray.charts.overlays import DEFAULT_OVERLAYS, overlay_lines
 from aio_ray.charts.raster import PALETTE, rasterize_batch
 from aio_ray.patterns.detectors import synthetic_pattern
 from aio_ray.patterns.vocabulary import PATTERNS, TRENDS
+from aio_ray.vision.chart_sets import _lead_in
 from aio_ray.vision.model import (
     DEFAULT_WEIGHTS,
     MODEL_ID,
@@ -28,7 +29,6 @@ from aio_ray.vision.model import (
 from aio_ray.vision.train import (
     TrainConfig,
     TrainError,
-    _lead_in,
     evaluate,
     labelled_charts,
     main,
