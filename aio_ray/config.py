@@ -17,10 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from aio_ray.bars.timeframes import parse_timeframe
 from aio_ray.errors import ConfigError
+from aio_ray.library.config import LibraryConfig  # its home; re-exported here
 from aio_ray.raycluster import RayConfig
-from aio_ray.strategies.engine import BacktestConfig
-from aio_ray.strategies.evaluate import ObjectiveConfig
-from aio_ray.strategies.ranking import RankingConfig
+from aio_ray.strategies.config import BacktestConfig, ObjectiveConfig, RankingConfig
 from aio_ray.vision.config import VisionConfig
 from serve.settings import ServeSettings
 
@@ -268,12 +267,6 @@ class SearchConfig(Frozen):
         from aio_ray.strategies.space import SPACES  # the family registry: only when asked
 
         return self.families or tuple(sorted(SPACES))
-
-
-class LibraryConfig(Frozen):
-    """Where the strategy library lives (sqlmodel URL: SQLite file or PostgreSQL)."""
-
-    url: str = Field("sqlite:///data/library.db", description="e.g. postgresql+psycopg://u:p@host/db")
 
 
 class LoggingConfig(Frozen):

@@ -101,10 +101,10 @@ def run_optimize(
 
 
 def _ensure_sqlite_dir(url: str) -> None:
-    """A SQLite file's folder is created on first use (the library does not create it)."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and url[len(prefix):] not in ("", ":memory:"):
-        Path(url[len(prefix):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    """A SQLite file's folder is created on first use (as the library does on open)."""
+    from aio_ray.library.config import ensure_sqlite_dir
+
+    ensure_sqlite_dir(url)
 
 
 def ranking_rows(lib: Any, run_id: str | None = None, top: int = 5) -> list[dict[str, Any]]:

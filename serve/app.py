@@ -46,7 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from aio_ray.errors import AioError, ConfigError
 from aio_ray.library import LibraryError
 from aio_ray.library.repo import LibraryUnavailableError
-from aio_ray.strategies.space import ParameterError
+from aio_ray.strategies.params import ParameterError
 from serve.guard import (
     ControlGuard,
     authorized,

@@ -591,10 +591,42 @@ def test_an_unreachable_postgres_raises_a_library_error_naming_the_url_without_p
     assert isinstance(exc.value, LibraryError) and "s3cr3t-pw" not in exc.value.url
 
 
-def test_a_sqlite_file_in_a_missing_directory_raises_a_library_error(tmp_path):
-    url = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'library.db'}"
-    with pytest.raises(LibraryUnavailableError, match="no/such/dir/library.db"):
+def test_a_sqlite_file_in_a_missing_directory_is_created_with_its_folders(tmp_path):
+    path = tmp_path / "no" / "such" / "dir" / "library.db"
+    with open_library(f"sqlite:///{path}") as lib:
+        assert lib.list_runs() == []
+    assert path.is_file()
+
+
+def test_a_sqlite_file_whose_folder_cannot_be_created_raises_a_library_error(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    url = f"sqlite:///{tmp_path / 'a-file' / 'dir' / 'library.db'}"
+    with pytest.raises(LibraryUnavailableError, match="a-file/dir/library.db"):
         open_library(url)
+
+
+def test_the_one_default_url_opens_in_an_empty_working_directory(tmp_path, monkeypatch):
+    from aio_ray.config import AppConfig, LibraryConfig
+    from aio_ray.library import DEFAULT_URL
+    from aio_ray.library.config import DEFAULT_URL as CONFIG_DEFAULT
+    from aio_ray.library.repo import DEFAULT_URL as REPO_DEFAULT
+
+    assert DEFAULT_URL == CONFIG_DEFAULT == REPO_DEFAULT == "sqlite:///data/library.db"
+    assert LibraryConfig().url == AppConfig().library.url == DEFAULT_URL
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AIO_LIBRARY_URL", raising=False)
+    for lib in (open_library(), Library()):
+        with lib:
+            assert lib.safe_url == DEFAULT_URL and lib.list_runs() == []
+    assert (tmp_path / "data" / "library.db").is_file()
+
+
+def test_the_library_config_module_does_not_load_sqlmodel():
+    code = (
+        "import sys; import aio_ray.library.config, aio_ray.library; "
+        "assert 'sqlmodel' not in sys.modules and 'sqlalchemy' not in sys.modules, 'loaded'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,10 @@
 """A warm Pine parser in every process: pynescript's prediction cache kept on disk.
 
+:func:`check_syntax` parses a script with this process' parser (loading the cache first);
+:func:`warm_parser` (``python -m aio_ray.pine.parser_cache``) teaches it the generated scripts
+and saves the cache. :mod:`aio_ray.pine.verify` re-exports :func:`check_syntax` and
+:class:`SyntaxResult`.
+
 pynescript parses with an ANTLR parser in pure Python, which learns its prediction DFA while
 it parses: the first script in a fresh process costs 10-85 s on 2 cores (measured here), the
 same script again about 0.2 s. The DFA is only a memo of the grammar's ATN (the same grammar
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import io
 import logging
 import os
 import pickle
@@ -24,11 +30,26 @@ import stat
 import sys
 import tempfile
 import threading
+import time
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cache_path", "dfa_states", "load_parser_cache", "save_parser_cache"]
+from aio_ray.pine.generate import ScriptSource, generate
+from aio_ray.pine.patterns import patterns_indicator
+from aio_ray.strategies.families import FAMILIES
+from aio_ray.strategies.space import defaults
+
+__all__ = [
+    "SyntaxResult",
+    "cache_path",
+    "check_syntax",
+    "dfa_states",
+    "load_parser_cache",
+    "save_parser_cache",
+    "warm_parser",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +88,6 @@ def _singletons() -> dict[str, Any]:
 
 
 def _dumps(obj: Any) -> bytes:
-    import io
-
     names = {id(v): k for k, v in _singletons().items()}
 
     class _Pickler(pickle.Pickler):
@@ -81,8 +100,6 @@ def _dumps(obj: Any) -> bytes:
 
 
 def _loads(blob: bytes) -> Any:
-    import io
-
     objs = _singletons()
 
     class _Unpickler(pickle.Unpickler):
@@ -204,20 +221,49 @@ def save_parser_cache(path: Path | None = None) -> bool:
         return True
 
 
+@dataclass(frozen=True)
+class SyntaxResult:
+    """pynescript's verdict: ``ok``, or the error with its 1-based line and 0-based column."""
+
+    ok: bool
+    error: str | None = None
+    line: int | None = None
+    column: int | None = None
+    seconds: float = 0.0
+
+
+def check_syntax(code: str) -> SyntaxResult:
+    """Parse ``code`` with pynescript. The first call in a process loads the parser's learnt
+    prediction cache (:func:`load_parser_cache`); without one, it warms up (10-85 s).
+
+    Raises ImportError when pynescript is not installed (``pip install pynescript``).
+    """
+    # optional verification dependency (LGPL): loaded only to parse
+    from pynescript.ast import parse
+    from pynescript.ast.error import SyntaxError as PineSyntaxError
+
+    load_parser_cache()
+
+    t0 = time.perf_counter()
+    try:
+        parse(code)
+    except PineSyntaxError as exc:
+        det = exc.args[1] if len(exc.args) > 1 else None
+        return SyntaxResult(
+            False,
+            str(exc.args[0]) if exc.args else str(exc),
+            getattr(det, "lineno", None),
+            getattr(det, "offset", None),
+            time.perf_counter() - t0,
+        )
+    return SyntaxResult(True, seconds=time.perf_counter() - t0)
+
+
 def warm_parser(codes: list[str] | None = None, path: Path | None = None) -> dict[str, Any]:
     """Parse ``codes`` (default: a strategy and an indicator of every family at its default
     parameters, and the pattern indicator) so the parser learns them, then save the cache.
     Returns what it did: scripts, seconds, DFA states, whether a cache was loaded / saved."""
-    import time
-
-    from aio_ray.pine.verify import check_syntax
-
     if codes is None:
-        from aio_ray.pine.generate import ScriptSource, generate
-        from aio_ray.pine.patterns import patterns_indicator
-        from aio_ray.strategies.families import FAMILIES
-        from aio_ray.strategies.space import defaults
-
         codes = [
             generate(ScriptSource(f, defaults(f), "15m"), k)
             for f in FAMILIES

@@ -2,7 +2,8 @@
 
 1. **Syntax**: the script parses with pynescript (an ANTLR grammar of Pine; LGPL, a
    test/verification dependency). The first parse in a process costs seconds of parser
-   warm-up, later ones milliseconds: keep the process (a test session, a server) alive.
+   warm-up, later ones milliseconds: keep the process (a test session, a server) alive
+   (:func:`check_syntax`, from :mod:`aio_ray.pine.parser_cache`).
 2. **Execution**: PineTS (:mod:`aio_ray.pine.runner`) runs the script on the bars.
 3. **Parity** with the engine's ``single`` price model on the same bars:
 
@@ -46,12 +47,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from aio_ray.pine.generate import PLOT_SIGNALS, read_meta
+from aio_ray.pine.parser_cache import SyntaxResult, check_syntax, save_parser_cache
 from aio_ray.pine.runner import PineRun, PineRunError, PineRuntime, run_pinets
 from aio_ray.strategies.bars import BarArrays
 from aio_ray.strategies.engine import BacktestConfig, BacktestResult, run_backtest
@@ -84,48 +87,6 @@ PROFIT_TOL = 1e-6
 """Absolute tolerance on a trade's profit, account currency."""
 TIE_TOL = 1e-9
 """Two compared values closer than this (relative, at least absolute) are a numerical tie."""
-
-
-# --------------------------------------------------------------------------- syntax
-
-
-@dataclass(frozen=True)
-class SyntaxResult:
-    """pynescript's verdict: ``ok``, or the error with its 1-based line and 0-based column."""
-
-    ok: bool
-    error: str | None = None
-    line: int | None = None
-    column: int | None = None
-    seconds: float = 0.0
-
-
-def check_syntax(code: str) -> SyntaxResult:
-    """Parse ``code`` with pynescript. The first call in a process loads the parser's learnt
-    prediction cache (:mod:`aio_ray.pine.parser_cache`); without one, it warms up (10-85 s).
-
-    Raises ImportError when pynescript is not installed (``pip install pynescript``).
-    """
-    from pynescript.ast import parse
-    from pynescript.ast.error import SyntaxError as PineSyntaxError
-
-    from aio_ray.pine.parser_cache import load_parser_cache
-
-    load_parser_cache()
-
-    t0 = time.perf_counter()
-    try:
-        parse(code)
-    except PineSyntaxError as exc:
-        det = exc.args[1] if len(exc.args) > 1 else None
-        return SyntaxResult(
-            False,
-            str(exc.args[0]) if exc.args else str(exc),
-            getattr(det, "lineno", None),
-            getattr(det, "offset", None),
-            time.perf_counter() - t0,
-        )
-    return SyntaxResult(True, seconds=time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------- our side
@@ -607,8 +568,6 @@ def verify_scripts(
     meta_list = [None] * n if metas is None else list(metas)
     if not (len(bars_list) == len(tf_list) == len(meta_list) == n):
         raise ValueError("verify_scripts: give one bars, timeframe and meta per script (or one)")
-    from concurrent.futures import ThreadPoolExecutor
-
     own = runtime is None
     rt = PineRuntime(timeout_s=timeout_s) if runtime is None else runtime
     # Parsing (pure Python) runs in a thread while PineTS (another process) runs the
@@ -632,6 +591,4 @@ def verify_scripts(
         if own:
             rt.close()
         if syntax:
-            from aio_ray.pine.parser_cache import save_parser_cache
-
             save_parser_cache()

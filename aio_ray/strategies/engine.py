@@ -30,12 +30,16 @@ import numba
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from aio_ray.errors import AioError, ConfigError
 from aio_ray.strategies import engine_nb as nb
 from aio_ray.strategies import fills
 from aio_ray.strategies import metrics as mt
+from aio_ray.strategies.config import (
+    DEFAULT_COMMISSION_PER_LOT,  # noqa: F401 - its old home
+    BacktestConfig,
+    BacktestConfigError,
+    BacktestError,
+)
 from aio_ray.strategies.sessions import rollover_weights
 from aio_ray.strategies.signals import Signals
 
@@ -59,9 +63,6 @@ __all__ = [
 
 METRIC_NAMES = mt.METRIC_NAMES
 MIN_BARS = 2
-DEFAULT_COMMISSION_PER_LOT = 3.5
-"""USD per lot per side: the ``commission`` default for ``commission_type="per_lot"``."""
-
 TRADE_SCHEMA: dict[str, pl.DataType] = {
     "entry_bar": pl.Int64(),
     "exit_bar": pl.Int64(),
@@ -83,16 +84,6 @@ prices in quote currency; ``pnl_pips`` gross of commission and swap; ``pnl``,
 negative = charged) in account currency, ``pnl`` net of both, so the trades' ``pnl`` sum to
 the net profit (TradingView's trade list has no swap: its profit is ``pnl - swap``); ``side``
 "long"/"short"; ``exit_reason`` one of ``fills.EXIT_REASONS``."""
-
-
-class BacktestError(AioError):
-    """Invalid backtest input or configuration; the message names the argument and what is
-    accepted."""
-
-
-class BacktestConfigError(BacktestError, ConfigError):
-    """An invalid :class:`BacktestConfig` field (also a ``ConfigError``, so a configuration
-    file that embeds the backtest section reports it like any other setting)."""
 
 
 class OHLCBars(Protocol):
@@ -134,105 +125,6 @@ class BidAskArrays:
         if missing:
             raise BacktestError(f"bid_ask table: missing column(s) {missing}; have {df.columns}")
         return cls(*(df[c].to_numpy().astype(np.float64) for c in names))
-
-
-class BacktestConfig(BaseModel):
-    """Costs, sizing and price model of a backtest (frozen; unknown fields are errors).
-
-    The default costs are those of a EUR/USD ECN account (see the module docstring); set a
-    cost to 0 to leave it out. Invalid values raise :class:`BacktestConfigError` (a :class:`BacktestError` and a
-    ``ConfigError``) naming the field and the accepted values.
-    ``aio_ray.config.config_id(cfg)`` gives a stable id.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    price_model: Literal["bidask", "single"] = Field(
-        "bidask",
-        description="bidask: buy at the ask, sell at the bid (needs bid/ask bars; for "
-        "ranking); single: one price series, the signal bars' OHLC (Pine's view)",
-    )
-    initial_capital: float = Field(10_000.0, gt=0, description="account currency (USD)")
-    commission_type: Literal["per_lot", "percent", "cash_per_order"] = Field(
-        "per_lot",
-        description="per_lot: account currency per 100,000 units per side; percent: percent "
-        "of the fill's value; cash_per_order: account currency per fill",
-    )
-    commission: float = Field(
-        DEFAULT_COMMISSION_PER_LOT,
-        ge=0,
-        allow_inf_nan=False,
-        description="rate per side (entry and exit each pay it), in the unit of "
-        "commission_type; default 3.5 (USD per lot per side, an ECN rate) for per_lot, 0 for "
-        "percent and cash_per_order",
-    )
-    slippage_points: float = Field(
-        1.0,
-        ge=0,
-        allow_inf_nan=False,
-        description="points (ticks of point_size; EURUSD 1 point = 0.1 pip) against market "
-        "and stop fills; limit (target) fills and the end-of-data close get none",
-    )
-    swap_long: float = Field(
-        -7.0,
-        allow_inf_nan=False,
-        description="account currency per lot (100,000 units) held long across one 17:00 "
-        "New York rollover (Wednesday's counts 3 times); negative = charged, positive = paid",
-    )
-    swap_short: float = Field(
-        2.0,
-        allow_inf_nan=False,
-        description="account currency per lot (100,000 units) held short across one 17:00 "
-        "New York rollover (Wednesday's counts 3 times); negative = charged, positive = paid",
-    )
-    point_size: float = Field(1e-5, gt=0, description="price of one point / tick (EURUSD 1e-5)")
-    pip_size: float = Field(1e-4, gt=0, description="price of one pip (EURUSD 1e-4)")
-    sizing: Literal["fixed", "risk"] = Field(
-        "fixed", description="fixed: `units` per trade; risk: risk_fraction of equity vs stop"
-    )
-    units: float = Field(100_000.0, gt=0, description="units per trade (100,000 = 1 lot)")
-    risk_fraction: float = Field(0.01, gt=0, le=1, description="fraction of equity at risk")
-    lot_step: float = Field(1_000.0, gt=0, description="risk-sized units round down to this")
-    bars_per_year: float | None = Field(
-        None, gt=0, description="annualization; None: 260 x bars per day of the bars' spacing"
-    )
-    intrabar: Literal["stop_first", "tradingview"] = Field(
-        "stop_first",
-        description="a bar touching both the stop and the target: stop_first takes the stop "
-        "(conservative, for ranking); tradingview follows TradingView's broker emulator (the "
-        "path goes first to the extreme nearer the open; see fills.py)",
-    )
-    level_tick: float | None = Field(
-        None,
-        gt=0,
-        description="price units; when set, stop and target levels are rounded to this tick "
-        "away from the signal close, as Pine orders are (None: raw levels)",
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _commission_default_in_its_unit(cls, data: Any) -> Any:
-        # 3.5 is a per-lot figure: another commission type given without a rate gets 0
-        if (
-            isinstance(data, dict)
-            and "commission" not in data
-            and data.get("commission_type", "per_lot") != "per_lot"
-        ):
-            return {**data, "commission": 0.0}
-        return data
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _raise_backtest_error(cls, data: Any, handler: Any) -> Any:
-        try:
-            return handler(data)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"BacktestConfig.{'.'.join(str(p) for p in e['loc']) or '?'}: {e['msg']}"
-                + (f" (got {e['input']!r})" if e["type"] != "missing" else "")
-                for e in exc.errors()
-            )
-            raise BacktestConfigError(problems) from None
 
 
 @dataclass(frozen=True, eq=False)

@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
 
 from aio_ray.bars.timeframes import parse_timeframe
 from aio_ray.strategies.bars import BarArrays
+from aio_ray.strategies.config import DAY_MS, ObjectiveConfig
 from aio_ray.strategies.dsr import ReturnMoments, return_moments
 from aio_ray.strategies.engine import BacktestConfig, BacktestResult, BidAskArrays, run_backtest
 from aio_ray.strategies.metrics import SUMMARY_METRICS, bar_returns
@@ -57,7 +57,6 @@ __all__ = [
     "split_holdout",
 ]
 
-DAY_MS = 86_400_000
 FOLD_METRICS: tuple[str, ...] = SUMMARY_METRICS
 """The per-fold metrics stored with each fold (units as in :mod:`aio_ray.strategies.metrics`)."""
 
@@ -157,29 +156,6 @@ def _as_market_bars(bars: MarketBars | pl.DataFrame | BarArrays, timeframe: str)
 
 
 # ----------------------------------------------------------------------------- objective
-
-
-class ObjectiveConfig(BaseModel):
-    """How fold results become the scalar the search maximizes (frozen; unknown fields are errors)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    min_trades: int = Field(3, ge=0, description="OOS trades a fold needs to count in full")
-    min_is_trades: int = Field(
-        20, ge=0, description="trades an in-sample (selection) window needs to count in full: "
-        "parameters are chosen on a window only where they traded enough for its Sharpe to mean "
-        "something"
-    )
-    few_trades_penalty: float = Field(
-        1.0,
-        ge=0,
-        description="annualized Sharpe taken off a fold with fewer than min_trades trades",
-    )
-    dispersion_penalty: float = Field(
-        0.5, ge=0, description="weight of the std of the fold values subtracted from their mean"
-    )
-    sharpe_cap: float = Field(10.0, gt=0, description="fold Sharpe ratios are clipped to +/- this")
-    period_ms: int = Field(DAY_MS, gt=0, description="period of the returns behind the DSR, ms")
 
 
 def selection_config(cfg: ObjectiveConfig) -> ObjectiveConfig:

@@ -47,11 +47,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Real
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from aio_ray.strategies.config import RankingConfig
 from aio_ray.strategies.dsr import ReturnMoments, deflated_sharpe_ratio, expected_max_sharpe
 
 CRITERIA: tuple[str, ...] = (
@@ -64,93 +64,6 @@ CRITERIA: tuple[str, ...] = (
     "trades",
 )
 COMPONENTS: tuple[str, ...] = ("dsr", "sharpe", "drawdown", "profit_factor", "stability")
-
-
-class RankingConfig(BaseModel):
-    """How candidates are gated, scored and spread out (frozen; unknown fields are errors)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    min_trades: int = Field(
-        default=30, ge=0, description="gate: out-of-sample trades, forced end-of-window exits "
-        "not counted"
-    )
-    min_dsr: float = Field(
-        default=0.95, ge=0.0, le=1.0, description="gate: Deflated Sharpe Ratio (probability "
-        "that the edge is not selection luck, given the effective number of trials)"
-    )
-    min_sharpe: float = Field(
-        default=0.0, description="gate: the out-of-sample record's Sharpe must exceed this"
-    )
-    min_profit_factor: float = Field(
-        default=1.0, ge=0.0, description="gate: the record's profit factor must exceed this"
-    )
-    max_pbo: float = Field(
-        default=0.5, gt=0.0, le=1.0, description="gate: probability of backtest overfitting of "
-        "the candidate's procedure must be below this (1: gate off)"
-    )
-    min_trl_confidence: float = Field(
-        default=0.95, ge=0.0, lt=1.0, description="gate: the record must be at least the "
-        "minimum track record length for a Sharpe > 0 at this confidence (0: gate off)"
-    )
-    dsr_variance: Literal["null", "observed", "max"] = Field(
-        default="null", description="V of the Deflated Sharpe Ratio: null: 1 / (T - 1), the "
-        "variance of a zero-skill Sharpe estimate over the record's T periods (the false-strategy "
-        "theorem's null); observed: the variance of the cluster representatives' Sharpe ratios "
-        "(inflated by real differences in skill, e.g. a strategy and its mirror); max: the larger"
-    )
-    pbo_blocks: int = Field(
-        default=16, ge=2, multiple_of=2, description="blocks of the combinatorially symmetric "
-        "cross-validation behind PBO (even)"
-    )
-    max_per_family: int = Field(default=2, ge=1, description="picks per strategy family")
-    min_param_distance: float = Field(
-        default=0.15,
-        ge=0.0,
-        le=1.0,
-        description="normalized parameter distance between picks of a family",
-    )
-    w_dsr: float = Field(default=0.30, ge=0.0, description="weight of the DSR component")
-    w_sharpe: float = Field(default=0.20, ge=0.0, description="weight of the OOS Sharpe component")
-    w_stability: float = Field(default=0.20, ge=0.0, description="weight of fold stability")
-    w_drawdown: float = Field(default=0.15, ge=0.0, description="weight of the drawdown component")
-    w_profit_factor: float = Field(default=0.15, ge=0.0, description="weight of the profit factor")
-    sharpe_scale: float = Field(
-        default=2.0, gt=0.0, description="annualized Sharpe mapped to tanh(1)"
-    )
-    drawdown_scale: float = Field(
-        default=0.15, gt=0.0, description="drawdown (fraction) mapped to 1/e"
-    )
-    pf_target: float = Field(
-        default=2.0, gt=1.0, description="profit factor that earns the full component"
-    )
-    pf_cap: float = Field(
-        default=10.0, gt=1.0, description="an infinite profit factor counts as this"
-    )
-    dispersion_scale: float = Field(default=1.0, gt=0.0, description="fold Sharpe sd mapped to 1/e")
-
-    @model_validator(mode="after")
-    def _weights(self) -> RankingConfig:
-        if self.weights_sum() <= 0.0:
-            raise ValueError("at least one weight (w_*) must be > 0")
-        return self
-
-    def weights_sum(self) -> float:
-        """Sum of the component weights."""
-        return (
-            self.w_dsr + self.w_sharpe + self.w_stability + self.w_drawdown + self.w_profit_factor
-        )
-
-    def weights(self) -> dict[str, float]:
-        """Component -> normalized weight (sums to 1)."""
-        s = self.weights_sum()
-        return {
-            "dsr": self.w_dsr / s,
-            "sharpe": self.w_sharpe / s,
-            "drawdown": self.w_drawdown / s,
-            "profit_factor": self.w_profit_factor / s,
-            "stability": self.w_stability / s,
-        }
 
 
 @dataclass(frozen=True)

@@ -33,17 +33,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from aio_ray.strategies.space import (
+from aio_ray.strategies.params import (
     ChoiceParam,
     Param,
     ParameterError,
     Space,
     _levels,
     _sampling_order,
-    _space_of,
     grid_levels,
-    sample_optuna,
 )
+from aio_ray.strategies.space import _space_of, sample_optuna
 
 __all__ = [
     "OPTUNA_SAMPLERS",

@@ -12,7 +12,7 @@ Stable public API::
     crossover(a, b), crossunder(a, b)           # Pine's ta.crossover / ta.crossunder
 
 A family is one file: its parameter space (declared with
-:func:`aio_ray.strategies.space.family_space`, which Optuna, the grids, the Pine generator and
+:func:`aio_ray.strategies.params.family_space`, which Optuna, the grids, the Pine generator and
 the dashboard read), its rules (``_indicators`` and ``_rules``; the module docstring holds
 them written in Pine v6) and its Pine template (``pine``). Adding a family is that file, one
 line in :data:`FAMILIES` below (the one list: :data:`aio_ray.strategies.space.SPACES` and the
@@ -29,7 +29,7 @@ from aio_ray.strategies.families.ma_cross import MaCross
 from aio_ray.strategies.families.macd_cross import MacdCross
 from aio_ray.strategies.families.rsi_reversion import RsiReversion
 from aio_ray.strategies.families.stoch_adx import StochAdx
-from aio_ray.strategies.space import ParameterError
+from aio_ray.strategies.params import ParameterError
 
 __all__ = ["FAMILIES", "Family", "Rules", "crossover", "crossunder", "get_family"]
 

@@ -18,7 +18,7 @@ from aio_ray.pine.builder import Expr, ScriptBuilder
 from aio_ray.pine.templates import PineParts
 from aio_ray.strategies.bars import BarArrays
 from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder, memo
-from aio_ray.strategies.space import FloatParam, IntParam, Space, family_space
+from aio_ray.strategies.params import FloatParam, IntParam, Space, family_space
 
 __all__ = ["BollingerFamily", "Cross", "bollinger_space"]
 

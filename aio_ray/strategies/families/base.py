@@ -3,7 +3,7 @@
 A family is one file with a :class:`Family` subclass, registered in
 :data:`aio_ray.strategies.families.FAMILIES`: ``name`` (its key there and in
 :data:`aio_ray.strategies.space.SPACES`), ``space`` (its parameters, declared with
-:func:`aio_ray.strategies.space.family_space`), ``_indicators`` (the series a Pine script would
+:func:`aio_ray.strategies.params.family_space`), ``_indicators`` (the series a Pine script would
 plot), ``_rules`` (four boolean arrays) and ``pine`` (the same indicators and rules written
 with the Pine builder, see :mod:`aio_ray.pine.templates`). The base class validates
 parameters, adds the optional ATR stop / target and enforces the bar-close, no-look-ahead
@@ -21,7 +21,7 @@ Conventions shared by all families (each is a few lines of Pine v6):
 * ``stop_dist = stop_atr * atr(atr_length)`` and ``take_dist = take_atr * atr(atr_length)`` at
   every bar (price units), NaN when the multiple is 0 (off) or ATR is still warming up.
 * Pattern filter (``pattern_filter``, ``pattern_lookback``; see
-  :mod:`aio_ray.strategies.space`): with a candlestick pattern set, a raw entry on bar ``i``
+  :mod:`aio_ray.strategies.params`): with a candlestick pattern set, a raw entry on bar ``i``
   (long or short) stands only when the pattern fired on one of bars
   ``i - pattern_lookback + 1 .. i`` (:func:`pattern_gate`); exits are not filtered. It is
   applied before the cleaning above, so an entry the filter removes no longer clears the exits
@@ -39,11 +39,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from aio_ray import indicators as ind
+from aio_ray.patterns.detectors import detect_candles
 from aio_ray.pine.builder import Expr, ScriptBuilder
 from aio_ray.pine.templates import PineParts
 from aio_ray.strategies.bars import BarArrays
+from aio_ray.strategies.params import PATTERN_NONE, ParameterError, Space, validate_params
 from aio_ray.strategies.signals import Signals
-from aio_ray.strategies.space import PATTERN_NONE, ParameterError, Space, validate
 
 __all__ = [
     "PATTERN_KEY",
@@ -126,8 +127,6 @@ def memo(bars: BarArrays, key: tuple[Any, ...], compute: Callable[[], Any]) -> A
 
 def pattern_series(bars: BarArrays, name: str) -> np.ndarray:
     """Where the candlestick pattern ``name`` completes (bool per bar, from bars <= it)."""
-    from aio_ray.patterns.detectors import detect_candles
-
     table = memo(
         bars, ("candles",), lambda: detect_candles(bars.open, bars.high, bars.low, bars.close)
     )
@@ -166,7 +165,7 @@ class Family(ABC):
         the family's own plus ``atr`` (``atr_length``) used for stops and targets and, with a
         pattern filter set, ``pattern`` (:data:`PATTERN_KEY`): 1.0 on the bars where the
         pattern completes, else 0.0."""
-        p = validate(self.name, params)
+        p = validate_params(self.space, params)
         out = self._indicators(bars, p)
         out["atr"] = _atr(bars, p["atr_length"])
         if p["pattern_filter"] != PATTERN_NONE:
@@ -179,7 +178,7 @@ class Family(ABC):
         Raises ParameterError when ``bars`` are too few for some indicator to be defined at
         all, naming the family, the number of bars and the indicator.
         """
-        p = validate(self.name, params)
+        p = validate_params(self.space, params)
         first = 0
         for name, series in self._indicators(bars, p).items():
             finite = np.flatnonzero(np.isfinite(series))
@@ -196,11 +195,11 @@ class Family(ABC):
     ) -> Signals:
         """Orders decided on each bar's close from bars ``0..i`` only (see module docstring).
 
-        Raises ParameterError (aio_ray.strategies.space) for an invalid parameter set.
+        Raises ParameterError (aio_ray.strategies.params) for an invalid parameter set.
         ``checked=True`` says ``params`` is already the output of ``validate`` (a population
         validates each set once) and skips the check.
         """
-        p = dict(params) if checked else validate(self.name, params)
+        p = dict(params) if checked else validate_params(self.space, params)
         r = self._rules(bars, self._indicators(bars, p), p)
         raw_long, raw_short = r.long_entry, r.short_entry
         if p["pattern_filter"] != PATTERN_NONE:

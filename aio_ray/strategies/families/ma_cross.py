@@ -25,7 +25,7 @@ from aio_ray.pine.builder import Expr, ScriptBuilder
 from aio_ray.pine.templates import PineParts
 from aio_ray.strategies.bars import BarArrays
 from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder, memo
-from aio_ray.strategies.space import ChoiceParam, IntParam, Less, family_space
+from aio_ray.strategies.params import ChoiceParam, IntParam, Less, family_space
 
 
 class MaCross(Family):
