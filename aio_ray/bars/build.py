@@ -168,9 +168,13 @@ def _shard_partials(
 
 
 def read_tick_file(path: str | Path) -> pa.Table:
-    """The tick columns of one tick file, decoded on this thread (a map task owns one CPU)."""
+    """The tick columns of one tick file, decoded on this thread (a map task owns one CPU).
+
+    No pre-buffering: for a local file it is one more copy (15% of the read on day files)."""
     try:
-        return pq.ParquetFile(path).read(columns=list(TICK_COLUMNS), use_threads=False)
+        return pq.ParquetFile(path, pre_buffer=False).read(
+            columns=list(TICK_COLUMNS), use_threads=False
+        )
     except (OSError, pa.ArrowInvalid) as exc:
         raise BarsError(f"{path}: cannot read tick file: {exc}") from exc
 
