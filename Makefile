@@ -47,6 +47,7 @@ services:
 # Lint and types first (seconds), then the suite.
 lint: $(STAMP)
 	$(BIN)/ruff check aio_ray serve jobs bench tests tools
+	$(BIN)/ruff format --check aio_ray serve jobs bench tests tools
 	$(BIN)/mypy
 
 test: services setup lint

@@ -35,7 +35,7 @@ def run_ingest(cfg: AppConfig, use_ray: bool = True) -> IngestReport:
 
 
 def _bars_fingerprint(cfg: AppConfig) -> dict[str, Any]:
-    from aio_ray.data.store import list_partitions
+    from aio_ray.data.tick_store import list_partitions
 
     parts = list_partitions(cfg.data.ticks_dir, cfg.data.symbol)
     return {
@@ -137,9 +137,9 @@ def run_patterns(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
     if not cfg.patterns.enabled:
         return {"status": "skipped", "reason": "patterns.enabled is false"}
     from aio_ray.library.repo import open_library
+    from aio_ray.patterns.library import save_mining
     from aio_ray.patterns.mining import mine_bars_dir
     from aio_ray.patterns.stats import validate_patterns
-    from aio_ray.patterns.store import save_mining
 
     pc = cfg.patterns
     tfs = pc.timeframes or cfg.search.timeframes
@@ -220,9 +220,9 @@ def run_pine(cfg: AppConfig, run_id: str) -> dict[str, Any]:
 
     from aio_ray.bars.store import read_bars
     from aio_ray.library.repo import open_library
+    from aio_ray.pine.library import pine_for_strategy, record_verification
     from aio_ray.pine.runner import runner_status
-    from aio_ray.pine.store import pine_for_strategy, record_verification
-    from aio_ray.strategies.bars import BarArrays
+    from aio_ray.strategies.bar_arrays import BarArrays
 
     lib = open_library(cfg.library.url)
     out_dir = cfg.data.workdir / "pine"
@@ -372,7 +372,7 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
 
 
 def _ticks_summary(cfg: AppConfig, ingest: IngestReport) -> dict[str, Any]:
-    from aio_ray.data.store import list_partitions
+    from aio_ray.data.tick_store import list_partitions
 
     kept = sum(int(p.meta.get("kept", 0)) for p in list_partitions(cfg.data.ticks_dir, cfg.data.symbol))
     return {"kept": kept, "this_run": ingest.totals, "problems": ingest.errors}

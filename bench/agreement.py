@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     from aio_ray.patterns.detectors import window_patterns
     from aio_ray.patterns.vocabulary import PATTERNS
     from aio_ray.vision.agreement import agreement_on_bars, synthetic_recall, synthetic_requests
+    from aio_ray.vision.analysis import AnalysisRecord, ChartAnalysis
     from aio_ray.vision.analyze import window_requests
     from aio_ray.vision.backends import VisionSettings, make_backend
-    from aio_ray.vision.schema import AnalysisRecord, ChartAnalysis
 
     bars, source = _bars(args.quick)
     reqs = window_requests(bars, instrument="EURUSD", timeframe="1h", window=64, stride=8, windows=nwin)

@@ -55,7 +55,7 @@ import polars as pl
 import pyarrow as pa
 
 from aio_ray.bars import bars_from_ticks
-from aio_ray.data.store import write_tick_file
+from aio_ray.data.tick_store import write_tick_file
 from aio_ray.schema import TICK_SCHEMA, TS_TYPE
 
 log = logging.getLogger("bench.bars")
@@ -183,7 +183,7 @@ def pandas_as_polars(bars: pd.DataFrame) -> pl.DataFrame:
 
 def write_tick_dataset(ticks: pa.Table, root: Path) -> int:
     """Write ``ticks`` as ``symbol=EURUSD/date=YYYY-MM-DD/part-0.parquet`` in the tick store's
-    encoding (:data:`aio_ray.data.store.TICK_PARQUET_OPTIONS`); returns the number of files."""
+    encoding (:data:`aio_ray.data.tick_store.TICK_PARQUET_OPTIONS`); returns the number of files."""
     ts = ticks.column("ts").cast(pa.int64()).to_numpy()
     day = ts // DAY_MS
     cuts = np.flatnonzero(np.diff(day)) + 1

@@ -3,7 +3,7 @@
 Reads every hour file of the real Dukascopy EUR/USD mirror (default ``../shared/data/dukascopy``,
 or ``AIO_SHARED_DATA``), decodes it with :func:`aio_ray.data.dukascopy.decode_ticks`, and
 prints one JSON line on stdout with the measured figures. ``--python`` prints them instead as
-the constant definitions used in ``aio_ray/data/synthetic.py``; ``--compare`` also generates the
+the constant definitions used in ``aio_ray/data/synthetic_ticks.py``; ``--compare`` also generates the
 same winter weekdays synthetically (at the measured volatility) and prints both sets of
 figures side by side, on stderr, so the calibration can be checked by eye.
 
@@ -205,7 +205,7 @@ def fano(days: list[tuple[dt.date, pa.Table]]) -> dict[str, float]:
 
 
 def as_python(fig: dict) -> str:
-    """The figures as the constant definitions of aio_ray/data/synthetic.py."""
+    """The figures as the constant definitions of aio_ray/data/synthetic_ticks.py."""
     lines = [
         f"TICKS_PER_NY_HOUR = {tuple(fig['ticks_per_ny_hour'])}",
         f"VOL_SHARE_NY_HOUR = {tuple(fig['vol_share_ny_hour'])}",
@@ -236,7 +236,7 @@ def main() -> None:
     fig = measure(days)
     if args.compare:
         from aio_ray.config import SyntheticConfig
-        from aio_ray.data.synthetic import REAL_ANNUAL_VOL, generate_day
+        from aio_ray.data.synthetic_ticks import REAL_ANNUAL_VOL, generate_day
 
         cfg = SyntheticConfig(annual_vol=REAL_ANNUAL_VOL)
         syn_days = [dt.date(2019, 2, 4) + dt.timedelta(days=k) for k in range(28) if k % 7 < 4]

@@ -6,7 +6,7 @@ Prints one JSON line on stdout (logs go to stderr)::
     python bench/patterns.py --quick      # 20,000 bars, best of 2 (smoke run)
 
 Bars: a seeded EUR/USD-like random walk of 1-minute mid bars (each opening at the previous
-close, :func:`aio_ray.patterns.synthetic.random_walk_ohlc`). Timed, best of ``--repeats``
+close, :func:`aio_ray.patterns.synthetic_windows.random_walk_ohlc`). Timed, best of ``--repeats``
 interleaved runs after one untimed call each:
 
 * ``ours_candles``: :func:`detect_candles` (engulfing both ways, hammer, shooting star, doji);
@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aio_ray.patterns.detectors import detect_candles, detect_chart_patterns
-from aio_ray.patterns.synthetic import random_walk_ohlc
+from aio_ray.patterns.synthetic_windows import random_walk_ohlc
 
 DEFAULT_DUKASCOPY = Path(__file__).resolve().parents[2] / "shared" / "data" / "dukascopy"
 

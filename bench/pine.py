@@ -49,7 +49,7 @@ def _synthetic_bars(n: int, timeframe: str):  # type: ignore[no-untyped-def]
     import pyarrow as pa
 
     from aio_ray.bars.resample import bars_from_ticks
-    from aio_ray.data.synthetic import generate
+    from aio_ray.data.synthetic_ticks import generate
 
     parts, rows, day = [], 0, dt.date(2025, 1, 6)
     while rows < n:
@@ -65,7 +65,7 @@ def _synthetic_bars(n: int, timeframe: str):  # type: ignore[no-untyped-def]
 def _bars(n: int):  # type: ignore[no-untyped-def]
     import polars as pl
 
-    from aio_ray.strategies.bars import BarArrays
+    from aio_ray.strategies.bar_arrays import BarArrays
 
     return BarArrays.from_frame(pl.from_arrow(_synthetic_bars(n, "1m")), "mid")
 

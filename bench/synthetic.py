@@ -1,7 +1,7 @@
 """Throughput of the synthetic tick generator, one core, against decoding real Dukascopy files.
 
 Generates ``--days`` consecutive UTC days (default: July 2025, 31 days, ~3M ticks) with
-:func:`aio_ray.data.synthetic.generate` and, as the peer, decodes every real hour file of the
+:func:`aio_ray.data.synthetic_ticks.generate` and, as the peer, decodes every real hour file of the
 Dukascopy mirror (read from disk + LZMA + records -> canonical table) with
 :func:`aio_ray.data.dukascopy.decode_ticks`, repeated until about as many ticks. Prints one
 JSON line on stdout; progress goes to stderr.
@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from aio_ray.config import SyntheticConfig
 from aio_ray.data.dukascopy import decode_ticks
-from aio_ray.data.synthetic import generate
+from aio_ray.data.synthetic_ticks import generate
 
 SHARED = Path(os.environ.get("AIO_SHARED_DATA", REPO.parent / "shared" / "data")) / "dukascopy"
 

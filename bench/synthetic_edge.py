@@ -1,7 +1,7 @@
 """Cost and size of the planted edge of the synthetic generator, against the martingale peer.
 
 Generates ``--days`` consecutive UTC days (default 5 from Monday 2025-07-07) with
-:func:`aio_ray.data.synthetic.generate` once with ``edge="none"`` (the peer, today's
+:func:`aio_ray.data.synthetic_ticks.generate` once with ``edge="none"`` (the peer, today's
 generator) and once per planted edge (``mean_reversion`` and ``momentum`` at
 ``--strength`` and ``--half-life-min``), same seed. For each: ticks/s on one core, the
 peak Python heap of one day's generation (tracemalloc, a separate run so timing is not
@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from aio_ray.config import SyntheticConfig
-from aio_ray.data.synthetic import edge_scale, generate, generate_day
+from aio_ray.data.synthetic_ticks import edge_scale, generate, generate_day
 
 
 def returns_15m(table: pa.Table) -> np.ndarray:

@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aio_ray.charts.raster import PALETTE, rasterize_batch
-from aio_ray.patterns.synthetic import random_walk_ohlc
+from aio_ray.patterns.synthetic_windows import random_walk_ohlc
 from aio_ray.vision.model import (
     DEFAULT_WEIGHTS,
     MODEL_ID,

@@ -351,7 +351,7 @@ class Core:
         self._strategy(sid)
         try:
             from aio_ray.pine.generate import generate
-            from aio_ray.pine.store import pine_for_strategy, source_for_strategy
+            from aio_ray.pine.library import pine_for_strategy, source_for_strategy
         except ImportError as exc:  # pragma: no cover - the Pine package ships with the app
             raise Unavailable(f"Pine export is not installed: {exc}") from None
         live = self.live(sid)

@@ -359,7 +359,7 @@ class VisionService:
             if pending or changed or self._sorted is None:
                 frame = self._table if self._table is not None else _frame(LOG_SCHEMA.empty_table())
                 if pending:
-                    from aio_ray.vision.schema import records_to_table
+                    from aio_ray.vision.analysis import records_to_table
 
                     t = records_to_table([r for r, _ in pending])
                     t = t.append_column(LOG_SCHEMA.field("logged_at"), _ts([x for _, x in pending]))
@@ -374,8 +374,8 @@ class VisionService:
         how many records were skipped as unreadable."""
         import polars as pl
 
+        from aio_ray.vision.analysis import AnalysisRecord
         from aio_ray.vision.analyze import record_json
-        from aio_ray.vision.schema import AnalysisRecord
 
         frame, skipped = self._log_frame()
         if timeframe is not None:
@@ -403,8 +403,8 @@ class VisionService:
     # ------------------------------------------------------------------ patterns
 
     def patterns(self, lib: Any, timeframe: str | None, validated_only: bool) -> list[dict[str, Any]]:
-        """Stored pattern statistics (see :func:`aio_ray.patterns.store.load_pattern_stats`)."""
-        from aio_ray.patterns.store import load_pattern_stats
+        """Stored pattern statistics (see :func:`aio_ray.patterns.library.load_pattern_stats`)."""
+        from aio_ray.patterns.library import load_pattern_stats
 
         rows = load_pattern_stats(lib, timeframe=timeframe, validated_only=validated_only)
         return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}

@@ -17,7 +17,7 @@ import pytest
 
 from aio_ray.bars.resample import bars_from_ticks
 from aio_ray.data.dukascopy import decode_ticks, hour_path
-from aio_ray.strategies.bars import BarArrays
+from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.space import defaults
 
 FAMILIES = ("ma_cross", "rsi_reversion", "macd_cross", "bb_breakout", "bb_reversion", "stoch_adx")
@@ -112,7 +112,7 @@ def mid(table: pa.Table) -> BarArrays:
 
 def synthetic_bars(min_bars: int) -> BarArrays:
     """At least ``min_bars`` 1-minute mid bars of the seeded synthetic tick generator."""
-    from aio_ray.data.synthetic import generate
+    from aio_ray.data.synthetic_ticks import generate
 
     parts: list[pa.Table] = []
     day, rows = dt.date(2025, 1, 6), 0

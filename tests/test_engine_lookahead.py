@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_engine_common import random_walk, sma, spread_around
 
-from aio_ray.strategies.bars import BarArrays
+from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.engine import BacktestConfig, BacktestResult, cross_signals, run_backtest
 
 

@@ -20,7 +20,7 @@ from backtesting import Backtest, Strategy
 from test_engine_common import costless, random_walk, sma
 
 from aio_ray.data.dukascopy import decode_ticks
-from aio_ray.strategies.bars import BarArrays
+from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.engine import cross_signals, run_backtest
 from aio_ray.strategies.signals import Signals
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from test_engine_common import NO_COSTS, bars, costless, signals
 
-from aio_ray.strategies.bars import BarArrays
+from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.engine import (
     METRIC_NAMES,
     BacktestConfig,

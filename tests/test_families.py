@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from aio_ray import indicators as ind
 from aio_ray.errors import AioError, BarsError
 from aio_ray.strategies import space
-from aio_ray.strategies.bars import BarArrays
+from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.families import FAMILIES, crossover, crossunder, get_family
 from aio_ray.strategies.space import (
     SPACES,

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from aio_ray.config import SyntheticConfig
-from aio_ray.data import store
+from aio_ray.data import tick_store
 from aio_ray.data.ingest import ingest_dukascopy, ingest_files, ingest_synthetic
 from aio_ray.data.validate import REASONS
 
@@ -31,15 +31,15 @@ def test_dukascopy_mirror_ingest_counts_and_resume(dukascopy_dir, tmp_path):
     rep = ingest_dukascopy("EURUSD", FEB4, FEB6, out, mirror=dukascopy_dir, use_ray=False)
     assert rep.ok, rep.errors
     assert rep.totals["input"] == 136_741 + 129_478 == rep.totals["kept"]
-    parts = store.list_partitions(out, "EURUSD")
+    parts = tick_store.list_partitions(out, "EURUSD")
     assert [(p.day, p.complete, p.meta["rows"]) for p in parts] == [(FEB4, True, 136_741), (FEB5, True, 129_478)]
-    first = store.read_ticks(out, "EURUSD", FEB4, FEB5).slice(0, 1).to_pylist()[0]
+    first = tick_store.read_ticks(out, "EURUSD", FEB4, FEB5).slice(0, 1).to_pylist()[0]
     assert first["ts"] == dt.datetime(2019, 2, 4, 0, 0, 0, 994_000, tzinfo=dt.UTC)
     assert (first["bid"], first["ask"]) == (1.14543, 1.14545)
     mtimes = {p.path: p.path.stat().st_mtime_ns for p in parts}
     again = ingest_dukascopy("EURUSD", FEB4, FEB6, out, mirror=dukascopy_dir, use_ray=False)
     assert again.to_dict()["days_skipped"] == 2 and again.to_dict()["days_written"] == 0
-    assert {p.path: p.path.stat().st_mtime_ns for p in store.list_partitions(out)} == mtimes
+    assert {p.path: p.path.stat().st_mtime_ns for p in tick_store.list_partitions(out)} == mtimes
     report = json.loads((out / "_ingest_report.json").read_text())
     assert report["days_skipped"] == 2
 
@@ -67,14 +67,14 @@ def test_missing_and_corrupt_hours_are_named_and_day_is_retried(dukascopy_dir, t
     shutil.copy(dukascopy_dir / "EURUSD/2019/01/04/09h_ticks.bi5", mirror / "EURUSD/2019/01/04/09h_ticks.bi5")
     rep2 = ingest_dukascopy("EURUSD", FEB4, FEB5, out, mirror=mirror, use_ray=False)
     assert rep2.ok and rep2.days["2019-02-04"]["kept"] == 136_741
-    assert store.is_complete(out, "EURUSD", FEB4)
+    assert tick_store.is_complete(out, "EURUSD", FEB4)
 
 
 def test_dukascopy_ingest_on_ray_equals_local(dukascopy_dir, tmp_path, ray_local):
     a = ingest_dukascopy("EURUSD", FEB4, FEB6, tmp_path / "a", mirror=dukascopy_dir, use_ray=True)
     b = ingest_dukascopy("EURUSD", FEB4, FEB6, tmp_path / "b", mirror=dukascopy_dir, use_ray=False)
     assert a.ok and a.totals == b.totals
-    assert store.read_ticks(tmp_path / "a", "EURUSD").equals(store.read_ticks(tmp_path / "b", "EURUSD"))
+    assert tick_store.read_ticks(tmp_path / "a", "EURUSD").equals(tick_store.read_ticks(tmp_path / "b", "EURUSD"))
 
 
 def _write_csv(path: Path, table: pa.Table) -> None:
@@ -108,31 +108,31 @@ def test_files_ingest_quarantines_and_reports_bad_files(dukascopy_dir, tmp_path)
     assert t["input"] == hour.num_rows + 3
     assert (t["crossed"], t["bad_price"], t["duplicate"]) == (1, 1, 3)
     assert t["kept"] + sum(t[r] for r in REASONS) == t["input"]
-    q = store.read_quarantine(out, "EURUSD")
+    q = tick_store.read_quarantine(out, "EURUSD")
     assert sorted(q.column("reason").to_pylist()) == ["bad_price", "crossed", "duplicate", "duplicate", "duplicate"]
 
 
 def test_synthetic_ingest_matches_generator_and_skips_weekend(tmp_path):
-    from aio_ray.data.synthetic import generate_day
+    from aio_ray.data.synthetic_ticks import generate_day
 
     cfg = SyntheticConfig(seed=11)
     out = tmp_path / "ticks"
     start, end = dt.date(2025, 7, 4), dt.date(2025, 7, 8)  # Fri .. Mon
     rep = ingest_synthetic("EURUSD", start, end, out, cfg, use_ray=False)
     assert rep.ok
-    for d in store.iter_days(start, end):
+    for d in tick_store.iter_days(start, end):
         gen = generate_day("EURUSD", d, cfg)
-        got = store.read_ticks(out, "EURUSD", d, d + dt.timedelta(days=1))
+        got = tick_store.read_ticks(out, "EURUSD", d, d + dt.timedelta(days=1))
         assert got.num_rows == rep.days[d.isoformat()]["kept"]
         assert rep.days[d.isoformat()]["input"] == gen.num_rows
     assert rep.days["2025-07-05"]["input"] == 0  # Saturday: no ticks, still a complete day
-    assert store.is_complete(out, "EURUSD", dt.date(2025, 7, 5))
+    assert tick_store.is_complete(out, "EURUSD", dt.date(2025, 7, 5))
 
 
 def test_synthetic_days_of_other_generator_parameters_are_replaced_not_skipped(tmp_path):
     """A folder holding martingale days, ingested again with a planted edge, gets edge days:
     a complete day counts as done only when the same generator parameters wrote it."""
-    from aio_ray.data.synthetic import generate_day
+    from aio_ray.data.synthetic_ticks import generate_day
 
     out = tmp_path / "ticks"
     start, end = dt.date(2025, 7, 1), dt.date(2025, 7, 3)
@@ -145,7 +145,7 @@ def test_synthetic_days_of_other_generator_parameters_are_replaced_not_skipped(t
     assert (planted["days_written"], planted["days_skipped"]) == (2, 0)
     ref = tmp_path / "ref"
     ingest_synthetic("EURUSD", start, end, ref, edge, use_ray=False)
-    assert store.read_ticks(out, "EURUSD").equals(store.read_ticks(ref, "EURUSD"))
+    assert tick_store.read_ticks(out, "EURUSD").equals(tick_store.read_ticks(ref, "EURUSD"))
     mids = generate_day("EURUSD", start, null).column("bid")
     assert not generate_day("EURUSD", start, edge).column("bid").equals(mids)
 
@@ -157,20 +157,20 @@ def test_interrupted_ingest_resumes_without_duplicates_or_holes(tmp_path):
             "--end", "2025-07-22", "--seed", "5", "--out", str(out), "--local"]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(store.list_partitions(out)) < 4:
+    while time.monotonic() < deadline and len(tick_store.list_partitions(out)) < 4:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    written_before = len(store.list_partitions(out))
+    written_before = len(tick_store.list_partitions(out))
     assert 4 <= written_before < 21, "the kill must land mid-ingest"
     # leftovers of the killed write are hidden temp files, never data
-    assert not [p for p in out.rglob("*.parquet") if p.name != store.PART_NAME]
+    assert not [p for p in out.rglob("*.parquet") if p.name != tick_store.PART_NAME]
     rep = ingest_synthetic("EURUSD", dt.date(2025, 7, 1), dt.date(2025, 7, 22), out, SyntheticConfig(seed=5),
                            use_ray=False)
     assert rep.ok and rep.to_dict()["days_skipped"] >= written_before - 1
     ref = ingest_synthetic("EURUSD", dt.date(2025, 7, 1), dt.date(2025, 7, 22), tmp_path / "ref",
                            SyntheticConfig(seed=5), use_ray=False)
-    a, b = store.read_ticks(out, "EURUSD"), store.read_ticks(tmp_path / "ref", "EURUSD")
+    a, b = tick_store.read_ticks(out, "EURUSD"), tick_store.read_ticks(tmp_path / "ref", "EURUSD")
     assert a.num_rows == b.num_rows == ref.totals["kept"]
     assert a.equals(b)
     ts = a.column("ts").cast(pa.int64()).to_numpy()
@@ -206,14 +206,14 @@ def test_tick_files_use_the_store_encoding_and_old_zstd_files_still_read(tmp_pat
     day = dt.date(2025, 7, 7)
     rep = ingest_synthetic("EURUSD", day, day + dt.timedelta(days=1), out, cfg, use_ray=False)
     assert rep.ok
-    path = store.partition_dir(out, "EURUSD", day) / store.PART_NAME
+    path = tick_store.partition_dir(out, "EURUSD", day) / tick_store.PART_NAME
     meta = pq.read_metadata(path)
     cols = {meta.schema.column(i).name: meta.row_group(0).column(i) for i in range(meta.num_columns)}
     assert cols["ts"].compression == "LZ4" and "DELTA_BINARY_PACKED" in cols["ts"].encodings
     assert all("RLE_DICTIONARY" in c.encodings for n, c in cols.items() if n != "ts")
-    before = store.read_ticks(out, "EURUSD")
+    before = tick_store.read_ticks(out, "EURUSD")
     old = pq.read_table(path)
     pq.write_table(old, path, compression="zstd")  # as earlier versions wrote it
     assert pq.read_metadata(path).row_group(0).column(0).compression == "ZSTD"
-    assert store.read_ticks(out, "EURUSD").equals(before)
-    assert store.is_complete(out, "EURUSD", day)
+    assert tick_store.read_ticks(out, "EURUSD").equals(before)
+    assert tick_store.is_complete(out, "EURUSD", day)

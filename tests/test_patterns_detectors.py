@@ -19,7 +19,7 @@ from aio_ray.patterns.detectors import (
     window_patterns,
 )
 from aio_ray.patterns.recall import recall_table
-from aio_ray.patterns.synthetic import random_walk_ohlc
+from aio_ray.patterns.synthetic_windows import random_walk_ohlc
 from aio_ray.patterns.vocabulary import CANDLE_PATTERNS, CHART_PATTERNS, PATTERNS
 
 P = 1e-4  # one pip

@@ -26,7 +26,7 @@ from aio_ray.patterns.stats import (
     validate_patterns,
 )
 from aio_ray.patterns.vocabulary import BEARISH, BULLISH, PATTERNS
-from aio_ray.strategies.bars import BarArrays
+from aio_ray.strategies.bar_arrays import BarArrays
 
 HORIZONS = (1, 5, 20)
 
@@ -41,7 +41,7 @@ def same_stats(a: list[PatternStats], b: list[PatternStats]) -> bool:
 @pytest.fixture(scope="module")
 def bar_tables() -> dict[str, pa.Table]:
     """Three days of the product's synthetic EUR/USD ticks as 1m, 5m and 15m bars."""
-    from aio_ray.data.synthetic import generate
+    from aio_ray.data.synthetic_ticks import generate
 
     ticks = pa.concat_tables(
         [t for _, t in generate("EURUSD", dt.date(2025, 1, 6), dt.date(2025, 1, 9))]

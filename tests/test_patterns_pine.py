@@ -24,7 +24,7 @@ from aio_ray.pine.patterns import (
     patterns_indicator,
 )
 from aio_ray.pine.runner import run_pinets
-from aio_ray.strategies.bars import BarArrays
+from aio_ray.strategies.bar_arrays import BarArrays
 
 
 def test_every_candle_pattern_has_a_pine_condition_with_the_module_constants() -> None:

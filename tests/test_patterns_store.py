@@ -18,9 +18,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
 from aio_ray.library import open_library
-from aio_ray.patterns.mining import mine_bars
-from aio_ray.patterns.stats import DIRECTIONS, PatternStats
-from aio_ray.patterns.store import (
+from aio_ray.patterns.library import (
     PatternOccurrenceRow,
     PatternStatRow,
     load_occurrences,
@@ -30,8 +28,10 @@ from aio_ray.patterns.store import (
     save_pattern_stats,
     stats_from_rows,
 )
-from aio_ray.patterns.synthetic import random_walk_ohlc
-from aio_ray.strategies.bars import BarArrays
+from aio_ray.patterns.mining import mine_bars
+from aio_ray.patterns.stats import DIRECTIONS, PatternStats
+from aio_ray.patterns.synthetic_windows import random_walk_ohlc
+from aio_ray.strategies.bar_arrays import BarArrays
 
 PG_ENV = "AIO_TEST_POSTGRES_URL"
 

@@ -15,7 +15,7 @@ from aio_ray.bars.store import write_bars
 from aio_ray.cli import app
 from aio_ray.library import Library
 from aio_ray.pine.generate import read_meta
-from aio_ray.pine.store import pine_for_strategy
+from aio_ray.pine.library import pine_for_strategy
 from aio_ray.strategies.engine import BacktestConfig
 
 runner = CliRunner()

@@ -17,7 +17,7 @@ from pine_fixtures import FAMILIES, mid, params, real_bars, require_pinets, synt
 from aio_ray.pine.generate import PLOT_SIGNALS, ScriptSource, generate
 from aio_ray.pine.runner import PineRunError, run_pinets
 from aio_ray.pine.verify import expected_run, verify_script
-from aio_ray.strategies.bars import BarArrays
+from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.engine import BacktestConfig
 
 pytestmark = pytest.mark.shared

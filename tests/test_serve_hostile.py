@@ -33,7 +33,7 @@ def _log_dir(library) -> Path:
 
 
 def _record(window_end_ms: int, trend: str = "up", start_ms: int | None = None):
-    from aio_ray.vision.schema import AnalysisRecord, ChartAnalysis
+    from aio_ray.vision.analysis import AnalysisRecord, ChartAnalysis
 
     return AnalysisRecord(
         instrument="EURUSD", timeframe="1h",

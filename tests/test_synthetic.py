@@ -14,7 +14,7 @@ import pytest
 
 from aio_ray.config import SyntheticConfig
 from aio_ray.data.dukascopy import decode_ticks, hour_path
-from aio_ray.data.synthetic import (
+from aio_ray.data.synthetic_ticks import (
     EPOCH,
     LAST_DAY,
     REAL_ANNUAL_VOL,
@@ -498,7 +498,7 @@ def test_cli_edge_options_reach_the_ingested_ticks(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from aio_ray.cli import app
-    from aio_ray.data import store
+    from aio_ray.data import tick_store
 
     def ingest(out: Path, *extra: str) -> tuple[int, str]:
         res = CliRunner().invoke(app, ["ingest", "synthetic", "--start", "2025-07-08", "--end", "2025-07-09",
@@ -511,8 +511,8 @@ def test_cli_edge_options_reach_the_ingested_ticks(tmp_path: Path) -> None:
                         "--edge-half-life-min", "30")
     assert code == 0, text
     day = D(2025, 7, 8)
-    null = store.read_ticks(tmp_path / "null", "EURUSD", day, day + dt.timedelta(days=1))
-    got = store.read_ticks(tmp_path / "mr", "EURUSD", day, day + dt.timedelta(days=1))
+    null = tick_store.read_ticks(tmp_path / "null", "EURUSD", day, day + dt.timedelta(days=1))
+    got = tick_store.read_ticks(tmp_path / "mr", "EURUSD", day, day + dt.timedelta(days=1))
     cfg = SyntheticConfig(seed=3, edge="mean_reversion", edge_strength=2.5, edge_half_life_min=30)
     want = generate_day("EURUSD", day, cfg)
     assert np.array_equal(ts_ms(got), ts_ms(null))  # same arrivals ...

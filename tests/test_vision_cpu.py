@@ -179,7 +179,7 @@ def test_analyze_requests_batches_and_logs_every_record(weights, tmp_path):
     assert [r.window_start for r in recs] == [r.window_start for r in reqs]
     table = read_log(tmp_path / "log")
     assert table.num_rows == 7 and set(table.column("model").to_pylist()) == {MODEL_ID}
-    from aio_ray.vision.schema import records_from_table
+    from aio_ray.vision.analysis import records_from_table
 
     assert records_from_table(table) == recs  # the log holds every field of every record
     with pytest.raises(ValueError, match="batch_size"):

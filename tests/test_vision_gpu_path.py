@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 import pytest
 
+from aio_ray.vision.analysis import RECORD_COLUMNS, ChartAnalysis, analysis_json_schema
 from aio_ray.vision.backends import VisionError, VisionSettings, make_backend
 from aio_ray.vision.backends.base import AnalysisRequest, BackendUnavailableError
 from aio_ray.vision.backends.vllm_engine import (
@@ -37,7 +38,6 @@ from aio_ray.vision.backends.vllm_engine import (
 )
 from aio_ray.vision.parse import ParseFailure, parse_analysis
 from aio_ray.vision.prompts import MINICPMV_IMAGE_PLACEHOLDER, minicpmv_prompt
-from aio_ray.vision.schema import RECORD_COLUMNS, ChartAnalysis, analysis_json_schema
 
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
 no_vllm = pytest.mark.skipif(HAVE_VLLM, reason="vllm is installed here")

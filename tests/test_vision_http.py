@@ -18,10 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
+from aio_ray.vision.analysis import ChartAnalysis, analysis_json_schema
 from aio_ray.vision.backends import VisionSettings, make_backend
 from aio_ray.vision.backends.base import AnalysisRequest
 from aio_ray.vision.backends.http import HttpBackend
-from aio_ray.vision.schema import ChartAnalysis, analysis_json_schema
 
 GOOD = {
     "trend": "down",

@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from aio_ray.vision.analysis import AnalysisRecord, ChartAnalysis, records_from_table
 from aio_ray.vision.log import LOG_SCHEMA, AnalysisLog, LogError, read_log
-from aio_ray.vision.schema import AnalysisRecord, ChartAnalysis, records_from_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -122,7 +122,7 @@ def test_an_unclosed_log_is_flushed_at_interpreter_exit(tmp_path):
         f"""
         import sys
         from aio_ray.vision.log import AnalysisLog
-        from aio_ray.vision.schema import AnalysisRecord
+        from aio_ray.vision.analysis import AnalysisRecord
         log = AnalysisLog({str(tmp_path)!r}, flush_rows=100)
         for i in range(250):
             log.append(AnalysisRecord(instrument="EURUSD", timeframe="1h", window_start=i,

@@ -10,6 +10,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from aio_ray.patterns.vocabulary import PATTERNS, TRENDS
+from aio_ray.vision.analysis import (
+    AnalysisRecord,
+    ChartAnalysis,
+    analysis_json_schema,
+    records_from_table,
+    records_to_table,
+)
 from aio_ray.vision.parse import ParseFailure, extract_json_object, parse_analysis
 from aio_ray.vision.prompts import (
     MINICPMV_IMAGE_PLACEHOLDER,
@@ -18,13 +25,6 @@ from aio_ray.vision.prompts import (
     minicpmv_messages,
     png_data_url,
     user_prompt,
-)
-from aio_ray.vision.schema import (
-    AnalysisRecord,
-    ChartAnalysis,
-    analysis_json_schema,
-    records_from_table,
-    records_to_table,
 )
 
 GOOD = {

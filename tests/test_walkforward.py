@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aio_ray.errors import AioError
-from aio_ray.strategies.bars import BarArrays
+from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.engine import BacktestConfig, BidAskArrays, run_backtest
 from aio_ray.strategies.evaluate import (
     EvaluationError,

@@ -2,7 +2,7 @@
 
 Each source yields canonical ticks in the order it delivered them; validation runs on that
 order (so out-of-order ticks are caught), kept and quarantined ticks are split by UTC day and
-each day is written atomically (:mod:`aio_ray.data.store`). A rerun skips the complete days,
+each day is written atomically (:mod:`aio_ray.data.tick_store`). A rerun skips the complete days,
 so an interrupted ingest resumes without duplicates or holes. A file or hour that cannot be
 read is reported by name in the result and in ``_ingest_report.json``; the rest completes.
 
@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from aio_ray.config import DukascopyConfig, SyntheticConfig, ValidationConfig
-from aio_ray.data import store
+from aio_ray.data import tick_store
 from aio_ray.data.validate import REASONS, ValidationResult, validate_ticks
 from aio_ray.errors import SourceError
 from aio_ray.schema import QUARANTINE_SCHEMA, TICK_SCHEMA
@@ -104,7 +104,7 @@ def write_day(
     q = {r: result.counts.get(r, 0) for r in REASONS}
     meta = {"complete": complete, "input": result.n_input, "kept": result.kept.num_rows,
             "quarantined": q, **(notes or {})}
-    store.write_partition(out, symbol, day, result.kept, result.quarantined, meta)
+    tick_store.write_partition(out, symbol, day, result.kept, result.quarantined, meta)
     return {"status": "written", **meta}
 
 
@@ -134,7 +134,7 @@ def synthetic_day(
     symbol: str, day: dt.date, out: str, scfg: SyntheticConfig, vcfg: ValidationConfig
 ) -> dict[str, Any]:
     """Generate, validate and write one synthetic day (a plain function; Ray maps it)."""
-    from aio_ray.data.synthetic import generate_day
+    from aio_ray.data.synthetic_ticks import generate_day
 
     table = generate_day(symbol, day, scfg)
     by_day = _validate_and_split(table, vcfg)
@@ -198,8 +198,8 @@ def _todo(
     if end <= start:
         raise SourceError("ingest", f"empty date range: start {start} is not before end {end}")
     todo = []
-    for d in store.iter_days(start, end):
-        if store.is_complete(out, symbol, d, source):
+    for d in tick_store.iter_days(start, end):
+        if tick_store.is_complete(out, symbol, d, source):
             report.days[d.isoformat()] = {"status": "skipped", "complete": True}
         else:
             todo.append(d)
@@ -357,7 +357,7 @@ def ingest_files(
         if progress:
             progress(f"file {Path(name).name}", i, len(per_file))
     for d in sorted(set(kept) | set(quar)):
-        if store.is_complete(out, symbol, d):
+        if tick_store.is_complete(out, symbol, d):
             report.days[d.isoformat()] = {"status": "skipped", "complete": True}
             continue
         day = _result_of(kept[d], quar[d])
@@ -367,5 +367,5 @@ def ingest_files(
 
 def _finish(report: IngestReport, out: Path, t0: float) -> IngestReport:
     report.seconds = time.perf_counter() - t0
-    store.write_report(out, report.to_dict())
+    tick_store.write_report(out, report.to_dict())
     return report

@@ -10,7 +10,7 @@ outputs: bool arrays of the inputs' length)::
     synthetic_pattern(name, *, n_bars=64, seed=0, noise=0.04) -> (open, high, low, close)
     PatternError
 
-(``synthetic_pattern`` is :mod:`aio_ray.patterns.synthetic`'s and ``PatternError``
+(``synthetic_pattern`` is :mod:`aio_ray.patterns.synthetic_windows`'s and ``PatternError``
 :mod:`aio_ray.patterns.vocabulary`'s, re-exported here.)
 
 **No look-ahead.** Every flag at bar ``t`` is computed from bars ``<= t`` only: truncating the
@@ -84,7 +84,7 @@ import numpy as np
 
 from aio_ray import indicators
 from aio_ray.patterns import detectors_nb as nb
-from aio_ray.patterns.synthetic import synthetic_pattern
+from aio_ray.patterns.synthetic_windows import synthetic_pattern
 from aio_ray.patterns.vocabulary import CANDLE_PATTERNS, CHART_PATTERNS, PATTERNS, PatternError
 
 __all__ = [

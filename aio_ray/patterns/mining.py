@@ -42,7 +42,7 @@ from aio_ray.patterns.stats import (
     validate_patterns,
 )
 from aio_ray.patterns.vocabulary import PATTERNS
-from aio_ray.strategies.bars import BarArrays
+from aio_ray.strategies.bar_arrays import BarArrays
 
 __all__ = [
     "DEFAULT_HORIZONS",

@@ -1,14 +1,14 @@
 """Recall of the rule-based detectors on synthetic windows of known patterns.
 
 :func:`recall_table` runs :mod:`aio_ray.patterns.detectors` over the labelled windows of
-:mod:`aio_ray.patterns.synthetic`: it sits above both, so the generator never depends on the
+:mod:`aio_ray.patterns.synthetic_windows`: it sits above both, so the generator never depends on the
 detectors it is used to measure.
 """
 
 from __future__ import annotations
 
 from aio_ray.patterns.detectors import detect_candles, detect_chart_patterns, window_patterns
-from aio_ray.patterns.synthetic import synthetic_pattern
+from aio_ray.patterns.synthetic_windows import synthetic_pattern
 from aio_ray.patterns.vocabulary import PATTERNS
 
 __all__ = ["recall_table"]

@@ -5,7 +5,7 @@ Stable public API::
     ScriptSource, generate(source, kind) -> str, read_meta(code) -> dict   # generate.py
     check_syntax(code), verify_script(code, bars, ...) -> VerificationReport  # verify.py
     run_pinets(script, bars, timeframe, ...) -> PineRun, runner_status()    # runner.py
-    pine_for_strategy(lib, strategy_id, kind) -> (code, verification)      # store.py
+    pine_for_strategy(lib, strategy_id, kind) -> (code, verification)      # library.py
     record_verification(lib, strategy_id, report)
     register(app)                                  # the `aio pine` / `aio verify-pine` commands
 
@@ -26,7 +26,7 @@ from typing import Any
 _EXPORTS = {
     "KINDS": "generate",
     "PineGenerationError": "generate",
-    "PineLibraryError": "store",
+    "PineLibraryError": "library",
     "PineRun": "runner",
     "PineRunError": "runner",
     "PineRuntimeUnavailable": "runner",
@@ -34,9 +34,9 @@ _EXPORTS = {
     "VerificationReport": "verify",
     "check_syntax": "verify",
     "generate": "generate",
-    "pine_for_strategy": "store",
+    "pine_for_strategy": "library",
     "read_meta": "generate",
-    "record_verification": "store",
+    "record_verification": "library",
     "run_pinets": "runner",
     "runner_status": "runner",
     "verify_script": "verify",

@@ -159,7 +159,7 @@ def pine_cmd(
         if db is None:
             raise typer.BadParameter(f"{chosen[0]} needs --db URL", param_hint="--db")
         from aio_ray.library import Library
-        from aio_ray.pine.store import pine_for_strategy
+        from aio_ray.pine.library import pine_for_strategy
 
         lib = Library(db)
         if strategy is not None:
@@ -207,7 +207,7 @@ def _rejected_code(lib: Any, strategy_id: str, kind: str, warning: str) -> str:
     import dataclasses
 
     from aio_ray.pine.generate import generate
-    from aio_ray.pine.store import source_for_strategy
+    from aio_ray.pine.library import source_for_strategy
 
     src = dataclasses.replace(source_for_strategy(lib, strategy_id), warning=warning)
     return generate(src, kind)  # type: ignore[arg-type]
@@ -236,7 +236,7 @@ def _export_top(
     lib: Any, n: int, run_id: str | None, kind: str, out: Path, include_rejected: bool = False
 ) -> None:
     from aio_ray.library.report import ranked_verdict, significance_warning
-    from aio_ray.pine.store import pine_for_strategy
+    from aio_ray.pine.library import pine_for_strategy
 
     if run_id is not None and lib.get_run(run_id) is None:
         _fail(f"run {run_id!r} is not in the library {lib.safe_url}")
@@ -326,7 +326,7 @@ def verify_pine_cmd(
     from aio_ray.bars.store import read_bars
     from aio_ray.pine.generate import read_meta
     from aio_ray.pine.verify import verify_scripts
-    from aio_ray.strategies.bars import BarArrays
+    from aio_ray.strategies.bar_arrays import BarArrays
 
     for file in files:
         if not file.is_file():
@@ -352,7 +352,7 @@ def verify_pine_cmd(
         reports = verify_scripts(codes, arrays, metas=metas, timeframe=timeframe)
         if db is not None:
             from aio_ray.library import Library
-            from aio_ray.pine.store import record_verification
+            from aio_ray.pine.library import record_verification
 
             lib = Library(db)
             for meta, report in zip(metas, reports, strict=True):

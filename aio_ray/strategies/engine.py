@@ -87,7 +87,7 @@ the net profit (TradingView's trade list has no swap: its profit is ``pnl - swap
 
 
 class OHLCBars(Protocol):
-    """What the engine reads of bars (e.g. ``aio_ray.strategies.bars.BarArrays``): the
+    """What the engine reads of bars (e.g. ``aio_ray.strategies.bar_arrays.BarArrays``): the
     signal series, float64 quote-currency OHLC and int64 UTC-ms open times."""
 
     @property

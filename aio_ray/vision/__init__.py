@@ -2,7 +2,7 @@
 
 Modules (import what you need; torch and vllm load only with the backends that use them):
 
-- :mod:`aio_ray.vision.schema`: ``ChartAnalysis`` (the result), ``AnalysisRecord`` (a logged
+- :mod:`aio_ray.vision.analysis`: ``ChartAnalysis`` (the result), ``AnalysisRecord`` (a logged
   row), ``analysis_json_schema()``.
 - :mod:`aio_ray.vision.prompts`, :mod:`aio_ray.vision.parse`: the prompt and the strict parser.
 - :mod:`aio_ray.vision.backends`: ``VisionSettings``, ``make_backend("cpu"|"vllm"|"http")``,
@@ -14,6 +14,6 @@ Modules (import what you need; torch and vllm load only with the backends that u
   indicator summaries, the multimodal dataset and training.
 """
 
-from aio_ray.vision.schema import AnalysisRecord, ChartAnalysis, analysis_json_schema
+from aio_ray.vision.analysis import AnalysisRecord, ChartAnalysis, analysis_json_schema
 
 __all__ = ["AnalysisRecord", "ChartAnalysis", "analysis_json_schema"]

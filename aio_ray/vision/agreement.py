@@ -6,7 +6,7 @@ Two labelled sets:
   :func:`aio_ray.vision.dataset.trend_label`, patterns by
   :func:`aio_ray.patterns.detectors.window_patterns`), and the bars after it the realized move
   (sign of the close ``horizon`` bars after the window's last close);
-* **synthetic charts of known patterns** (:func:`aio_ray.patterns.synthetic.synthetic_pattern`):
+* **synthetic charts of known patterns** (:func:`aio_ray.patterns.synthetic_windows.synthetic_pattern`):
   the pattern drawn is the truth.
 
 Figures (fractions in [0, 1], NaN when nothing qualifies):
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from aio_ray.vision.schema import AnalysisRecord
+from aio_ray.vision.analysis import AnalysisRecord
 
 
 def _ratio(num: float, den: float) -> float:
@@ -106,7 +106,7 @@ def synthetic_requests(
 ) -> list[tuple[str, Any]]:
     """``(truth, AnalysisRequest)`` pairs: ``per_pattern`` synthetic charts of each pattern."""
     from aio_ray.charts.raster import rasterize
-    from aio_ray.patterns.synthetic import synthetic_pattern
+    from aio_ray.patterns.synthetic_windows import synthetic_pattern
     from aio_ray.vision.backends import AnalysisRequest
     from aio_ray.vision.summary import indicator_summary
 

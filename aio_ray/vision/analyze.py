@@ -24,11 +24,11 @@ import polars as pl
 
 from aio_ray.charts.overlays import DEFAULT_OVERLAYS, history_bars
 from aio_ray.charts.render import RenderError, render_windows
+from aio_ray.vision.analysis import AnalysisRecord
 from aio_ray.vision.backends import AnalysisRequest, VisionSettings, make_backend
 from aio_ray.vision.config import VisionConfig
 from aio_ray.vision.log import AnalysisLog
 from aio_ray.vision.pool import analyze_dataset, analyze_requests, records_of, requests_dataset
-from aio_ray.vision.schema import AnalysisRecord
 
 # VisionConfig lives in aio_ray.vision.config; re-exported from here, its former home.
 __all__ = ["OVERLAY_WARMUP", "VisionConfig", "analyze_windows", "record_json", "window_requests"]

@@ -15,7 +15,7 @@ dataset uses, :mod:`aio_ray.vision.dataset`):
     :func:`~aio_ray.patterns.detectors.window_patterns` finds in it;
 (b) ``trend_windows`` random-walk windows with a drift drawn so that up, down and sideways
     windows are all common (some with a mid-window reversal), rule labels;
-(c) windows of ``synthetic_days`` days of :mod:`aio_ray.data.synthetic` EUR/USD ticks turned
+(c) windows of ``synthetic_days`` days of :mod:`aio_ray.data.synthetic_ticks` EUR/USD ticks turned
     into 5m and 15m bars, rule labels.
 
 Every chart is drawn by :func:`aio_ray.charts.raster.rasterize_batch` at 448x448 with one of
@@ -42,7 +42,7 @@ from aio_ray.bars.resample import bars_from_ticks
 from aio_ray.charts.overlays import overlay_lines
 from aio_ray.charts.raster import PALETTE, rasterize_batch
 from aio_ray.config import SyntheticConfig
-from aio_ray.data.synthetic import generate_day
+from aio_ray.data.synthetic_ticks import generate_day
 from aio_ray.errors import AioError
 from aio_ray.patterns.detectors import synthetic_pattern, window_patterns
 from aio_ray.patterns.vocabulary import PATTERNS, TRENDS

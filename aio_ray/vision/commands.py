@@ -114,7 +114,7 @@ def patterns_cmd(
     """Pattern statistics: every occurrence of the vocabulary's candle and chart patterns and
     its forward return (count, mean bps signed in the pattern's direction, hit rate, t)."""
     from aio_ray.library.repo import open_library
-    from aio_ray.patterns.store import load_pattern_stats
+    from aio_ray.patterns.library import load_pattern_stats
 
     cfg = _app_config()
     pc = cfg.patterns
@@ -129,7 +129,7 @@ def patterns_cmd(
             kept = {(s.pattern, s.timeframe, s.horizon) for s in
                     validate_patterns(result.stats, min_count=pc.min_count, min_abs_t=pc.min_abs_t)}
             if save:
-                from aio_ray.patterns.store import save_mining
+                from aio_ray.patterns.library import save_mining
 
                 save_mining(open_library(db or cfg.library.url), result, min_count=pc.min_count,
                             min_abs_t=pc.min_abs_t)

@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 from aio_ray.errors import AioError
 from aio_ray.schema import TS_TYPE
-from aio_ray.vision.schema import RECORD_SCHEMA, AnalysisRecord, records_to_table
+from aio_ray.vision.analysis import RECORD_SCHEMA, AnalysisRecord, records_to_table
 
 __all__ = [
     "LOG_SCHEMA",

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from aio_ray.errors import AioError
-from aio_ray.vision.schema import ChartAnalysis
+from aio_ray.vision.analysis import ChartAnalysis
 
 __all__ = ["ParseError", "ParseFailure", "extract_json_object", "parse_analysis"]
 

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from aio_ray.vision.analysis import AnalysisRecord, records_from_table, records_to_table
 from aio_ray.vision.backends import VisionSettings, make_backend
 from aio_ray.vision.backends.base import AnalysisRequest, VisionBackend, request_png
-from aio_ray.vision.schema import AnalysisRecord, records_from_table, records_to_table
 
 if TYPE_CHECKING:
     import ray.data
@@ -132,7 +132,7 @@ class BackendActor:
 def analyze_dataset(ds: ray.data.Dataset, settings: VisionSettings) -> ray.data.Dataset:
     """Analyse a dataset of request rows with an actor pool; a dataset of record rows.
 
-    Output rows have the :data:`aio_ray.vision.schema.RECORD_SCHEMA` columns, one per input
+    Output rows have the :data:`aio_ray.vision.analysis.RECORD_SCHEMA` columns, one per input
     row (order across blocks is Ray Data's). The actor pool is lazy (nothing runs until the
     result is consumed); the Ray Data LLM path runs each retry round when called.
     """

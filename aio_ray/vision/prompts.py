@@ -40,7 +40,7 @@ import json
 from typing import Any
 
 from aio_ray.patterns.vocabulary import CANDLE_PATTERNS, CHART_PATTERNS, TRENDS
-from aio_ray.vision.schema import MAX_LEVELS, MAX_RATIONALE_CHARS, analysis_json_schema
+from aio_ray.vision.analysis import MAX_LEVELS, MAX_RATIONALE_CHARS, analysis_json_schema
 
 __all__ = [
     "MINICPMV_IMAGE_PLACEHOLDER",

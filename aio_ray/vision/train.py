@@ -391,7 +391,7 @@ def train(
                 "pattern": "aio_ray.patterns.detectors.synthetic_pattern, every name, "
                 "noise 0.02..0.12; labels: its name + window_patterns",
                 "trend": "random-walk windows with random drift (25% reversing); rule labels",
-                "bars": "aio_ray.data.synthetic EUR/USD ticks -> 5m (stride 12) and 15m "
+                "bars": "aio_ray.data.synthetic_ticks EUR/USD ticks -> 5m (stride 12) and 15m "
                 "(stride 4) bar windows; rule labels",
             },
             "overlay_sets": [list(s) for s in OVERLAY_SETS],

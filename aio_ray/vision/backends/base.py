@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from aio_ray.errors import AioError
-from aio_ray.vision.schema import AnalysisRecord, ChartAnalysis, _to_ms
+from aio_ray.vision.analysis import AnalysisRecord, ChartAnalysis, _to_ms
 
 __all__ = [
     "AnalysisRequest",

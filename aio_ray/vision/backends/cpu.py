@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from aio_ray.patterns.vocabulary import PATTERNS, TRENDS
+from aio_ray.vision.analysis import MAX_LEVELS, MAX_RATIONALE_CHARS, AnalysisRecord, ChartAnalysis
 from aio_ray.vision.backends.base import (
     AnalysisRequest,
     BackendUnavailableError,
@@ -25,7 +26,6 @@ from aio_ray.vision.backends.base import (
     ok_record,
     request_palette,
 )
-from aio_ray.vision.schema import MAX_LEVELS, MAX_RATIONALE_CHARS, AnalysisRecord, ChartAnalysis
 
 __all__ = ["CpuBackend", "analysis_from_probs"]
 

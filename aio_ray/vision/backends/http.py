@@ -24,6 +24,7 @@ from typing import Any, Self
 
 import httpx
 
+from aio_ray.vision.analysis import AnalysisRecord, ChartAnalysis, analysis_json_schema
 from aio_ray.vision.backends.base import (
     AnalysisRequest,
     failed_record,
@@ -32,7 +33,6 @@ from aio_ray.vision.backends.base import (
 )
 from aio_ray.vision.parse import parse_analysis
 from aio_ray.vision.prompts import chat_messages, png_data_url
-from aio_ray.vision.schema import AnalysisRecord, ChartAnalysis, analysis_json_schema
 
 __all__ = ["HttpBackend", "chat_request_body", "response_format"]
 

@@ -71,6 +71,14 @@ from typing import Any
 
 import numpy as np
 
+from aio_ray.vision.analysis import (
+    RECORD_COLUMNS,
+    AnalysisRecord,
+    ChartAnalysis,
+    analysis_json_schema,
+    records_from_table,
+    records_to_table,
+)
 from aio_ray.vision.backends.base import (
     AnalysisRequest,
     BackendUnavailableError,
@@ -85,14 +93,6 @@ from aio_ray.vision.prompts import (
     chat_template_kwargs,
     minicpmv_prompt,
     png_data_url,
-)
-from aio_ray.vision.schema import (
-    RECORD_COLUMNS,
-    AnalysisRecord,
-    ChartAnalysis,
-    analysis_json_schema,
-    records_from_table,
-    records_to_table,
 )
 
 __all__ = [
