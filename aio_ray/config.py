@@ -169,8 +169,10 @@ class SearchConfig(Frozen):
     )
     seed: int = Field(0, ge=0, description="seed of every sampler (each island derives its own)")
     max_concurrent: int | None = Field(
-        None, ge=1, description="islands (Tune trials) at once; None: the cluster's CPUs. "
-        "Results do not depend on it"
+        None,
+        ge=1,
+        description="islands (Tune trials) at once; None: the cluster's CPUs. "
+        "Results do not depend on it",
     )
     objective: Literal["penalized_sharpe", "sharpe_and_drawdown"] = Field(
         "penalized_sharpe",
@@ -184,20 +186,30 @@ class SearchConfig(Frozen):
         "objective sharpe_and_drawdown",
     )
     population_size: int = Field(
-        512, ge=1, le=100_000, description="candidates per population (one kernel call, one "
-        "Tune report)"
+        512,
+        ge=1,
+        le=100_000,
+        description="candidates per population (one kernel call, one Tune report)",
     )
     centres: int = Field(
-        8, ge=1, le=1_000, description="Optuna proposals per population; each is expanded into "
-        "population_size / centres neighbours"
+        8,
+        ge=1,
+        le=1_000,
+        description="Optuna proposals per population; each is expanded into "
+        "population_size / centres neighbours",
     )
     neighbourhood_radius: float = Field(
-        0.05, gt=0, le=1, description="std of a neighbour's perturbation, fraction of a "
-        "parameter's levels (at least one step)"
+        0.05,
+        gt=0,
+        le=1,
+        description="std of a neighbour's perturbation, fraction of a "
+        "parameter's levels (at least one step)",
     )
     island_size: int = Field(
-        10_000, ge=1, description="most candidates of one island (Tune trial); a stream "
-        "(timeframe x family) with more is split into several islands"
+        10_000,
+        ge=1,
+        description="most candidates of one island (Tune trial); a stream "
+        "(timeframe x family) with more is split into several islands",
     )
     finalists: int = Field(
         8, ge=1, le=1_000, description="best candidates per island kept for the ranking"
@@ -212,13 +224,17 @@ class SearchConfig(Frozen):
     holdout_fraction: float = Field(0.2, ge=0, lt=1, description="final holdout, share of the span")
     warmup_bars: int = Field(100, ge=0, description="bars reserved for indicator warm-up")
     embargo_bars: int | None = Field(
-        None, ge=0, description="bars left out between each in-sample window and the window it "
+        None,
+        ge=0,
+        description="bars left out between each in-sample window and the window it "
         "selects for (out-of-sample window or holdout); None: warmup_bars, the longest "
-        "indicator horizon the spaces use"
+        "indicator horizon the spaces use",
     )
     matrix_candidates: int = Field(
-        20_000, ge=2, description="most candidates per stream whose return series enter PBO "
-        "and the effective-trials clustering (an even, seeded sample of the rest)"
+        20_000,
+        ge=2,
+        description="most candidates per stream whose return series enter PBO "
+        "and the effective-trials clustering (an even, seeded sample of the rest)",
     )
     objective_config: ObjectiveConfig = ObjectiveConfig()
     backtest: BacktestConfig = BacktestConfig()
@@ -274,7 +290,8 @@ class LoggingConfig(Frozen):
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = Field(
-        "text", description="json: one object per line (level, logger, message, time UTC) for log shippers"
+        "text",
+        description="json: one object per line (level, logger, message, time UTC) for log shippers",
     )
 
 
@@ -288,7 +305,8 @@ class ReplayConfig(Frozen):
     top: int = Field(5, ge=1, description="how many of the run's ranking to replay")
     strategy_ids: tuple[str, ...] = Field((), description="replay exactly these ids instead")
     warmup_bars: int | None = Field(
-        None, ge=0,
+        None,
+        ge=0,
         description="leading bars that only warm indicators; None: each strategy's own warm-up "
         "(the first bar where all its indicators are defined)",
     )
@@ -350,7 +368,9 @@ def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> AppConfig:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> AppConfig:
     """Load ``path`` (YAML; None: defaults) and apply ``key.path=value`` overrides (values YAML).
 
     Raises ConfigError naming the file or override and the field that is wrong.

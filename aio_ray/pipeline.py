@@ -24,14 +24,36 @@ def run_ingest(cfg: AppConfig, use_ray: bool = True) -> IngestReport:
     d = cfg.data
     with stage_progress("ingest") as prog:
         if d.source == "synthetic":
-            return ingest_synthetic(d.symbol, d.start, d.end, d.ticks_dir, cfg.synthetic,
-                                    cfg.validation, use_ray=use_ray, progress=prog)
+            return ingest_synthetic(
+                d.symbol,
+                d.start,
+                d.end,
+                d.ticks_dir,
+                cfg.synthetic,
+                cfg.validation,
+                use_ray=use_ray,
+                progress=prog,
+            )
         if d.source == "dukascopy":
-            return ingest_dukascopy(d.symbol, d.start, d.end, d.ticks_dir, mirror=d.mirror,
-                                    dcfg=cfg.dukascopy, vcfg=cfg.validation, use_ray=use_ray,
-                                    progress=prog)
-        return ingest_files(list(d.files), d.symbol, d.ticks_dir, vcfg=cfg.validation,
-                            use_ray=use_ray, progress=prog)
+            return ingest_dukascopy(
+                d.symbol,
+                d.start,
+                d.end,
+                d.ticks_dir,
+                mirror=d.mirror,
+                dcfg=cfg.dukascopy,
+                vcfg=cfg.validation,
+                use_ray=use_ray,
+                progress=prog,
+            )
+        return ingest_files(
+            list(d.files),
+            d.symbol,
+            d.ticks_dir,
+            vcfg=cfg.validation,
+            use_ray=use_ray,
+            progress=prog,
+        )
 
 
 def _bars_fingerprint(cfg: AppConfig) -> dict[str, Any]:
@@ -55,8 +77,12 @@ def run_bars(cfg: AppConfig) -> dict[str, Any]:
     if stamp.exists() and json.loads(stamp.read_text()) == fp:
         log.info("bars: up to date, skipped")
         return {"status": "skipped", "bars_dir": str(cfg.data.bars_dir)}
-    summary = build_bars(cfg.data.ticks_dir, cfg.data.bars_dir, list(cfg.bars.timeframes),
-                         daily_close=cfg.bars.daily_close)
+    summary = build_bars(
+        cfg.data.ticks_dir,
+        cfg.data.bars_dir,
+        list(cfg.bars.timeframes),
+        daily_close=cfg.bars.daily_close,
+    )
     stamp.write_text(json.dumps(fp))
     return summary
 
@@ -96,8 +122,15 @@ def run_optimize(
 
     open_library(url)  # an unreachable library fails now, not after the search
     with stage_progress("search") as prog:
-        return run_search(bars_dir, cfg.search, storage_path=storage, run_id=run_id,
-                          resume=resume, db_url=url, progress=prog)
+        return run_search(
+            bars_dir,
+            cfg.search,
+            storage_path=storage,
+            run_id=run_id,
+            resume=resume,
+            db_url=url,
+            progress=prog,
+        )
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -145,10 +178,18 @@ def run_patterns(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
     tfs = pc.timeframes or cfg.search.timeframes
     with stage_progress("patterns") as prog:
         prog(f"mining {', '.join(tfs)}", 0, 1)
-        result = mine_bars_dir(cfg.data.bars_dir, tfs, symbol=cfg.data.symbol, horizons=pc.horizons,
-                               window=pc.window, use_ray=use_ray)
+        result = mine_bars_dir(
+            cfg.data.bars_dir,
+            tfs,
+            symbol=cfg.data.symbol,
+            horizons=pc.horizons,
+            window=pc.window,
+            use_ray=use_ray,
+        )
         _ensure_sqlite_dir(cfg.library.url)
-        save_mining(open_library(cfg.library.url), result, min_count=pc.min_count, min_abs_t=pc.min_abs_t)
+        save_mining(
+            open_library(cfg.library.url), result, min_count=pc.min_count, min_abs_t=pc.min_abs_t
+        )
         prog(f"mining {', '.join(tfs)}", 1, 1)
     kept = validate_patterns(result.stats, min_count=pc.min_count, min_abs_t=pc.min_abs_t)
     return {
@@ -164,8 +205,10 @@ def run_vision(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
     with the reason, when the configuration has no ``vision:`` section. Returns counts, the
     trend tally and the agreement with the rules and the realized forward move."""
     if cfg.vision is None:
-        return {"status": "skipped",
-                "reason": "no vision backend configured (add e.g. `vision: {model: {backend: cpu}}`)"}
+        return {
+            "status": "skipped",
+            "reason": "no vision backend configured (add e.g. `vision: {model: {backend: cpu}}`)",
+        }
     from collections import Counter
 
     from aio_ray.bars.store import read_bars
@@ -177,19 +220,30 @@ def run_vision(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
     out_dir = cfg.data.workdir / "vision"
     stamp = out_dir / "_done.json"
     bars = read_bars(cfg.data.bars_dir, vc.timeframe, cfg.data.symbol)
-    key = {"vision": config_id(vc), "bars": [bars.height, str(bars["ts"][-1]) if bars.height else None]}
+    key = {
+        "vision": config_id(vc),
+        "bars": [bars.height, str(bars["ts"][-1]) if bars.height else None],
+    }
     if stamp.exists():
         done = json.loads(stamp.read_text())
         if done.get("key") == key:
             return {**done["summary"], "status": "skipped (up to date)"}
     with stage_progress("vision") as prog:
         prog("charting windows", 0, 2)
-        reqs = window_requests(bars, instrument=cfg.data.symbol, timeframe=vc.timeframe,
-                               window=vc.window, stride=vc.stride, windows=vc.windows,
-                               overlays=vc.overlays, size=vc.size)
+        reqs = window_requests(
+            bars,
+            instrument=cfg.data.symbol,
+            timeframe=vc.timeframe,
+            window=vc.window,
+            stride=vc.stride,
+            windows=vc.windows,
+            overlays=vc.overlays,
+            size=vc.size,
+        )
         prog(f"analysing {len(reqs)} windows ({vc.model.backend})", 1, 2)
-        records = analyze_windows(reqs, vc.model, use_ray=use_ray and vc.use_ray,
-                                  log_dir=vc.log_dir or out_dir / "log")
+        records = analyze_windows(
+            reqs, vc.model, use_ray=use_ray and vc.use_ray, log_dir=vc.log_dir or out_dir / "log"
+        )
         prog(f"analysed {len(reqs)} windows", 2, 2)
     ok = [r.analysis for r in records if r.status == "ok" and r.analysis is not None]
     summary = {
@@ -265,18 +319,35 @@ def run_pine(cfg: AppConfig, run_id: str) -> dict[str, Any]:
     entries = []
     for r, slug, _code, verification in rows:
         s = r.strategy
-        status = "not verified: " + why if verification is None else (
-            "verified" if verification["parsed"] and verification["parity_passed"]
-            else f"parity FAILED at bar {verification['first_diff_bar']}"
+        status = (
+            "not verified: " + why
+            if verification is None
+            else (
+                "verified"
+                if verification["parsed"] and verification["parity_passed"]
+                else f"parity FAILED at bar {verification['first_diff_bar']}"
+            )
         )
-        entries.append({"rank": r.rank, "strategy_id": s.id, "file": f"{slug}.pine",
-                        "indicator_file": f"{slug}_indicator.pine", "verification": status})
+        entries.append(
+            {
+                "rank": r.rank,
+                "strategy_id": s.id,
+                "file": f"{slug}.pine",
+                "indicator_file": f"{slug}_indicator.pine",
+                "verification": status,
+            }
+        )
     from aio_ray.library.report import run_verdict
 
     v = run_verdict(lib, run_id)
     _drop_stale_scripts(out_dir, entries)
-    manifest = {"run_id": run_id, "verdict": v["verdict"], "passed": v["passed"],
-                "message": v["message"], "strategies": entries}
+    manifest = {
+        "run_id": run_id,
+        "verdict": v["verdict"],
+        "passed": v["passed"],
+        "message": v["message"],
+        "strategies": entries,
+    }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return {"dir": str(out_dir), "scripts": entries, "message": v["message"]}
 
@@ -293,8 +364,12 @@ def _drop_stale_scripts(out_dir: Path, entries: list[dict[str, Any]]) -> None:
     for e in listed:
         for k in ("file", "indicator_file"):
             name = e.get(k) if isinstance(e, dict) else None
-            if (isinstance(name, str) and name not in keep and name.endswith(".pine")
-                    and Path(name).name == name):
+            if (
+                isinstance(name, str)
+                and name not in keep
+                and name.endswith(".pine")
+                and Path(name).name == name
+            ):
                 (out_dir / name).unlink(missing_ok=True)
 
 
@@ -327,17 +402,23 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
             prog("replay ranked strategies", 0, 1)
             replay = replay_strategies(cfg)
             prog("replay ranked strategies", 1, 1)
-        return {"mode": "backtest", "ticks": _ticks_summary(cfg, ingest), "bars": _bars_summary(cfg, bars),
-                "indicators": indicators, "backtest": replay,
-                "seconds": round(time.perf_counter() - t0, 1)}
+        return {
+            "mode": "backtest",
+            "ticks": _ticks_summary(cfg, ingest),
+            "bars": _bars_summary(cfg, bars),
+            "indicators": indicators,
+            "backtest": replay,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
     patterns = run_patterns(cfg, use_ray=use_ray)
     vision = run_vision(cfg, use_ray=use_ray)
     if vision.get("status") == "skipped":
         log.info("vision: skipped: %s", vision["reason"])
     run_id = default_run_id(cfg.data.bars_dir, cfg.search)
     storage = (cfg.data.workdir / "tune").resolve()
-    outcome = run_optimize(cfg.data.bars_dir, cfg, run_id=run_id,
-                           resume=(storage / run_id).exists(), storage=storage)
+    outcome = run_optimize(
+        cfg.data.bars_dir, cfg, run_id=run_id, resume=(storage / run_id).exists(), storage=storage
+    )
     with stage_progress("pine") as prog:
         prog("export + verify", 0, 1)
         pine = run_pine(cfg, outcome.run_id)
@@ -350,8 +431,19 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
     status = {e["strategy_id"]: e for e in pine["scripts"]}
     for row in top:
         row["pine"] = status.get(row["strategy_id"])
-    verdict = {k: report.get(k) for k in ("verdict", "passed", "candidates", "effective_trials",
-                                          "pbo", "message", "best_rejected", "gates")}
+    verdict = {
+        k: report.get(k)
+        for k in (
+            "verdict",
+            "passed",
+            "candidates",
+            "effective_trials",
+            "pbo",
+            "message",
+            "best_rejected",
+            "gates",
+        )
+    }
     return {
         "mode": "search",
         "ticks": _ticks_summary(cfg, ingest),
@@ -359,10 +451,15 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
         "indicators": indicators,
         "patterns": patterns,
         "vision": vision,
-        "search": {"run_id": outcome.run_id, "trials_ok": outcome.n_ok, "trials_failed": outcome.n_failed,
-                   "seconds": round(outcome.wall_s, 1),
-                   "candidates_per_s": round(outcome.n_done / max(outcome.wall_s, 1e-9), 1),
-                   "complete": outcome.complete, "seeds": outcome.seeds},
+        "search": {
+            "run_id": outcome.run_id,
+            "trials_ok": outcome.n_ok,
+            "trials_failed": outcome.n_failed,
+            "seconds": round(outcome.wall_s, 1),
+            "candidates_per_s": round(outcome.n_done / max(outcome.wall_s, 1e-9), 1),
+            "complete": outcome.complete,
+            "seeds": outcome.seeds,
+        },
         "verdict": verdict,
         "top": top,
         "pine_dir": pine["dir"],
@@ -374,7 +471,9 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
 def _ticks_summary(cfg: AppConfig, ingest: IngestReport) -> dict[str, Any]:
     from aio_ray.data.tick_store import list_partitions
 
-    kept = sum(int(p.meta.get("kept", 0)) for p in list_partitions(cfg.data.ticks_dir, cfg.data.symbol))
+    kept = sum(
+        int(p.meta.get("kept", 0)) for p in list_partitions(cfg.data.ticks_dir, cfg.data.symbol)
+    )
     return {"kept": kept, "this_run": ingest.totals, "problems": ingest.errors}
 
 
@@ -392,8 +491,10 @@ def _patterns_line(p: dict[str, Any]) -> str:
     if "occurrences" not in p:
         return f"patterns: {p.get('status', 'n/a')}"
     kept = p["validated"]
-    return (f"patterns: {p['occurrences']:,} occurrences on {', '.join(p['timeframes'])}; "
-            f"{len(kept)} pass the validator{': ' + ', '.join(kept[:6]) if kept else ''}")
+    return (
+        f"patterns: {p['occurrences']:,} occurrences on {', '.join(p['timeframes'])}; "
+        f"{len(kept)} pass the validator{': ' + ', '.join(kept[:6]) if kept else ''}"
+    )
 
 
 def _vision_line(v: dict[str, Any]) -> str:
@@ -404,10 +505,12 @@ def _vision_line(v: dict[str, Any]) -> str:
     def pct(x: Any) -> str:
         return "n/a" if x is None or math.isnan(x) else f"{x:.0%}"
 
-    return (f"vision ({v['backend']}, {v['model']}): {v['windows']} windows, {v['failed']} failed; "
-            f"trends {v['trends']}; agrees with rule trend {pct(a['trend_vs_rules'])}, "
-            f"direction hit rate {pct(a['direction_hit_rate'])} (rules {pct(a['rules_direction_hit_rate'])}); "
-            f"log {v['log_dir']}")
+    return (
+        f"vision ({v['backend']}, {v['model']}): {v['windows']} windows, {v['failed']} failed; "
+        f"trends {v['trends']}; agrees with rule trend {pct(a['trend_vs_rules'])}, "
+        f"direction hit rate {pct(a['direction_hit_rate'])} (rules {pct(a['rules_direction_hit_rate'])}); "
+        f"log {v['log_dir']}"
+    )
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -419,13 +522,21 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary.get("mode") == "backtest":
         from aio_ray.replay import format_replay
 
-        return "\n".join([f"ticks kept: {summary['ticks']['kept']:,}", f"bars: {summary['bars']}",
-                          format_replay(summary["backtest"]), f"done in {summary['seconds']} s"])
+        return "\n".join(
+            [
+                f"ticks kept: {summary['ticks']['kept']:,}",
+                f"bars: {summary['bars']}",
+                format_replay(summary["backtest"]),
+                f"done in {summary['seconds']} s",
+            ]
+        )
     lines = [
         f"ticks kept: {summary['ticks']['kept']:,}",
         f"bars: {summary['bars']}",
-        (f"search {summary['search']['run_id']}: {summary['search']['trials_ok']:,} candidates ok, "
-        f"{summary['search']['trials_failed']:,} failed in {summary['search']['seconds']} s (seeds {summary['search']['seeds']})"),
+        (
+            f"search {summary['search']['run_id']}: {summary['search']['trials_ok']:,} candidates ok, "
+            f"{summary['search']['trials_failed']:,} failed in {summary['search']['seconds']} s (seeds {summary['search']['seeds']})"
+        ),
         _patterns_line(summary.get("patterns") or {}),
         _vision_line(summary.get("vision") or {}),
     ]
@@ -433,8 +544,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     if verdict.get("message"):
         lines.append(f"verdict: {verdict['message']}")
     none_passed = not summary["top"] and verdict.get("verdict") != "passed"
-    lines.append(f"top {len(summary['top'])} (library {summary['library']}):"
-                 + (" no strategy passed every gate; no Pine exported" if none_passed else ""))
+    lines.append(
+        f"top {len(summary['top'])} (library {summary['library']}):"
+        + (" no strategy passed every gate; no Pine exported" if none_passed else "")
+    )
     for r in summary["top"]:
         c, h = r["criteria"], r["holdout"] or {}
         hs = h.get("sharpe")
@@ -446,7 +559,9 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"holdout sharpe {'n/a' if hs is None else f'{hs:.2f}'}  id {r['strategy_id']}"
         )
         if r.get("pine"):
-            lines.append(f"      pine: {summary['pine_dir']}/{r['pine']['file']} ({r['pine']['verification']})")
+            lines.append(
+                f"      pine: {summary['pine_dir']}/{r['pine']['file']} ({r['pine']['verification']})"
+            )
     rejected = rejected_lines(verdict) if none_passed else []
     if rejected:
         lines.append("best rejected (not significant, not exported):")

@@ -31,8 +31,12 @@ class StageProgress:
             )
 
             self._bar = Progress(
-                TextColumn(f"[bold]{stage}[/bold]"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("{task.description}"), transient=False,
+                TextColumn(f"[bold]{stage}[/bold]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.description}"),
+                transient=False,
                 console=None,
             )
             self._bar.start()

@@ -38,8 +38,13 @@ def ensure_ray(cfg: RayConfig | None = None) -> None:
     else:
         # "local" starts a new head even if another Ray runs on this machine (join one with
         # ray.address or RAY_ADDRESS instead of by accident)
-        ray.init(address="local", num_cpus=cfg.num_cpus, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        ray.init(
+            address="local",
+            num_cpus=cfg.num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
     log.info("ray: %s", ray.cluster_resources())
 
 

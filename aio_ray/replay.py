@@ -26,7 +26,10 @@ class ReplayError(AioError):
 
 
 def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in metrics.items()
+    }
 
 
 def replay_strategies(cfg: Any) -> dict[str, Any]:
@@ -61,7 +64,9 @@ def replay_strategies(cfg: Any) -> dict[str, Any]:
         ranked = lib.top(run_id=rc.run_id, n=rc.top)
         if not ranked:
             which = f"run {rc.run_id!r}" if rc.run_id else "any run"
-            raise ReplayError(f"no ranking of {which} in the library {lib.safe_url}: run a search first")
+            raise ReplayError(
+                f"no ranking of {which} in the library {lib.safe_url}: run a search first"
+            )
         chosen = [(r.strategy, r.criteria, r.rank) for r in ranked]
 
     bars_cache: dict[str, MarketBars] = {}
@@ -73,8 +78,11 @@ def replay_strategies(cfg: Any) -> dict[str, Any]:
             )
         mb = bars_cache[s.timeframe]
         try:
-            start = rc.warmup_bars if rc.warmup_bars is not None else get_family(s.family).warmup_bars(
-                mb.signal, s.params)
+            start = (
+                rc.warmup_bars
+                if rc.warmup_bars is not None
+                else get_family(s.family).warmup_bars(mb.signal, s.params)
+            )
         except AioError as exc:
             raise ReplayError(f"{s.id} ({s.family}, {s.timeframe}): {exc}") from exc
         if len(mb) - start < 2:
@@ -83,17 +91,28 @@ def replay_strategies(cfg: Any) -> dict[str, Any]:
                 f"{start} + 2; configure a longer period or fewer warmup_bars"
             )
         res = evaluate_window(mb, s.family, s.params, start, len(mb), cfg.search.backtest)
-        rows.append({
-            "rank": rank, "strategy_id": s.id, "family": s.family, "timeframe": s.timeframe,
-            "params": s.params, "window": [int(mb.ts[start]), int(mb.ts[-1])],
-            "bars": len(mb) - start, "trades": res.trades.height,
-            "metrics": _finite(dict(res.metrics)),
-            "ranked_criteria": criteria,
-        })
+        rows.append(
+            {
+                "rank": rank,
+                "strategy_id": s.id,
+                "family": s.family,
+                "timeframe": s.timeframe,
+                "params": s.params,
+                "window": [int(mb.ts[start]), int(mb.ts[-1])],
+                "bars": len(mb) - start,
+                "trades": res.trades.height,
+                "metrics": _finite(dict(res.metrics)),
+                "ranked_criteria": criteria,
+            }
+        )
     out = Path(cfg.data.workdir) / "backtest"
     out.mkdir(parents=True, exist_ok=True)
-    report = {"library": lib.safe_url, "run_id": rc.run_id, "bars_dir": str(cfg.data.bars_dir),
-              "strategies": rows}
+    report = {
+        "library": lib.safe_url,
+        "run_id": rc.run_id,
+        "bars_dir": str(cfg.data.bars_dir),
+        "strategies": rows,
+    }
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
     report["report"] = str(out / "report.json")
     return report
@@ -101,8 +120,12 @@ def replay_strategies(cfg: Any) -> dict[str, Any]:
 
 def format_replay(report: dict[str, Any]) -> str:
     """Terminal rendering of :func:`replay_strategies`' report."""
-    lines = [(f"backtest mode: {len(report['strategies'])} strategies from {report['library']} "
-             f"on {report['bars_dir']}")]
+    lines = [
+        (
+            f"backtest mode: {len(report['strategies'])} strategies from {report['library']} "
+            f"on {report['bars_dir']}"
+        )
+    ]
     for r in report["strategies"]:
         m = r["metrics"]
         was = (r.get("ranked_criteria") or {}).get("sharpe")

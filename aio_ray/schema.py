@@ -30,7 +30,11 @@ _OHLC = ("open", "high", "low", "close")
 
 BAR_SCHEMA = pa.schema(
     [pa.field("ts", TS_TYPE, nullable=False)]
-    + [pa.field(f"{side}_{p}", pa.float64(), nullable=False) for side in _PRICE_SIDES for p in _OHLC]
+    + [
+        pa.field(f"{side}_{p}", pa.float64(), nullable=False)
+        for side in _PRICE_SIDES
+        for p in _OHLC
+    ]
     + [
         pa.field("spread_mean", pa.float64(), nullable=False),
         pa.field("spread_max", pa.float64(), nullable=False),

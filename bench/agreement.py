@@ -47,14 +47,23 @@ def _bars(quick: bool) -> Any:
 
         tmp = Path(tempfile.mkdtemp(prefix="aio-agree-"))
         end = dt.date(2025, 7, 15 if quick else 31)
-        ingest_synthetic("EURUSD", dt.date(2025, 7, 1), end, tmp / "ticks", SyntheticConfig(),
-                         ValidationConfig(), use_ray=False)
+        ingest_synthetic(
+            "EURUSD",
+            dt.date(2025, 7, 1),
+            end,
+            tmp / "ticks",
+            SyntheticConfig(),
+            ValidationConfig(),
+            use_ray=False,
+        )
         build_bars(tmp / "ticks", tmp / "bars", ["1m", "1h"])
         return read_bars(tmp / "bars", "1h"), "synthetic"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--per-pattern", type=int, default=20, help="synthetic charts per pattern")
     ap.add_argument("--windows", type=int, default=200, help="real windows analysed")
@@ -72,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     from aio_ray.vision.backends import VisionSettings, make_backend
 
     bars, source = _bars(args.quick)
-    reqs = window_requests(bars, instrument="EURUSD", timeframe="1h", window=64, stride=8, windows=nwin)
+    reqs = window_requests(
+        bars, instrument="EURUSD", timeframe="1h", window=64, stride=8, windows=nwin
+    )
     pairs = synthetic_requests(PATTERNS, per_pattern=per, seed=1000)
     truths = [t for t, _ in pairs]
 
@@ -83,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import vllm  # noqa: F401
     except ImportError:
-        unavailable["vllm"] = "vllm not installed here (no GPU, no weights): see README, Vision on a GPU cluster"
+        unavailable["vllm"] = (
+            "vllm not installed here (no GPU, no weights): see README, Vision on a GPU cluster"
+        )
     if not args.http_url:
         unavailable["http"] = "no --http-url given"
 
@@ -94,22 +107,49 @@ def main(argv: list[str] | None = None) -> int:
         real = backend.analyze(reqs)
         t_real = time.perf_counter() - t0
         syn = backend.analyze([r for _, r in pairs])
-        rows[name] = {"model": backend.model_id, "real": agreement_on_bars(real, bars),
-                      "synthetic_recall": synthetic_recall(truths, syn),
-                      "images_per_s": round(len(reqs) / t_real, 1)}
+        rows[name] = {
+            "model": backend.model_id,
+            "real": agreement_on_bars(real, bars),
+            "synthetic_recall": synthetic_recall(truths, syn),
+            "images_per_s": round(len(reqs) / t_real, 1),
+        }
 
     # rules on the synthetic set: the detectors' own recall (their ceiling)
     def rule_record(req: Any) -> AnalysisRecord:
         o, h, lo, c = req.ohlc.T
-        a = ChartAnalysis(trend="sideways", patterns=window_patterns(o, h, lo, c), levels=[],
-                          confidence=1.0, rationale="rule detectors")
-        return AnalysisRecord(instrument=req.instrument, timeframe=req.timeframe,
-                              window_start=req.window_start, window_end=req.window_end, model="rules",
-                              backend="rules", latency_ms=0.0, status="ok", analysis=a, attempts=1)
+        a = ChartAnalysis(
+            trend="sideways",
+            patterns=window_patterns(o, h, lo, c),
+            levels=[],
+            confidence=1.0,
+            rationale="rule detectors",
+        )
+        return AnalysisRecord(
+            instrument=req.instrument,
+            timeframe=req.timeframe,
+            window_start=req.window_start,
+            window_end=req.window_end,
+            model="rules",
+            backend="rules",
+            latency_ms=0.0,
+            status="ok",
+            analysis=a,
+            attempts=1,
+        )
 
-    rows["rules"] = {"synthetic_recall": synthetic_recall(truths, [rule_record(r) for _, r in pairs])}
-    up = [rule_record(r).model_copy(update={"analysis": ChartAnalysis(
-        trend="up", patterns=[], levels=[], confidence=1.0, rationale="always up")}) for r in reqs]
+    rows["rules"] = {
+        "synthetic_recall": synthetic_recall(truths, [rule_record(r) for _, r in pairs])
+    }
+    up = [
+        rule_record(r).model_copy(
+            update={
+                "analysis": ChartAnalysis(
+                    trend="up", patterns=[], levels=[], confidence=1.0, rationale="always up"
+                )
+            }
+        )
+        for r in reqs
+    ]
     rows["always_up"] = {"real": agreement_on_bars(up, bars)}
 
     def clean(x: Any) -> Any:
@@ -119,11 +159,23 @@ def main(argv: list[str] | None = None) -> int:
             return {k: clean(v) for k, v in x.items()}
         return x
 
-    print(json.dumps(clean({
-        "bench": "agreement", "bars": source, "real_windows": len(reqs), "synthetic_charts": len(pairs),
-        "rows": rows, "unavailable": unavailable,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    })))
+    print(
+        json.dumps(
+            clean(
+                {
+                    "bench": "agreement",
+                    "bars": source,
+                    "real_windows": len(reqs),
+                    "synthetic_charts": len(pairs),
+                    "rows": rows,
+                    "unavailable": unavailable,
+                    "peak_rss_mb": round(
+                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+                    ),
+                }
+            )
+        )
+    )
     return 0
 
 

@@ -110,8 +110,12 @@ def _verify5(n_bars: int) -> dict[str, object]:
     cold_s, cold_rss, cold_rc = timed([aio + ["verify-pine", *files, *common]])
     batch_s, batch_rss, batch_rc = timed([aio + ["verify-pine", *files, *common]])
     per_s, per_rss, per_rc = timed([aio + ["verify-pine", f, *common] for f in files])
-    log.info("verify 5 scripts: batch %.1f s (%.1f s learning the parser), per-script %.1f s",
-             batch_s, cold_s, per_s)
+    log.info(
+        "verify 5 scripts: batch %.1f s (%.1f s learning the parser), per-script %.1f s",
+        batch_s,
+        cold_s,
+        per_s,
+    )
     return {
         "scripts": len(files),
         "bars_15m": n_bars,

@@ -101,9 +101,13 @@ def _verify_rejected(cfg: Any, report: dict[str, Any], n: int) -> dict[str, Any]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--ticks", type=int, default=14_400_000, help="about this many ticks (default 14.4M)")
+    ap.add_argument(
+        "--ticks", type=int, default=14_400_000, help="about this many ticks (default 14.4M)"
+    )
     ap.add_argument("--config", default=str(REPO / "configs" / "demo.yaml"))
-    ap.add_argument("--keep", action="store_true", help="keep the work folder (its path goes to stderr)")
+    ap.add_argument(
+        "--keep", action="store_true", help="keep the work folder (its path goes to stderr)"
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
@@ -117,18 +121,27 @@ def main() -> None:
     cached_kernels = sum(1 for _ in (REPO / "aio_ray").rglob("*.nbi"))
     work = Path(tempfile.mkdtemp(prefix="aio-bench-pipeline-"))
     start, end = date_range(dt.date(2025, 2, 3), args.ticks)
-    cfg = load_config(args.config, [
-        f"data.workdir={work}", f"data.start={start.isoformat()}", f"data.end={end.isoformat()}",
-        f"library.url=sqlite:///{work}/library.db", "ray.num_cpus=null",
-    ])
+    cfg = load_config(
+        args.config,
+        [
+            f"data.workdir={work}",
+            f"data.start={start.isoformat()}",
+            f"data.end={end.isoformat()}",
+            f"library.url=sqlite:///{work}/library.db",
+            "ray.num_cpus=null",
+        ],
+    )
     stages: dict[str, dict[str, Any]] = {}
 
     def stage(name: str, fn: Any, *a: Any, **k: Any) -> Any:
         t0 = time.perf_counter()
         with PeakMemory() as mem:
             out = fn(*a, **k)
-        stages[name] = {"seconds": round(time.perf_counter() - t0, 2),
-                        "peak_rss_mb": round(mem.peak_rss_mb), "peak_pss_mb": round(mem.peak_pss_mb)}
+        stages[name] = {
+            "seconds": round(time.perf_counter() - t0, 2),
+            "peak_rss_mb": round(mem.peak_rss_mb),
+            "peak_pss_mb": round(mem.peak_pss_mb),
+        }
         print(f"{name}: {stages[name]}", file=sys.stderr, flush=True)
         return out
 
@@ -138,11 +151,19 @@ def main() -> None:
     bars = stage("bars", pipeline.run_bars, cfg)
     stage("indicators", pipeline.run_indicators, cfg)
     run_id = pipeline.default_run_id(cfg.data.bars_dir, cfg.search)
-    outcome = stage("search", pipeline.run_optimize, cfg.data.bars_dir, cfg, run_id=run_id,
-                    storage=work / "tune")
+    outcome = stage(
+        "search",
+        pipeline.run_optimize,
+        cfg.data.bars_dir,
+        cfg,
+        run_id=run_id,
+        storage=work / "tune",
+    )
     pine = stage("pine", pipeline.run_pine, cfg, outcome.run_id)
     total = time.perf_counter() - t_all
-    report = ranked_verdict(open_library(cfg.library.url), run_id=outcome.run_id, top=cfg.search.top)
+    report = ranked_verdict(
+        open_library(cfg.library.url), run_id=outcome.run_id, top=cfg.search.top
+    )
     exported = len(pine.get("scripts", []))
     extra: dict[str, Any] = {}
     if exported < cfg.search.top:
@@ -168,7 +189,9 @@ def main() -> None:
         "pine_scripts": len(scripts),
         "pine_verified": sum(1 for s in scripts if s.get("verification") == "verified"),
         "pine_best_rejected": extra,
-        "total_with_five_scripts_s": round(total + stages.get("pine_best_rejected", {}).get("seconds", 0.0), 1),
+        "total_with_five_scripts_s": round(
+            total + stages.get("pine_best_rejected", {}).get("seconds", 0.0), 1
+        ),
         "numba_cache_entries_before": cached_kernels,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),

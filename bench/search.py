@@ -65,16 +65,26 @@ def bar_frame(n: int, seed: int, bar_ms: int) -> pl.DataFrame:
 def four_hour(h1: pl.DataFrame) -> pl.DataFrame:
     aggs = []
     for side in ("bid", "ask", "mid"):
-        aggs += [pl.col(f"{side}_open").first(), pl.col(f"{side}_high").max(),
-                 pl.col(f"{side}_low").min(), pl.col(f"{side}_close").last()]
+        aggs += [
+            pl.col(f"{side}_open").first(),
+            pl.col(f"{side}_high").max(),
+            pl.col(f"{side}_low").min(),
+            pl.col(f"{side}_close").last(),
+        ]
     return h1.group_by_dynamic("ts", every="4h").agg(aggs)
 
 
 def _ray(workers: int) -> None:
     import ray
 
-    ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
-             configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    ray.init(
+        address="local",
+        num_cpus=workers,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
+    )
 
 
 def population(frames: dict[str, pl.DataFrame], cfg: SearchConfig, workers: int) -> dict[str, Any]:
@@ -88,17 +98,23 @@ def population(frames: dict[str, pl.DataFrame], cfg: SearchConfig, workers: int)
         with tempfile.TemporaryDirectory(prefix="aio-bench-search-") as tmp, PeakMemory() as mem:
             url = f"sqlite:///{tmp}/library.db"
             t0 = time.perf_counter()
-            out = search_frames(frames, cfg, storage_path=tmp, run_id=f"bench-{workers}",
-                                db_url=url)
+            out = search_frames(
+                frames, cfg, storage_path=tmp, run_id=f"bench-{workers}", db_url=url
+            )
             wall = time.perf_counter() - t0
             stored = sum(candidate_counts(Library(url), out.run_id).values())
     finally:
         ray.shutdown()
     log.info("population, %d worker(s): %d candidates in %.1f s", workers, out.n_done, wall)
-    return {"wall_s": wall, "candidates": out.n_done, "stored": stored, "peak_rss_mb": mem.peak_rss_mb,
-            "peak_pss_mb": mem.peak_pss_mb,
-            "compute_s": sum(i.compute_s for i in out.islands),
-            "sample_s": sum(i.sample_s for i in out.islands)}
+    return {
+        "wall_s": wall,
+        "candidates": out.n_done,
+        "stored": stored,
+        "peak_rss_mb": mem.peak_rss_mb,
+        "peak_pss_mb": mem.peak_pss_mb,
+        "compute_s": sum(i.compute_s for i in out.islands),
+        "sample_s": sum(i.sample_s for i in out.islands),
+    }
 
 
 def per_trial_tune(frames: dict[str, pl.DataFrame], cfg: SearchConfig, n: int) -> float:
@@ -115,12 +131,17 @@ def per_trial_tune(frames: dict[str, pl.DataFrame], cfg: SearchConfig, n: int) -
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     try:
         with tempfile.TemporaryDirectory(prefix="aio-bench-trial-") as tmp:
-            searcher = OptunaSearch(space=space, metric="objective", mode="max",
-                                    sampler=optuna.samplers.TPESampler(seed=cfg.seed))
+            searcher = OptunaSearch(
+                space=space,
+                metric="objective",
+                mode="max",
+                sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+            )
             tuner = tune.Tuner(
                 tune.with_parameters(_per_trial, bars=wf, cfg=cfg),
-                tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n,
-                                            max_concurrent_trials=1),
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher, num_samples=n, max_concurrent_trials=1
+                ),
                 run_config=tune.RunConfig(storage_path=tmp, verbose=0),
             )
             t0 = time.perf_counter()
@@ -150,9 +171,12 @@ def _per_trial(config: dict[str, Any], bars: Any, cfg: SearchConfig) -> None:
 
     params = {k.split(".", 1)[1]: v for k, v in config.items() if "." in k}
     fam, tf = config["family"], config["timeframe"]
-    folds, _ = make_folds(len(bars[tf]), cfg.n_folds, holdout_fraction=0.0,
-                          warmup_bars=cfg.warmup_bars)
-    tune.report({"objective": evaluate_candidate(bars, fam, params, tf, folds, cfg.backtest).objective})
+    folds, _ = make_folds(
+        len(bars[tf]), cfg.n_folds, holdout_fraction=0.0, warmup_bars=cfg.warmup_bars
+    )
+    tune.report(
+        {"objective": evaluate_candidate(bars, fam, params, tf, folds, cfg.backtest).objective}
+    )
 
 
 class _Prefixed:
@@ -177,8 +201,10 @@ def optuna_inprocess(frames: dict[str, pl.DataFrame], cfg: SearchConfig, n: int)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     wf, _, _, _ = split_holdout(frames, cfg.holdout_fraction)
-    folds = {tf: make_folds(len(b), cfg.n_folds, holdout_fraction=0.0,
-                            warmup_bars=cfg.warmup_bars)[0] for tf, b in wf.items()}
+    folds = {
+        tf: make_folds(len(b), cfg.n_folds, holdout_fraction=0.0, warmup_bars=cfg.warmup_bars)[0]
+        for tf, b in wf.items()
+    }
     fams = list(cfg.family_names())
 
     def objective(trial: optuna.Trial) -> float:
@@ -187,8 +213,9 @@ def optuna_inprocess(frames: dict[str, pl.DataFrame], cfg: SearchConfig, n: int)
         p = sample_optuna(_Prefixed(trial, fam + "."), fam, None)
         return float(evaluate_candidate(wf, fam, p, tf, folds[tf], cfg.backtest).objective)
 
-    study = optuna.create_study(direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=cfg.seed))
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed)
+    )
     study.optimize(objective, n_trials=3)  # numba cache load, not timed
     t0 = time.perf_counter()
     study.optimize(objective, n_trials=n)
@@ -198,7 +225,9 @@ def optuna_inprocess(frames: dict[str, pl.DataFrame], cfg: SearchConfig, n: int)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--candidates", type=int, default=50_000)
-    ap.add_argument("--sweep", type=int, default=200_000, help="candidates of the 15m sweep (0: none)")
+    ap.add_argument(
+        "--sweep", type=int, default=200_000, help="candidates of the 15m sweep (0: none)"
+    )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="10,000 candidates, no sweep")
     args = ap.parse_args()
@@ -207,8 +236,15 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     h1 = bar_frame(6000, args.seed, 3_600_000)
     frames = {"1h": h1, "4h": four_hour(h1)}
-    cfg = SearchConfig(timeframes=("1h", "4h"), n_trials=args.candidates, seed=args.seed,
-                       n_folds=4, warmup_bars=60, population_size=1024, centres=8)
+    cfg = SearchConfig(
+        timeframes=("1h", "4h"),
+        n_trials=args.candidates,
+        seed=args.seed,
+        n_folds=4,
+        warmup_bars=60,
+        population_size=1024,
+        centres=8,
+    )
     with contextlib.redirect_stdout(sys.stderr):
         one = population(frames, cfg, 1)
         two = population(frames, cfg, 2)
@@ -217,9 +253,16 @@ def main() -> None:
         sweep = None
         if args.sweep:
             m15 = {"15m": bar_frame(31 * 96, args.seed + 1, 900_000)}
-            scfg = SearchConfig(timeframes=("15m",), n_trials=args.sweep, seed=args.seed,
-                                n_folds=3, warmup_bars=60, sampler="random",
-                                population_size=2048, island_size=25_000)
+            scfg = SearchConfig(
+                timeframes=("15m",),
+                n_trials=args.sweep,
+                seed=args.seed,
+                n_folds=3,
+                warmup_bars=60,
+                sampler="random",
+                population_size=2048,
+                island_size=25_000,
+            )
             sweep = population(m15, scfg, 2)
     c1, c2 = one["candidates"] / one["wall_s"], two["candidates"] / two["wall_s"]
     result: dict[str, Any] = {
@@ -245,10 +288,14 @@ def main() -> None:
     }
     if sweep is not None:
         result["sweep_15m"] = {
-            "candidates": args.sweep, "bars": 31 * 96, "sampler": "random", "workers": 2,
+            "candidates": args.sweep,
+            "bars": 31 * 96,
+            "sampler": "random",
+            "workers": 2,
             "wall_s": round(sweep["wall_s"], 1),
             "candidates_per_s": round(sweep["candidates"] / sweep["wall_s"], 1),
-            "peak_rss_mb": round(sweep["peak_rss_mb"]), "peak_pss_mb": round(sweep["peak_pss_mb"]),
+            "peak_rss_mb": round(sweep["peak_rss_mb"]),
+            "peak_pss_mb": round(sweep["peak_pss_mb"]),
             "stored_rows": sweep["stored"],
         }
     print(json.dumps(result))

@@ -100,8 +100,14 @@ WARMUP_S = 1.0
 """Seconds of load at the target rate before measuring (connections opened, caches warm)."""
 
 
-async def open_loop(url: str, rate: float, duration: float, post_url: str | None = None,
-                    post_body: bytes | None = None, post_rate: float = 0.0) -> dict[str, Any]:
+async def open_loop(
+    url: str,
+    rate: float,
+    duration: float,
+    post_url: str | None = None,
+    post_body: bytes | None = None,
+    post_rate: float = 0.0,
+) -> dict[str, Any]:
     """``rate`` requests/s for ``duration`` s, each sent at its scheduled time, after
     :data:`WARMUP_S` s at the same rate whose requests are not counted. With ``post_url``,
     ``post_rate`` POSTs/s of ``post_body`` (JSON) go on at the same time, timed apart."""
@@ -152,8 +158,9 @@ async def open_loop(url: str, rate: float, duration: float, post_url: str | None
             await asyncio.sleep(max(0.0, due - loop.time()))
             start = loop.time()
             try:
-                async with session.post(post_url, data=post_body,
-                                        headers={"Content-Type": "application/json"}) as r:
+                async with session.post(
+                    post_url, data=post_body, headers={"Content-Type": "application/json"}
+                ) as r:
                     await r.read()
                     code = r.status
             except aiohttp.ClientError:
@@ -167,8 +174,11 @@ async def open_loop(url: str, rate: float, duration: float, post_url: str | None
         wall = loop.time() - t0 - WARMUP_S
     extra: dict[str, Any] = {}
     if n_post:
-        extra = {"post_p50_ms": pct(post_lat, 50), "post_p99_ms": pct(post_lat, 99),
-                 "post_status": {str(k): v for k, v in sorted(post_codes.items())}}
+        extra = {
+            "post_p50_ms": pct(post_lat, 50),
+            "post_p99_ms": pct(post_lat, 99),
+            "post_status": {str(k): v for k, v in sorted(post_codes.items())},
+        }
     return {
         **extra,
         "rps": round(len(lat) / wall, 1),
@@ -239,13 +249,22 @@ def analyze_body(config: Path, n: int = 64) -> dict[str, Any]:
 
     cfg = load_config(config)
     df = read_bars(cfg.data.bars_dir, "1h", cfg.data.symbol).tail(n)
-    bars = [{"ts": int(r["ts"].timestamp() * 1000), "open": r["mid_open"], "high": r["mid_high"],
-             "low": r["mid_low"], "close": r["mid_close"]} for r in df.iter_rows(named=True)]
+    bars = [
+        {
+            "ts": int(r["ts"].timestamp() * 1000),
+            "open": r["mid_open"],
+            "high": r["mid_high"],
+            "low": r["mid_low"],
+            "close": r["mid_close"],
+        }
+        for r in df.iter_rows(named=True)
+    ]
     return {"instrument": cfg.data.symbol, "timeframe": "1h", "bars": bars}
 
 
-def measure_mixed(base: str, rate: float, duration: float, body_file: Path,
-                  post_rate: float) -> dict[str, Any]:
+def measure_mixed(
+    base: str, rate: float, duration: float, body_file: Path, post_rate: float
+) -> dict[str, Any]:
     """GET /rankings at ``rate``/s while ``post_rate``/s of POST /analyze go on, after three
     analyses one by one (the first builds the model in the replica: reported apart)."""
     import httpx
@@ -253,8 +272,12 @@ def measure_mixed(base: str, rate: float, duration: float, body_file: Path,
     warm = []
     for _ in range(3):
         t0 = time.perf_counter()
-        r = httpx.post(base + "/analyze", content=body_file.read_bytes(), timeout=120,
-                       headers={"Content-Type": "application/json"})
+        r = httpx.post(
+            base + "/analyze",
+            content=body_file.read_bytes(),
+            timeout=120,
+            headers={"Content-Type": "application/json"},
+        )
         r.raise_for_status()
         warm.append(round((time.perf_counter() - t0) * 1000, 1))
     res = load(base + "/rankings", "open", rate, duration,
@@ -301,13 +324,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     ap.add_argument("--quick", action="store_true", help="rate 300/s for 1.5 s (smoke run)")
     ap.add_argument("--no-peer", action="store_true", help="skip the uvicorn peer")
-    ap.add_argument("--access-log", action="store_true", help="Serve with its per-request access log")
-    ap.add_argument("--classic-proxy", action="store_true",
-                    help="Serve's Python proxy instead of the HAProxy ingress (the default here)")
+    ap.add_argument(
+        "--access-log", action="store_true", help="Serve with its per-request access log"
+    )
+    ap.add_argument(
+        "--classic-proxy",
+        action="store_true",
+        help="Serve's Python proxy instead of the HAProxy ingress (the default here)",
+    )
     ap.add_argument("--refresh-s", type=float, default=None, help="app's library check period, s")
     ap.add_argument("--replicas", type=int, default=1, help="Serve replicas")
-    ap.add_argument("--analyze-rate", type=float, default=5.0,
-                    help="POST /analyze per second in the mixed run (0: no mixed run)")
+    ap.add_argument(
+        "--analyze-rate",
+        type=float,
+        default=5.0,
+        help="POST /analyze per second in the mixed run (0: no mixed run)",
+    )
     ap.add_argument("--loadgen", help=argparse.SUPPRESS)  # internal: be the load generator
     ap.add_argument("--post-url", help=argparse.SUPPRESS)
     ap.add_argument("--post-body", type=Path, help=argparse.SUPPRESS)
@@ -321,8 +353,20 @@ def main(argv: list[str] | None = None) -> int:
         gc.freeze()  # the generator's own collections must not show up as server latency
         if args.loadgen_mode == "open":
             body = args.post_body.read_bytes() if args.post_body else None
-            print(json.dumps(asyncio.run(open_loop(args.loadgen, args.rate, args.duration,
-                                                   args.post_url, body, args.post_rate))))
+            print(
+                json.dumps(
+                    asyncio.run(
+                        open_loop(
+                            args.loadgen,
+                            args.rate,
+                            args.duration,
+                            args.post_url,
+                            body,
+                            args.post_rate,
+                        )
+                    )
+                )
+            )
         else:
             print(json.dumps(asyncio.run(closed_loop(args.loadgen, args.duration))))
         return 0
@@ -401,8 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         and out["rankings_rps"] >= 0.95 * args.rate and out["pine_rps"] >= 0.95 * args.rate
     )  # fmt: skip
     if "mixed_rankings_p99_ms" in out:
-        out["mixed_goal_met"] = bool(out["mixed_rankings_p99_ms"] < 20
-                                     and out["mixed_rankings_rps"] >= 0.95 * args.rate)
+        out["mixed_goal_met"] = bool(
+            out["mixed_rankings_p99_ms"] < 20 and out["mixed_rankings_rps"] >= 0.95 * args.rate
+        )
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     tmp.cleanup()
     print(json.dumps(out))

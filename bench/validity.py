@@ -63,8 +63,9 @@ def _peer_winner(lib: Any, run_id: str, min_trades: int) -> bool:
     from aio_ray.library.candidates import iter_candidates
 
     best = None
-    for batch in iter_candidates(lib, run_id, columns=["objective", "oos_sharpe", "oos_trades"],
-                                 status="ok"):
+    for batch in iter_candidates(
+        lib, run_id, columns=["objective", "oos_sharpe", "oos_trades"], status="ok"
+    ):
         for r in batch:
             if r["objective"] is None or (r["oos_trades"] or 0) < min_trades:
                 continue
@@ -73,8 +74,9 @@ def _peer_winner(lib: Any, run_id: str, min_trades: int) -> bool:
     return best is not None and (best["oos_sharpe"] or 0.0) > 0.0
 
 
-def one_run(kind: str, strength: float, half_life: float, seed: int, months: int,
-            n_trials: int, root: Path) -> dict[str, Any]:
+def one_run(
+    kind: str, strength: float, half_life: float, seed: int, months: int, n_trials: int, root: Path
+) -> dict[str, Any]:
     from aio_ray.library import Library
     from aio_ray.pipeline import run_bars, run_ingest, run_optimize
 
@@ -82,16 +84,24 @@ def one_run(kind: str, strength: float, half_life: float, seed: int, months: int
     end = start + dt.timedelta(days=round(30.44 * months))
     work = root / f"{kind}-{seed}"
     base = load_config(REPO / "configs" / "demo.yaml")
-    cfg = base.model_copy(update={
-        "data": base.data.model_copy(update={"start": start, "end": end, "workdir": work}),
-        "synthetic": base.synthetic.model_copy(update={
-            "seed": seed, "edge": kind, "edge_strength": strength if kind != "none" else 0.0,
-            "edge_half_life_min": half_life}),
-        "bars": base.bars.model_copy(update={"timeframes": ("15m", "1h")}),
-        "search": base.search.model_copy(update={"n_trials": n_trials, "seed": seed,
-                                                 "timeframes": ("15m", "1h")}),
-        "library": base.library.model_copy(update={"url": f"sqlite:///{work / 'lib.db'}"}),
-    })
+    cfg = base.model_copy(
+        update={
+            "data": base.data.model_copy(update={"start": start, "end": end, "workdir": work}),
+            "synthetic": base.synthetic.model_copy(
+                update={
+                    "seed": seed,
+                    "edge": kind,
+                    "edge_strength": strength if kind != "none" else 0.0,
+                    "edge_half_life_min": half_life,
+                }
+            ),
+            "bars": base.bars.model_copy(update={"timeframes": ("15m", "1h")}),
+            "search": base.search.model_copy(
+                update={"n_trials": n_trials, "seed": seed, "timeframes": ("15m", "1h")}
+            ),
+            "library": base.library.model_copy(update={"url": f"sqlite:///{work / 'lib.db'}"}),
+        }
+    )
     t0 = time.perf_counter()
     run_ingest(cfg, use_ray=False)
     run_bars(cfg)
@@ -100,11 +110,18 @@ def one_run(kind: str, strength: float, half_life: float, seed: int, months: int
     lib = Library(cfg.library.url)
     fams = [s["family"] for s in v.get("strategies", [])]
     return {
-        "kind": kind, "strength": strength, "seed": seed, "months": months,
-        "verdict": v.get("verdict"), "passed": v.get("passed"), "families": fams,
+        "kind": kind,
+        "strength": strength,
+        "seed": seed,
+        "months": months,
+        "verdict": v.get("verdict"),
+        "passed": v.get("passed"),
+        "families": fams,
         "matching": bool(fams) and kind in MATCHING and fams[0] in MATCHING[kind],
-        "candidates": v.get("candidates"), "effective_trials": v.get("effective_trials"),
-        "pbo": v.get("pbo"), "message": v.get("message"),
+        "candidates": v.get("candidates"),
+        "effective_trials": v.get("effective_trials"),
+        "pbo": v.get("pbo"),
+        "message": v.get("message"),
         "peer_reports_winner": _peer_winner(lib, out.run_id, cfg.search.ranking.min_trades),
         "wall_s": round(time.perf_counter() - t0, 1),
     }
@@ -115,11 +132,16 @@ def main() -> None:
     ap.add_argument("--null", type=int, default=20, help="null (martingale) runs")
     ap.add_argument("--planted", type=int, default=10, help="runs with a planted edge")
     ap.add_argument("--edge", default="mean_reversion", choices=sorted(MATCHING))
-    ap.add_argument("--strength", type=float, default=None,
-                    help="edge strength in units of the martingale std over one half-life "
-                    "(default: 2 for mean_reversion, as in configs/demo.yaml; 3 for momentum)")
-    ap.add_argument("--half-life-min", type=float, default=30.0,
-                    help="the planted edge's half-life, minutes")
+    ap.add_argument(
+        "--strength",
+        type=float,
+        default=None,
+        help="edge strength in units of the martingale std over one half-life "
+        "(default: 2 for mean_reversion, as in configs/demo.yaml; 3 for momentum)",
+    )
+    ap.add_argument(
+        "--half-life-min", type=float, default=30.0, help="the planted edge's half-life, minutes"
+    )
     ap.add_argument("--months", type=int, default=6)
     ap.add_argument("--trials", type=int, default=20_000, help="candidates per run")
     ap.add_argument("--first-seed", type=int, default=1000)
@@ -144,21 +166,33 @@ def main() -> None:
     fp = sum(r["verdict"] == "passed" for r in null)
     hit = sum(r["matching"] for r in planted)
     peer_fp = sum(r["peer_reports_winner"] for r in null)
-    print(json.dumps({
-        "bench": "validity", "months": args.months, "candidates_per_run": args.trials,
-        "edge": args.edge, "strength": strength, "half_life_min": args.half_life_min,
-        "null_runs": len(null), "false_positives": fp,
-        "false_positive_rate": round(fp / len(null), 3) if null else None,
-        "false_positive_rate_ci95": _interval(fp, len(null)),
-        "planted_runs": len(planted), "found_matching": hit,
-        "power": round(hit / len(planted), 3) if planted else None,
-        "power_ci95": _interval(hit, len(planted)),
-        "peer_best_in_sample_false_positive_rate":
-            round(peer_fp / len(null), 3) if null else None,
-        "seconds_per_run": round((time.perf_counter() - t0) / max(len(runs), 1), 1),
-        "goal": {"false_positive_rate_max": 0.05, "power_min": 0.8},
-        "ok": (not null or fp / len(null) <= 0.05) and (not planted or hit / len(planted) >= 0.8),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "validity",
+                "months": args.months,
+                "candidates_per_run": args.trials,
+                "edge": args.edge,
+                "strength": strength,
+                "half_life_min": args.half_life_min,
+                "null_runs": len(null),
+                "false_positives": fp,
+                "false_positive_rate": round(fp / len(null), 3) if null else None,
+                "false_positive_rate_ci95": _interval(fp, len(null)),
+                "planted_runs": len(planted),
+                "found_matching": hit,
+                "power": round(hit / len(planted), 3) if planted else None,
+                "power_ci95": _interval(hit, len(planted)),
+                "peer_best_in_sample_false_positive_rate": round(peer_fp / len(null), 3)
+                if null
+                else None,
+                "seconds_per_run": round((time.perf_counter() - t0) / max(len(runs), 1), 1),
+                "goal": {"false_positive_rate_max": 0.05, "power_min": 0.8},
+                "ok": (not null or fp / len(null) <= 0.05)
+                and (not planted or hit / len(planted) >= 0.8),
+            }
+        )
+    )
     ray.shutdown()
 
 

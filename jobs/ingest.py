@@ -21,16 +21,25 @@ from aio_ray.raycluster import ensure_ray
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
-    ap.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value")
+    ap.add_argument(
+        "--set", dest="overrides", action="append", default=[], help="section.key=value"
+    )
     args = ap.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
     configure_logging(cfg.logging.level, cfg.logging.format)
     ensure_ray(cfg.ray)
     report = run_ingest(cfg)
     bars = run_bars(cfg)
-    print(json.dumps({"ingest": report.to_dict()["totals"], "errors": report.errors, "bars": bars}, default=str))
+    print(
+        json.dumps(
+            {"ingest": report.to_dict()["totals"], "errors": report.errors, "bars": bars},
+            default=str,
+        )
+    )
     return 0 if report.ok else 1
 
 

@@ -24,10 +24,16 @@ from aio_ray.raycluster import ensure_ray
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
-    ap.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value")
-    ap.add_argument("--bars", type=Path, help="bars folder (default: the configuration's workdir/bars)")
+    ap.add_argument(
+        "--set", dest="overrides", action="append", default=[], help="section.key=value"
+    )
+    ap.add_argument(
+        "--bars", type=Path, help="bars folder (default: the configuration's workdir/bars)"
+    )
     ap.add_argument("--db", help="library URL (default from the configuration)")
     ap.add_argument("--run-id", help="run id (default: derived from the settings and bars folder)")
     ap.add_argument("--resume", action="store_true", help="continue an interrupted run")
@@ -37,15 +43,38 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, args.overrides)
         configure_logging(cfg.logging.level, cfg.logging.format)
         ensure_ray(cfg.ray)
-        out = run_optimize(args.bars or cfg.data.bars_dir, cfg, run_id=args.run_id,
-                           resume=args.resume, db_url=args.db)
+        out = run_optimize(
+            args.bars or cfg.data.bars_dir,
+            cfg,
+            run_id=args.run_id,
+            resume=args.resume,
+            db_url=args.db,
+        )
     except AioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"run_id": out.run_id, "complete": out.complete, "trials_ok": out.n_ok, "errors": out.errors,
-                      "trials_failed": out.n_failed, "seeds": out.seeds,
-                      "top": [{"strategy_id": r.strategy_id, "family": r.family, "params": dict(r.params),
-                               "score": r.score} for r in out.ranking]}, default=str))
+    print(
+        json.dumps(
+            {
+                "run_id": out.run_id,
+                "complete": out.complete,
+                "trials_ok": out.n_ok,
+                "errors": out.errors,
+                "trials_failed": out.n_failed,
+                "seeds": out.seeds,
+                "top": [
+                    {
+                        "strategy_id": r.strategy_id,
+                        "family": r.family,
+                        "params": dict(r.params),
+                        "score": r.score,
+                    }
+                    for r in out.ranking
+                ],
+            },
+            default=str,
+        )
+    )
     return 0 if out.complete else 1
 
 

@@ -25,12 +25,19 @@ from aio_ray.pipeline import format_summary, run_pipeline
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
-    ap.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value")
+    ap.add_argument(
+        "--set", dest="overrides", action="append", default=[], help="section.key=value"
+    )
     ap.add_argument("--json", action="store_true", help="print the summary as one JSON line")
-    ap.add_argument("--serve", action="store_true",
-                    help="then serve the results (API + dashboard) on this Ray until Ctrl-C")
+    ap.add_argument(
+        "--serve",
+        action="store_true",
+        help="then serve the results (API + dashboard) on this Ray until Ctrl-C",
+    )
     ap.add_argument("--host", default="127.0.0.1", help="with --serve: address to listen on")
     ap.add_argument("--port", type=int, default=8000, help="with --serve: HTTP port")
     args = ap.parse_args(argv)
@@ -68,7 +75,9 @@ def serve_forever(config: Path, host: str, port: int) -> int:
     ray_serve.run(build({"app_config": str(config.resolve())}), name="aio", route_prefix="/")
     base = f"http://{host}:{port}"
     print(f"serving: {base}/dashboard   API: {base}/rankings   docs: {base}/docs", flush=True)
-    print(f"control token (Authorization: Bearer ...): {os.environ['AIO_CONTROL_TOKEN']}", flush=True)
+    print(
+        f"control token (Authorization: Bearer ...): {os.environ['AIO_CONTROL_TOKEN']}", flush=True
+    )
     print("Ctrl-C to stop", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -198,9 +198,14 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
     )
     app.state.core = core
     app.add_middleware(ControlGuard, core=core)  # inside BodyLimit: 413, then 429, then 401
-    app.add_middleware(BodyLimit, limit=lambda scope: (
-        core.cfg.settings.max_upload_bytes if scope.get("path") == "/analyze"
-        else core.cfg.settings.max_body_bytes))
+    app.add_middleware(
+        BodyLimit,
+        limit=lambda scope: (
+            core.cfg.settings.max_upload_bytes
+            if scope.get("path") == "/analyze"
+            else core.cfg.settings.max_body_bytes
+        ),
+    )
     vision = VisionService(core)  # follows reloads
     app.state.vision = vision
     READ = error_responses(422, 503)
@@ -223,8 +228,9 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
     async def _library(_: Request, exc: LibraryError) -> JSONResponse:
         log.error("library error: %s", exc)
         code = 503 if isinstance(exc, LibraryUnavailableError) else 500
-        return JSONResponse({"detail": f"library error: {safe_message(exc.problem)}"},
-                            status_code=code)
+        return JSONResponse(
+            {"detail": f"library error: {safe_message(exc.problem)}"}, status_code=code
+        )
 
     @app.exception_handler(AioError)
     async def _aio(_: Request, exc: AioError) -> JSONResponse:
@@ -241,8 +247,11 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
     async def root() -> RedirectResponse:
         return RedirectResponse("dashboard")
 
-    @app.get("/health", summary="Liveness and what is served (server paths only with the token)",
-             responses=error_responses(500, 503))
+    @app.get(
+        "/health",
+        summary="Liveness and what is served (server paths only with the token)",
+        responses=error_responses(500, 503),
+    )
     async def health(request: Request) -> dict[str, Any]:
         out = await run_in_threadpool(core.health, authorized(request))
         out["dashboard_assets"] = "ok" if VENDOR_JS.exists() else "missing: run serve/vendor.sh"
@@ -266,13 +275,18 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
         "/rankings",
         summary="Top strategies of a run (default: newest), with OOS metrics, holdout "
         "figures, Pine verification and live state",
-        response_class=Response, responses={**JSON_OK, **ONE},
+        response_class=Response,
+        responses={**JSON_OK, **ONE},
     )
     async def rankings(run_id: RunIdQuery = None, timeframe: TimeframeQuery = None) -> Response:
         return Response(await _rankings_bytes(run_id, timeframe), media_type="application/json")
 
-    @app.get("/rankings.json", summary="Rankings export (JSON download)",
-             response_class=Response, responses={**JSON_OK, **ONE})
+    @app.get(
+        "/rankings.json",
+        summary="Rankings export (JSON download)",
+        response_class=Response,
+        responses={**JSON_OK, **ONE},
+    )
     async def rankings_json(
         run_id: RunIdQuery = None, timeframe: TimeframeQuery = None
     ) -> Response:
@@ -283,9 +297,16 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
         )
 
     @app.get(
-        "/rankings.csv", summary="Rankings export (CSV download)", response_class=Response,
-        responses={200: {"description": "CSV, one row per strategy",
-                         "content": {"text/csv": {"schema": {"type": "string"}}}}, **ONE},
+        "/rankings.csv",
+        summary="Rankings export (CSV download)",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "CSV, one row per strategy",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            },
+            **ONE,
+        },
     )
     def rankings_csv(run_id: RunIdQuery = None, timeframe: TimeframeQuery = None) -> Response:
         return Response(
@@ -294,16 +315,28 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
             headers={"Content-Disposition": 'attachment; filename="rankings.csv"'},
         )
 
-    @app.get("/strategies/{strategy_id}",
-             summary="Parameters (ranked and in force), metrics, trades summary, state; "
-             "control events' client addresses only with the token",
-             response_class=Response, responses={**JSON_OK, **ONE})
+    @app.get(
+        "/strategies/{strategy_id}",
+        summary="Parameters (ranked and in force), metrics, trades summary, state; "
+        "control events' client addresses only with the token",
+        response_class=Response,
+        responses={**JSON_OK, **ONE},
+    )
     def strategy(strategy_id: StrategyId, request: Request) -> Response:
         d = core.strategy(strategy_id)
         if not authorized(request):
-            d = {**d, "control_events": [
-                {**e, "payload": {k: v for k, v in (e.get("payload") or {}).items()
-                                  if k != "client"}} for e in d["control_events"]]}
+            d = {
+                **d,
+                "control_events": [
+                    {
+                        **e,
+                        "payload": {
+                            k: v for k, v in (e.get("payload") or {}).items() if k != "client"
+                        },
+                    }
+                    for e in d["control_events"]
+                ],
+            }
         return Response(dumps(d), media_type="application/json")
 
     @app.get(
@@ -311,8 +344,13 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
         response_class=PlainTextResponse,
         summary="The Pine v6 script of the parameters in force (kind=indicator: the overlay); "
         "verification and override in headers",
-        responses={200: {"description": "Pine v6 source",
-                         "content": {"text/plain": {"schema": {"type": "string"}}}}, **ONE},
+        responses={
+            200: {
+                "description": "Pine v6 source",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            **ONE,
+        },
     )
     async def pine(
         strategy_id: StrategyId, kind: Literal["strategy", "indicator"] = "strategy"
@@ -329,14 +367,21 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
             headers["X-Pine-Override-At"] = str(live["at_ms"])
         return PlainTextResponse(code, headers=headers)
 
-    @app.get("/strategies/{strategy_id}/equity",
-             summary="Equity and drawdown series and trades of the parameters in force",
-             response_class=Response, responses={**JSON_OK, **ONE})
+    @app.get(
+        "/strategies/{strategy_id}/equity",
+        summary="Equity and drawdown series and trades of the parameters in force",
+        response_class=Response,
+        responses={**JSON_OK, **ONE},
+    )
     def equity(strategy_id: StrategyId) -> Response:
         return Response(dumps(core.equity(strategy_id)), media_type="application/json")
 
-    @app.get("/strategies/{strategy_id}/candles", summary="Mid OHLC bars of its timeframe",
-             response_class=Response, responses={**JSON_OK, **ONE})
+    @app.get(
+        "/strategies/{strategy_id}/candles",
+        summary="Mid OHLC bars of its timeframe",
+        response_class=Response,
+        responses={**JSON_OK, **ONE},
+    )
     def candles(strategy_id: StrategyId) -> Response:
         return Response(dumps(core.candles(strategy_id)), media_type="application/json")
 
@@ -348,22 +393,31 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
 
     # ------------------------------------------------------------------ charts and vision
 
-    @app.get("/patterns", summary="Mined pattern statistics (forward returns, hit rate, t)",
-             response_class=Response, responses={**JSON_OK, **READ})
+    @app.get(
+        "/patterns",
+        summary="Mined pattern statistics (forward returns, hit rate, t)",
+        response_class=Response,
+        responses={**JSON_OK, **READ},
+    )
     def patterns(timeframe: TimeframeQuery = None, validated: bool = False) -> Response:
-        return Response(dumps(vision.patterns(core.lib, timeframe, validated)),
-                        media_type="application/json")
+        return Response(
+            dumps(vision.patterns(core.lib, timeframe, validated)), media_type="application/json"
+        )
 
-    @app.get("/analyses",
-             summary="The newest chart analyses of the analysis log: latest window end first, "
-             "then latest logged (X-Analyses-Skipped: unreadable records left out)",
-             response_class=Response, responses={**JSON_OK, **READ})
+    @app.get(
+        "/analyses",
+        summary="The newest chart analyses of the analysis log: latest window end first, "
+        "then latest logged (X-Analyses-Skipped: unreadable records left out)",
+        response_class=Response,
+        responses={**JSON_OK, **READ},
+    )
     async def analyses(
         timeframe: TimeframeQuery = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50
     ) -> Response:
         rows, skipped = await run_in_threadpool(vision.analyses, limit, timeframe)
-        return Response(dumps(rows), media_type="application/json",
-                        headers={"X-Analyses-Skipped": str(skipped)})
+        return Response(
+            dumps(rows), media_type="application/json", headers={"X-Analyses-Skipped": str(skipped)}
+        )
 
     @app.post(
         "/analyze",
@@ -371,10 +425,15 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
         "or JSON bars ({instrument, timeframe, bars: [{ts, open, high, low, close, volume?}]})",
         response_class=Response,
         responses={**JSON_OK, **error_responses(400, 413, 415, 422, 429, 503, 504)},
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "image/png": {"schema": {"type": "string", "format": "binary"}},
-            "application/json": {"schema": AnalyzeBars.model_json_schema()},
-        }}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "image/png": {"schema": {"type": "string", "format": "binary"}},
+                    "application/json": {"schema": AnalyzeBars.model_json_schema()},
+                },
+            }
+        },
     )
     async def analyze(
         request: Request,
@@ -404,7 +463,9 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
             headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
             raise HTTPException(exc.status, str(exc), headers=headers) from None
         except BackendUnavailableError as exc:
-            raise HTTPException(503, f"vision backend unavailable here: {safe_message(str(exc))}") from None
+            raise HTTPException(
+                503, f"vision backend unavailable here: {safe_message(str(exc))}"
+            ) from None
         except VisionError as exc:
             raise HTTPException(422, safe_message(str(exc))) from None
         return Response(dumps(out), media_type="application/json")
@@ -417,8 +478,11 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
         except ParameterError as exc:
             raise HTTPException(422, safe_message(str(exc), 300)) from None
 
-    @app.post("/strategies/{strategy_id}/pause", summary="Pause a strategy (bearer token)",
-              responses=CONTROL)
+    @app.post(
+        "/strategies/{strategy_id}/pause",
+        summary="Pause a strategy (bearer token)",
+        responses=CONTROL,
+    )
     def pause(
         strategy_id: StrategyId,
         who: Operator,
@@ -428,8 +492,11 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
         body = {"reason": note.reason if note else None, "client": client_of(request)}
         return _control(strategy_id, "pause", body, who)
 
-    @app.post("/strategies/{strategy_id}/resume", summary="Resume a strategy (bearer token)",
-              responses=CONTROL)
+    @app.post(
+        "/strategies/{strategy_id}/resume",
+        summary="Resume a strategy (bearer token)",
+        responses=CONTROL,
+    )
     def resume(
         strategy_id: StrategyId,
         who: Operator,
@@ -449,8 +516,11 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
         strategy_id: StrategyId, update: ParamsUpdate, who: Operator, request: Request
     ) -> dict[str, Any]:
         if not update.params:
-            raise HTTPException(422, "params: empty; to clear the override send "
-                                     f"DELETE /strategies/{strategy_id}/params")
+            raise HTTPException(
+                422,
+                "params: empty; to clear the override send "
+                f"DELETE /strategies/{strategy_id}/params",
+            )
         body = {"params": update.params, "reason": update.reason, "client": client_of(request)}
         return _control(strategy_id, "params", body, who)
 
@@ -463,15 +533,19 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
     def clear_params(strategy_id: StrategyId, who: Operator, request: Request) -> dict[str, Any]:
         return _control(strategy_id, "clear_params", {"client": client_of(request)}, who)
 
-    @app.post("/config/reload", summary="Re-read configuration without a restart (bearer token)",
-              responses=error_responses(401, 413, 422, 429, 503))
+    @app.post(
+        "/config/reload",
+        summary="Re-read configuration without a restart (bearer token)",
+        responses=error_responses(401, 413, 422, 429, 503),
+    )
     def reload(who: Operator, request: Request) -> dict[str, Any]:
         try:
             return core.reload(who, client_of(request))
         except (ConfigError, AioError) as exc:
             raise HTTPException(
-                422, f"configuration not reloaded (the previous one stays in force): "
-                f"{safe_message(str(exc), 300)}"
+                422,
+                f"configuration not reloaded (the previous one stays in force): "
+                f"{safe_message(str(exc), 300)}",
             ) from None
 
     return app

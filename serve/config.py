@@ -67,8 +67,9 @@ class Resolved:
                 url = f"{url.split('://')[0]}://.../{url.rsplit('/', 1)[-1].split('?')[0]}"
         out = {
             "library": url,
-            "bars_dir": None if self.bars_dir is None else (
-                str(self.bars_dir) if full else "configured"),
+            "bars_dir": None
+            if self.bars_dir is None
+            else (str(self.bars_dir) if full else "configured"),
             "symbol": self.symbol,
             "control": "enabled" if self.token_sha256 else "disabled (no token configured)",
             "max_body_bytes": self.settings.max_body_bytes,
@@ -163,7 +164,11 @@ def resolve(args: Mapping[str, Any] | ServeSettings | None = None) -> Resolved:
         symbol = app.data.symbol
         source = str(path)
         vision = app.vision
-        log_dir = app.vision.log_dir if app.vision and app.vision.log_dir else app.data.workdir / "vision" / "log"
+        log_dir = (
+            app.vision.log_dir
+            if app.vision and app.vision.log_dir
+            else app.data.workdir / "vision" / "log"
+        )
         analyses_dir = _abs(log_dir, base)
     if settings.library_url is not None:
         library_url = settings.library_url

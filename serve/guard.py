@@ -54,8 +54,9 @@ class RateLimiter:
     a flood of addresses cannot grow memory without bound).
     """
 
-    def __init__(self, rate: Callable[[], float], burst: Callable[[], int],
-                 max_keys: int = 65_536) -> None:
+    def __init__(
+        self, rate: Callable[[], float], burst: Callable[[], int], max_keys: int = 65_536
+    ) -> None:
         self.rate, self.burst, self.max_keys = rate, burst, max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
@@ -104,28 +105,36 @@ class ControlGuard:
         wait = (self.control if is_control else self.analyze).take(key)
         if wait > 0:
             what = "control calls" if is_control else "analyses"
-            await send_json(send, 429, {"detail": f"too many {what} from this client; "
-                                                  f"retry in {math.ceil(wait)} s"},
-                            [(b"retry-after", str(math.ceil(wait)).encode())])
+            await send_json(
+                send,
+                429,
+                {"detail": f"too many {what} from this client; retry in {math.ceil(wait)} s"},
+                [(b"retry-after", str(math.ceil(wait)).encode())],
+            )
             return
         if is_control:
-            auth = next((v.decode("latin-1") for k, v in scope.get("headers", ())
-                         if k == b"authorization"), None)
+            auth = next(
+                (v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"authorization"),
+                None,
+            )
             problem = check_token(self.core.cfg.token_sha256, auth)
             if problem is not None:
-                await send_json(send, 401, {"detail": problem},
-                                [(b"www-authenticate", b"Bearer")])
+                await send_json(send, 401, {"detail": problem}, [(b"www-authenticate", b"Bearer")])
                 return
         await self.app(scope, receive, send)
 
 
-async def send_json(send: Send, status: int, body: Mapping[str, Any],
-                    extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
+async def send_json(
+    send: Send, status: int, body: Mapping[str, Any], extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     from serve.service import dumps
 
     raw = dumps(body)
-    headers = [(b"content-type", b"application/json"),
-               (b"content-length", str(len(raw)).encode()), *extra]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(raw)).encode()),
+        *extra,
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": raw})
 
@@ -148,8 +157,11 @@ def short_errors(errors: Sequence[Mapping[str, Any]], limit: int = 10) -> list[s
     return out
 
 
-_DETAIL = {"application/json": {"schema": {
-    "type": "object", "properties": {"detail": {}}, "required": ["detail"]}}}
+_DETAIL = {
+    "application/json": {
+        "schema": {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}
+    }
+}
 _REASONS = {
     400: "Malformed request (e.g. Content-Length)",
     401: "Missing or wrong bearer token (WWW-Authenticate: Bearer)",
@@ -160,7 +172,7 @@ _REASONS = {
     429: "Too many requests from this client (Retry-After: seconds)",
     500: "Library error",
     503: "A needed part is unavailable (library, bars, vision backend) or the analysis queue "
-         "is full (Retry-After)",
+    "is full (Retry-After)",
     504: "The analysis did not finish in time (not logged)",
 }
 
@@ -170,5 +182,13 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"description": _REASONS[c], "content": _DETAIL} for c in codes}
 
 
-__all__ = ["ControlGuard", "RateLimiter", "authorized", "check_token", "error_responses",
-           "safe_message", "send_json", "short_errors"]
+__all__ = [
+    "ControlGuard",
+    "RateLimiter",
+    "authorized",
+    "check_token",
+    "error_responses",
+    "safe_message",
+    "send_json",
+    "short_errors",
+]

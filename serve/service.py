@@ -162,11 +162,15 @@ class Core:
         and ``at_ms`` of the latest params event) or "ranked" (``params`` None)."""
         state = self.lib.control_state().get(sid) or {}
         if state.get("params"):
-            ev = next((e for e in self.lib.control_events(sid, limit=50)
-                       if e["action"] == "params"), None)
-            return {"source": "override", "params": state["params"],
-                    "by": ev["who"] if ev else state.get("updated_by"),
-                    "at_ms": ev["at_ms"] if ev else state.get("updated_ms")}
+            ev = next(
+                (e for e in self.lib.control_events(sid, limit=50) if e["action"] == "params"), None
+            )
+            return {
+                "source": "override",
+                "params": state["params"],
+                "by": ev["who"] if ev else state.get("updated_by"),
+                "at_ms": ev["at_ms"] if ev else state.get("updated_ms"),
+            }
         return {"source": "ranked", "params": None, "by": None, "at_ms": None}
 
     def _pine_status(self, sid: str) -> dict[str, Any]:
@@ -359,8 +363,9 @@ class Core:
             code, ver = pine_for_strategy(self.lib, sid, kind)  # type: ignore[arg-type]
             return code, ver, live
         # the override's script: its parameters; the ranked run's holdout figures do not apply
-        src = dataclasses.replace(source_for_strategy(self.lib, sid), params=live["params"],
-                                  metrics=None, period_ms=None)
+        src = dataclasses.replace(
+            source_for_strategy(self.lib, sid), params=live["params"], metrics=None, period_ms=None
+        )
         return generate(src, kind), None, live  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ charts
@@ -423,8 +428,9 @@ class Core:
             return finite({**out, "params": rec.params, "params_in_force": live})
         if live["source"] == "override":
             rec = dataclasses.replace(rec, params=live["params"])
-        return finite({**equity_of(rec, frames, search), "params": rec.params,
-                       "params_in_force": live})
+        return finite(
+            {**equity_of(rec, frames, search), "params": rec.params, "params_in_force": live}
+        )
 
     # ------------------------------------------------------------------ control
 
@@ -502,4 +508,13 @@ def trades_summary(trades: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-__all__ = ["VERDICT_FIELDS", "ConfigError", "Core", "NotFound", "Unavailable", "dumps", "finite", "trades_summary"]
+__all__ = [
+    "VERDICT_FIELDS",
+    "ConfigError",
+    "Core",
+    "NotFound",
+    "Unavailable",
+    "dumps",
+    "finite",
+    "trades_summary",
+]

@@ -168,7 +168,8 @@ class VisionService:
         with self._pending_lock:
             if self._pending >= s.analyze_queue:
                 raise AnalysisRefused(
-                    503, f"analysis queue full ({s.analyze_queue} waiting); retry later",
+                    503,
+                    f"analysis queue full ({s.analyze_queue} waiting); retry later",
                     retry_after=max(1, math.ceil(s.analyze_timeout_s / 4)),
                 )
             self._pending += 1
@@ -213,8 +214,16 @@ class VisionService:
         palette = self._decode_png(png)
         if self.backend().name == "cpu":
             image = palette  # decoded once, here; other backends take the PNG as sent
-        return self._run(job, AnalysisRequest(image=image, instrument=instrument,
-                                              timeframe=timeframe, window_start=0, window_end=0))
+        return self._run(
+            job,
+            AnalysisRequest(
+                image=image,
+                instrument=instrument,
+                timeframe=timeframe,
+                window_start=0,
+                window_end=0,
+            ),
+        )
 
     def _decode_png(self, png: bytes) -> np.ndarray:
         import io
@@ -233,7 +242,9 @@ class VisionService:
                         raise VisionError("the body is not a PNG image")
                     w, h = im.size  # from the header: refuse a pixel bomb before decoding it
                     if not (16 <= w <= 8192 and 16 <= h <= 8192):
-                        raise VisionError(f"image is {w}x{h} pixels; accepted 16..8192 on each side")
+                        raise VisionError(
+                            f"image is {w}x{h} pixels; accepted 16..8192 on each side"
+                        )
                     if w * h > budget:
                         raise VisionError(
                             f"image is {w}x{h} = {w * h} pixels; at most {budget} accepted"
@@ -250,7 +261,9 @@ class VisionService:
         except VisionError:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoder failure is the upload's fault
-            raise VisionError(f"the uploaded PNG cannot be decoded ({type(exc).__name__})") from None
+            raise VisionError(
+                f"the uploaded PNG cannot be decoded ({type(exc).__name__})"
+            ) from None
 
     # ------------------------------------------------------------------ bar windows
 
@@ -264,10 +277,14 @@ class VisionService:
         vc = self.cfg.vision or VisionConfig()
         width = int(vc.size[1])
         if len(body.bars) > width:
-            raise VisionError(f"{len(body.bars)} bars do not fit the {width}-pixel-wide chart; "
-                              f"send at most {width}")
-        o, h, lo, c = (np.array([getattr(b, k) for b in body.bars], dtype=np.float64)
-                       for k in ("open", "high", "low", "close"))
+            raise VisionError(
+                f"{len(body.bars)} bars do not fit the {width}-pixel-wide chart; "
+                f"send at most {width}"
+            )
+        o, h, lo, c = (
+            np.array([getattr(b, k) for b in body.bars], dtype=np.float64)
+            for k in ("open", "high", "low", "close")
+        )
         vol = [b.volume for b in body.bars]
         volume = np.array(vol, dtype=np.float64) if all(v is not None for v in vol) else None
         try:
@@ -275,11 +292,18 @@ class VisionService:
             summary = indicator_summary(o, h, lo, c)
         except (ValueError, ArithmeticError) as exc:
             raise VisionError(f"these bars cannot be charted: {str(exc)[:200]}") from None
-        return self._run(job, AnalysisRequest(
-            image=img, instrument=body.instrument, timeframe=body.timeframe,
-            window_start=body.bars[0].ts, window_end=body.bars[-1].ts,
-            summary=summary, ohlc=np.column_stack([o, h, lo, c]),
-        ))
+        return self._run(
+            job,
+            AnalysisRequest(
+                image=img,
+                instrument=body.instrument,
+                timeframe=body.timeframe,
+                window_start=body.bars[0].ts,
+                window_end=body.bars[-1].ts,
+                summary=summary,
+                ohlc=np.column_stack([o, h, lo, c]),
+            ),
+        )
 
     # ------------------------------------------------------------------ the log (writes)
 
@@ -288,8 +312,10 @@ class VisionService:
             return
         with self._log_lock:
             self._unflushed.append((rec, time.time_ns() // 1_000_000))
-            due = (len(self._unflushed) >= self.settings.log_flush_rows
-                   or time.monotonic() - self._last_flush >= self.settings.log_flush_s)
+            due = (
+                len(self._unflushed) >= self.settings.log_flush_rows
+                or time.monotonic() - self._last_flush >= self.settings.log_flush_s
+            )
             if not due and self._flusher is None:
                 self._flusher = threading.Timer(self.settings.log_flush_s, self.flush_log)
                 self._flusher.daemon = True
@@ -402,13 +428,20 @@ class VisionService:
 
     # ------------------------------------------------------------------ patterns
 
-    def patterns(self, lib: Any, timeframe: str | None, validated_only: bool) -> list[dict[str, Any]]:
+    def patterns(
+        self, lib: Any, timeframe: str | None, validated_only: bool
+    ) -> list[dict[str, Any]]:
         """Stored pattern statistics (see :func:`aio_ray.patterns.library.load_pattern_stats`)."""
         from aio_ray.patterns.library import load_pattern_stats
 
         rows = load_pattern_stats(lib, timeframe=timeframe, validated_only=validated_only)
-        return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
-                for r in rows]
+        return [
+            {
+                k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in r.items()
+            }
+            for r in rows
+        ]
 
 
 def _ts(values: list[int]) -> Any:
@@ -449,7 +482,7 @@ def to_palette(im: Any) -> np.ndarray:
     if im.mode == "P":
         idx = np.asarray(im, dtype=np.uint8)
         own = np.zeros((256, 3), dtype=np.int32)
-        raw = np.asarray(im.getpalette() or [], dtype=np.int32)[: 768].reshape(-1, 3)
+        raw = np.asarray(im.getpalette() or [], dtype=np.int32)[:768].reshape(-1, 3)
         own[: len(raw)] = raw
         d = ((own[:, None, :] - pal[None, :, :]) ** 2).sum(axis=2)
         lut = d.argmin(axis=1).astype(np.uint8)
@@ -457,11 +490,20 @@ def to_palette(im: Any) -> np.ndarray:
     rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
     key = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
     colours, inverse = np.unique(key.ravel(), return_inverse=True)
-    c = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1).astype(np.int32)
+    c = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1).astype(
+        np.int32
+    )
     d = ((c[:, None, :] - pal[None, :, :]) ** 2).sum(axis=2)
     nearest = d.argmin(axis=1).astype(np.uint8)
     return nearest[inverse.reshape(-1)].reshape(rgb.shape[:2])
 
 
-__all__ = ["MAX_BARS", "AnalysisRefused", "AnalyzeBars", "BarIn", "Timeframe", "VisionService",
-           "to_palette"]
+__all__ = [
+    "MAX_BARS",
+    "AnalysisRefused",
+    "AnalyzeBars",
+    "BarIn",
+    "Timeframe",
+    "VisionService",
+    "to_palette",
+]

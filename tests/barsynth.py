@@ -12,7 +12,12 @@ HOUR = 3_600_000
 
 
 def hourly_bars(
-    n: int, seed: int, *, drift: float = 0.0, revert: float = 0.0, half_life: float = 8.0,
+    n: int,
+    seed: int,
+    *,
+    drift: float = 0.0,
+    revert: float = 0.0,
+    half_life: float = 8.0,
     substeps: int = 0,
 ) -> pl.DataFrame:
     """``n`` 1h bars of a random walk around 1.10 with a 0.2-pip spread (BAR_SCHEMA).

@@ -95,17 +95,22 @@ def test_read_bars_rejects_a_file_with_the_wrong_schema(tmp_path: Path) -> None:
     path = bars_path(tmp_path, "15m", "EURUSD")
     path.parent.mkdir(parents=True)
     pq.write_table(pa.table({"ts": [1, 2], "close": [1.0, 1.1]}), path)
-    with pytest.raises(BarsError, match=r"not a bars file: column 'ts' is int64, .*missing column 'bid_open'"):
+    with pytest.raises(
+        BarsError, match=r"not a bars file: column 'ts' is int64, .*missing column 'bid_open'"
+    ):
         read_bars(tmp_path, "15m")
     path.write_bytes(b"not parquet at all")
     with pytest.raises(BarsError, match="cannot read bars file"):
         read_bars(tmp_path, "15m")
 
 
-def test_read_bars_accepts_a_polars_file_with_nullable_columns_and_other_units(tmp_path: Path) -> None:
+def test_read_bars_accepts_a_polars_file_with_nullable_columns_and_other_units(
+    tmp_path: Path,
+) -> None:
     table = some_bars()["1h"]
-    df = pl.from_arrow(table).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")),
-                                           pl.col("ticks").cast(pl.Int32))
+    df = pl.from_arrow(table).with_columns(
+        pl.col("ts").cast(pl.Datetime("us", "UTC")), pl.col("ticks").cast(pl.Int32)
+    )
     path = bars_path(tmp_path, "1h", "EURUSD")
     path.parent.mkdir(parents=True)
     df.select(list(reversed(df.columns))).write_parquet(path)  # nullable fields, other order
@@ -117,11 +122,14 @@ def test_read_bars_accepts_a_polars_file_with_nullable_columns_and_other_units(t
 
 def test_read_bars_names_the_file_and_column_of_a_null(tmp_path: Path) -> None:
     df = pl.from_arrow(some_bars()["1h"]).with_columns(
-        ask_close=pl.when(pl.int_range(pl.len()) == 1).then(None).otherwise(pl.col("ask_close")))
+        ask_close=pl.when(pl.int_range(pl.len()) == 1).then(None).otherwise(pl.col("ask_close"))
+    )
     path = bars_path(tmp_path, "1h", "EURUSD")
     path.parent.mkdir(parents=True)
     df.write_parquet(path)
-    with pytest.raises(BarsError, match=r"part-0.parquet: column 'ask_close' has 1 null value\(s\), first at row 1"):
+    with pytest.raises(
+        BarsError, match=r"part-0.parquet: column 'ask_close' has 1 null value\(s\), first at row 1"
+    ):
         read_bars(tmp_path, "1h")
 
 
@@ -129,13 +137,18 @@ def test_read_bars_says_which_folder_level_is_missing(tmp_path: Path) -> None:
     table = some_bars()["1h"]
     (tmp_path / "timeframe=1h").mkdir()
     pq.write_table(table, tmp_path / "timeframe=1h" / "part-0.parquet")  # no symbol= level
-    with pytest.raises(BarsError, match=r"no symbol=EURUSD folder under timeframe=1h .*found: \['part-0.parquet'\]"):
+    with pytest.raises(
+        BarsError, match=r"no symbol=EURUSD folder under timeframe=1h .*found: \['part-0.parquet'\]"
+    ):
         read_bars(tmp_path, "1h", "EURUSD")
     with pytest.raises(BarsError, match=r"no symbol=SYMBOL folder under timeframe=1h"):
         read_bars(tmp_path, "1h")
     (tmp_path / "timeframe=1h" / "symbol=EURUSD").mkdir()
     pq.write_table(table, tmp_path / "timeframe=1h" / "symbol=EURUSD" / "bars.parquet")
-    with pytest.raises(BarsError, match=r"no part-0.parquet in timeframe=1h/symbol=EURUSD; found: \['bars.parquet'\]"):
+    with pytest.raises(
+        BarsError,
+        match=r"no part-0.parquet in timeframe=1h/symbol=EURUSD; found: \['bars.parquet'\]",
+    ):
         read_bars(tmp_path, "1h", "EURUSD")
 
 

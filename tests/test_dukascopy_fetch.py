@@ -367,9 +367,7 @@ def test_mirror_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
         next(fetch_hours_local("EURUSD", [_hour(MON, 0)], mirror=tmp_path / "nope"))
 
 
-def test_batch_results_follow_the_given_hours(
-    server: FakeDukascopy, cfg: DukascopyConfig
-) -> None:
+def test_batch_results_follow_the_given_hours(server: FakeDukascopy, cfg: DukascopyConfig) -> None:
     hours = [_hour(TUE, 8), _hour(WED, 8), _hour(TUE, 2)]
     out = fetch_batch("EURUSD", hours, cfg=cfg)
     assert [r.hour for r in out] == hours
@@ -379,9 +377,7 @@ def test_batch_results_follow_the_given_hours(
 # ----------------------------------------------------------------------------- report
 
 
-def test_summarize_names_every_problem_hour(
-    server: FakeDukascopy, dukascopy_dir: Path
-) -> None:
+def test_summarize_names_every_problem_hour(server: FakeDukascopy, dukascopy_dir: Path) -> None:
     cfg = DukascopyConfig(base_url=server.base_url, timeout_s=0.2, retries=1, backoff_s=0.01)
     hours = [_hour(MON, h) for h in range(6)] + [_hour(WED, 0)]
     server.rules[hour_path("EURUSD", hours[1])] = ["empty"]

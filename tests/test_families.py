@@ -97,7 +97,9 @@ def test_every_registered_family_is_one_file_with_its_space_rules_and_pine_templ
             lit = (
                 pb.string(value)
                 if isinstance(prm, ChoiceParam)
-                else pb.int_(value) if isinstance(prm, IntParam) else pb.float_(value)
+                else pb.int_(value)
+                if isinstance(prm, IntParam)
+                else pb.float_(value)
             )
             inputs[prm.name] = b.let(f"i_{prm.name}", lit)
         parts = fam.pine(b, inputs)

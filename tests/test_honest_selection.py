@@ -44,8 +44,13 @@ def _search(tmp: Path, seed: int, revert: float) -> tuple[Any, Library]:
         max_concurrent=2,
     )
     url = f"sqlite:///{tmp / 'lib.db'}"
-    out = run_search(_bars(tmp / "bars", seed, revert), cfg, storage_path=tmp / "tune",
-                     run_id=f"run-{seed}", db_url=url)
+    out = run_search(
+        _bars(tmp / "bars", seed, revert),
+        cfg,
+        storage_path=tmp / "tune",
+        run_id=f"run-{seed}",
+        db_url=url,
+    )
     return out, Library(url)
 
 

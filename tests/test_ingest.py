@@ -32,7 +32,10 @@ def test_dukascopy_mirror_ingest_counts_and_resume(dukascopy_dir, tmp_path):
     assert rep.ok, rep.errors
     assert rep.totals["input"] == 136_741 + 129_478 == rep.totals["kept"]
     parts = tick_store.list_partitions(out, "EURUSD")
-    assert [(p.day, p.complete, p.meta["rows"]) for p in parts] == [(FEB4, True, 136_741), (FEB5, True, 129_478)]
+    assert [(p.day, p.complete, p.meta["rows"]) for p in parts] == [
+        (FEB4, True, 136_741),
+        (FEB5, True, 129_478),
+    ]
     first = tick_store.read_ticks(out, "EURUSD", FEB4, FEB5).slice(0, 1).to_pylist()[0]
     assert first["ts"] == dt.datetime(2019, 2, 4, 0, 0, 0, 994_000, tzinfo=dt.UTC)
     assert (first["bid"], first["ask"]) == (1.14543, 1.14545)
@@ -46,7 +49,9 @@ def test_dukascopy_mirror_ingest_counts_and_resume(dukascopy_dir, tmp_path):
 
 def test_missing_and_corrupt_hours_are_named_and_day_is_retried(dukascopy_dir, tmp_path):
     mirror = tmp_path / "mirror"
-    shutil.copytree(dukascopy_dir / "EURUSD" / "2019" / "01" / "04", mirror / "EURUSD" / "2019" / "01" / "04")
+    shutil.copytree(
+        dukascopy_dir / "EURUSD" / "2019" / "01" / "04", mirror / "EURUSD" / "2019" / "01" / "04"
+    )
     (mirror / "EURUSD/2019/01/04/07h_ticks.bi5").unlink()  # missing
     raw = (mirror / "EURUSD/2019/01/04/08h_ticks.bi5").read_bytes()
     (mirror / "EURUSD/2019/01/04/08h_ticks.bi5").write_bytes(raw[: len(raw) // 2])  # truncated LZMA
@@ -59,12 +64,27 @@ def test_missing_and_corrupt_hours_are_named_and_day_is_retried(dukascopy_dir, t
     assert named["EURUSD/2019/01/04/07h_ticks.bi5"]["status"] == "missing"
     assert named["EURUSD/2019/01/04/08h_ticks.bi5"]["status"] == "corrupt"
     day = rep.days["2019-02-04"]
-    assert day["complete"] is False and day["hours"] == {"ok": 21, "empty": 1, "missing": 1, "failed": 0, "corrupt": 1}
+    assert day["complete"] is False and day["hours"] == {
+        "ok": 21,
+        "empty": 1,
+        "missing": 1,
+        "failed": 0,
+        "corrupt": 1,
+    }
     assert day["kept"] == 136_741 - 6_914 - 10_546 - 9_276
     # the source is repaired: the rerun retries the incomplete day and completes it
-    shutil.copy(dukascopy_dir / "EURUSD/2019/01/04/07h_ticks.bi5", mirror / "EURUSD/2019/01/04/07h_ticks.bi5")
-    shutil.copy(dukascopy_dir / "EURUSD/2019/01/04/08h_ticks.bi5", mirror / "EURUSD/2019/01/04/08h_ticks.bi5")
-    shutil.copy(dukascopy_dir / "EURUSD/2019/01/04/09h_ticks.bi5", mirror / "EURUSD/2019/01/04/09h_ticks.bi5")
+    shutil.copy(
+        dukascopy_dir / "EURUSD/2019/01/04/07h_ticks.bi5",
+        mirror / "EURUSD/2019/01/04/07h_ticks.bi5",
+    )
+    shutil.copy(
+        dukascopy_dir / "EURUSD/2019/01/04/08h_ticks.bi5",
+        mirror / "EURUSD/2019/01/04/08h_ticks.bi5",
+    )
+    shutil.copy(
+        dukascopy_dir / "EURUSD/2019/01/04/09h_ticks.bi5",
+        mirror / "EURUSD/2019/01/04/09h_ticks.bi5",
+    )
     rep2 = ingest_dukascopy("EURUSD", FEB4, FEB5, out, mirror=mirror, use_ray=False)
     assert rep2.ok and rep2.days["2019-02-04"]["kept"] == 136_741
     assert tick_store.is_complete(out, "EURUSD", FEB4)
@@ -74,7 +94,9 @@ def test_dukascopy_ingest_on_ray_equals_local(dukascopy_dir, tmp_path, ray_local
     a = ingest_dukascopy("EURUSD", FEB4, FEB6, tmp_path / "a", mirror=dukascopy_dir, use_ray=True)
     b = ingest_dukascopy("EURUSD", FEB4, FEB6, tmp_path / "b", mirror=dukascopy_dir, use_ray=False)
     assert a.ok and a.totals == b.totals
-    assert tick_store.read_ticks(tmp_path / "a", "EURUSD").equals(tick_store.read_ticks(tmp_path / "b", "EURUSD"))
+    assert tick_store.read_ticks(tmp_path / "a", "EURUSD").equals(
+        tick_store.read_ticks(tmp_path / "b", "EURUSD")
+    )
 
 
 def _write_csv(path: Path, table: pa.Table) -> None:
@@ -86,8 +108,11 @@ def _write_csv(path: Path, table: pa.Table) -> None:
 def test_files_ingest_quarantines_and_reports_bad_files(dukascopy_dir, tmp_path):
     from aio_ray.data.dukascopy import decode_ticks
 
-    hour = decode_ticks((dukascopy_dir / "EURUSD/2019/01/04/10h_ticks.bi5").read_bytes(),
-                        dt.datetime(2019, 2, 4, 10), "EURUSD")
+    hour = decode_ticks(
+        (dukascopy_dir / "EURUSD/2019/01/04/10h_ticks.bi5").read_bytes(),
+        dt.datetime(2019, 2, 4, 10),
+        "EURUSD",
+    )
     bid = hour.column("bid").to_numpy().copy()
     ask = hour.column("ask").to_numpy().copy()
     bid[5], ask[5] = ask[5] + 1e-4, ask[5]  # crossed
@@ -109,7 +134,13 @@ def test_files_ingest_quarantines_and_reports_bad_files(dukascopy_dir, tmp_path)
     assert (t["crossed"], t["bad_price"], t["duplicate"]) == (1, 1, 3)
     assert t["kept"] + sum(t[r] for r in REASONS) == t["input"]
     q = tick_store.read_quarantine(out, "EURUSD")
-    assert sorted(q.column("reason").to_pylist()) == ["bad_price", "crossed", "duplicate", "duplicate", "duplicate"]
+    assert sorted(q.column("reason").to_pylist()) == [
+        "bad_price",
+        "crossed",
+        "duplicate",
+        "duplicate",
+        "duplicate",
+    ]
 
 
 def test_synthetic_ingest_matches_generator_and_skips_weekend(tmp_path):
@@ -138,7 +169,10 @@ def test_synthetic_days_of_other_generator_parameters_are_replaced_not_skipped(t
     start, end = dt.date(2025, 7, 1), dt.date(2025, 7, 3)
     null = SyntheticConfig(seed=4)
     edge = SyntheticConfig(seed=4, edge="mean_reversion", edge_strength=1.0)
-    assert ingest_synthetic("EURUSD", start, end, out, null, use_ray=False).to_dict()["days_written"] == 2
+    assert (
+        ingest_synthetic("EURUSD", start, end, out, null, use_ray=False).to_dict()["days_written"]
+        == 2
+    )
     again = ingest_synthetic("EURUSD", start, end, out, null, use_ray=False).to_dict()
     assert (again["days_written"], again["days_skipped"]) == (0, 2)
     planted = ingest_synthetic("EURUSD", start, end, out, edge, use_ray=False).to_dict()
@@ -153,8 +187,22 @@ def test_synthetic_days_of_other_generator_parameters_are_replaced_not_skipped(t
 def test_interrupted_ingest_resumes_without_duplicates_or_holes(tmp_path):
     """Kill a real ingest process mid-way, rerun, and compare with an uninterrupted ingest."""
     out = tmp_path / "ticks"
-    args = [sys.executable, "-m", "aio_ray.cli", "ingest", "synthetic", "--start", "2025-07-01",
-            "--end", "2025-07-22", "--seed", "5", "--out", str(out), "--local"]
+    args = [
+        sys.executable,
+        "-m",
+        "aio_ray.cli",
+        "ingest",
+        "synthetic",
+        "--start",
+        "2025-07-01",
+        "--end",
+        "2025-07-22",
+        "--seed",
+        "5",
+        "--out",
+        str(out),
+        "--local",
+    ]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(tick_store.list_partitions(out)) < 4:
@@ -165,11 +213,23 @@ def test_interrupted_ingest_resumes_without_duplicates_or_holes(tmp_path):
     assert 4 <= written_before < 21, "the kill must land mid-ingest"
     # leftovers of the killed write are hidden temp files, never data
     assert not [p for p in out.rglob("*.parquet") if p.name != tick_store.PART_NAME]
-    rep = ingest_synthetic("EURUSD", dt.date(2025, 7, 1), dt.date(2025, 7, 22), out, SyntheticConfig(seed=5),
-                           use_ray=False)
+    rep = ingest_synthetic(
+        "EURUSD",
+        dt.date(2025, 7, 1),
+        dt.date(2025, 7, 22),
+        out,
+        SyntheticConfig(seed=5),
+        use_ray=False,
+    )
     assert rep.ok and rep.to_dict()["days_skipped"] >= written_before - 1
-    ref = ingest_synthetic("EURUSD", dt.date(2025, 7, 1), dt.date(2025, 7, 22), tmp_path / "ref",
-                           SyntheticConfig(seed=5), use_ray=False)
+    ref = ingest_synthetic(
+        "EURUSD",
+        dt.date(2025, 7, 1),
+        dt.date(2025, 7, 22),
+        tmp_path / "ref",
+        SyntheticConfig(seed=5),
+        use_ray=False,
+    )
     a, b = tick_store.read_ticks(out, "EURUSD"), tick_store.read_ticks(tmp_path / "ref", "EURUSD")
     assert a.num_rows == b.num_rows == ref.totals["kept"]
     assert a.equals(b)
@@ -187,9 +247,30 @@ def test_empty_range_is_a_clear_error(tmp_path):
 def test_cli_contract_dukascopy_mirror(dukascopy_dir, tmp_path):
     out = tmp_path / "ticks"
     res = subprocess.run(
-        [sys.executable, "-m", "aio_ray.cli", "ingest", "dukascopy", "--symbol", "EURUSD", "--start", "2019-02-04",
-         "--end", "2019-02-06", "--mirror", str(dukascopy_dir), "--out", str(out), "--local", "--json"],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)},
+        [
+            sys.executable,
+            "-m",
+            "aio_ray.cli",
+            "ingest",
+            "dukascopy",
+            "--symbol",
+            "EURUSD",
+            "--start",
+            "2019-02-04",
+            "--end",
+            "2019-02-06",
+            "--mirror",
+            str(dukascopy_dir),
+            "--out",
+            str(out),
+            "--local",
+            "--json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
         check=False,
     )
     assert res.returncode == 0, res.stderr
@@ -208,7 +289,9 @@ def test_tick_files_use_the_store_encoding_and_old_zstd_files_still_read(tmp_pat
     assert rep.ok
     path = tick_store.partition_dir(out, "EURUSD", day) / tick_store.PART_NAME
     meta = pq.read_metadata(path)
-    cols = {meta.schema.column(i).name: meta.row_group(0).column(i) for i in range(meta.num_columns)}
+    cols = {
+        meta.schema.column(i).name: meta.row_group(0).column(i) for i in range(meta.num_columns)
+    }
     assert cols["ts"].compression == "LZ4" and "DELTA_BINARY_PACKED" in cols["ts"].encodings
     assert all("RLE_DICTIONARY" in c.encodings for n, c in cols.items() if n != "ts")
     before = tick_store.read_ticks(out, "EURUSD")

@@ -25,8 +25,15 @@ def test_ingest_job_on_the_real_mirror(dukascopy_dir, tmp_path):
         "ray:\n  num_cpus: 2\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    res = subprocess.run([sys.executable, "jobs/ingest.py", "--config", str(cfg)], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=600, check=False)
+    res = subprocess.run(
+        [sys.executable, "jobs/ingest.py", "--config", str(cfg)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["ingest"]["kept"] == 266_219 and out["errors"] == []
@@ -37,8 +44,15 @@ def test_ingest_job_on_the_real_mirror(dukascopy_dir, tmp_path):
     # New York close: the sessions open at 22:00 UTC (17:00 EST); the data cuts three of them
     assert [t.hour for t in daily["ts"].to_list()] == [22, 22, 22]
     # a rerun resumes: nothing is ingested again and the bars are reused
-    res2 = subprocess.run([sys.executable, "jobs/ingest.py", "--config", str(cfg)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
+    res2 = subprocess.run(
+        [sys.executable, "jobs/ingest.py", "--config", str(cfg)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert res2.returncode == 0, res2.stderr[-3000:]
     again = json.loads(res2.stdout.strip().splitlines()[-1])
     assert again["ingest"]["input"] == 0 and again["bars"]["status"] == "skipped"

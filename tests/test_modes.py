@@ -25,18 +25,27 @@ def test_every_mode_config_loads(name):
 
 
 def test_the_demo_plants_an_edge_and_the_null_run_is_the_same_without_it():
-    demo, null, forward = (load_config(REPO / "configs" / f"{n}.yaml") for n in ("demo", "null", "backtest"))
+    demo, null, forward = (
+        load_config(REPO / "configs" / f"{n}.yaml") for n in ("demo", "null", "backtest")
+    )
     assert demo.synthetic.edge == "mean_reversion" and demo.synthetic.edge_strength > 0
     assert null.synthetic.edge == "none" and null.synthetic.edge_strength == 0
     assert forward.synthetic == demo.synthetic  # the forward month comes from the same generator
     assert forward.data.start >= demo.data.end  # ... after everything the demo searched
-    assert (null.data.start, null.data.end, null.search) == (demo.data.start, demo.data.end, demo.search)
+    assert (null.data.start, null.data.end, null.search) == (
+        demo.data.start,
+        demo.data.end,
+        demo.search,
+    )
     assert null.data.workdir != demo.data.workdir and null.library.url != demo.library.url
 
 
 def test_modes_differ_in_size_budget_and_logging():
     dev, demo, prod = (load_config(REPO / "configs" / f"{n}.yaml") for n in ("dev", "demo", "prod"))
-    span = {k: (c.data.end - c.data.start).days for k, c in (("dev", dev), ("demo", demo), ("prod", prod))}
+    span = {
+        k: (c.data.end - c.data.start).days
+        for k, c in (("dev", dev), ("demo", demo), ("prod", prod))
+    }
     assert span["dev"] < span["demo"] < span["prod"]
     assert dev.search.n_trials < demo.search.n_trials < prod.search.n_trials
     assert (dev.logging.level, dev.logging.format) == ("DEBUG", "text")
@@ -61,7 +70,9 @@ def test_json_logging_is_one_object_per_line_and_merges_progress_fields(capsys):
     try:
         configure_logging("INFO", "json")
         logging.getLogger("aio_ray.test").info("hello %s", "world")
-        logging.getLogger("aio_ray.progress").info(json.dumps({"stage": "bars", "done": 3, "total": 7}))
+        logging.getLogger("aio_ray.progress").info(
+            json.dumps({"stage": "bars", "done": 3, "total": 7})
+        )
         logging.getLogger("aio_ray.test").debug("not shown at INFO")
         lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     finally:
@@ -138,9 +149,13 @@ def test_backtest_mode_replays_the_ranked_top_on_a_new_period(searched, ray_loca
         assert row["ranked_criteria"] is not None and "sharpe" in row["metrics"]
         # oracle: the same strategy backtested from bar 0 of the new bars trades identically
         # (the family issues no order before its indicators are defined)
-        mb = MarketBars.from_frame(read_bars(cfg.data.bars_dir, row["timeframe"], "EURUSD"), row["timeframe"])
+        mb = MarketBars.from_frame(
+            read_bars(cfg.data.bars_dir, row["timeframe"], "EURUSD"), row["timeframe"]
+        )
         fam = get_family(row["family"])
-        full = run_backtest(mb.signal, fam.signals(mb.signal, row["params"]), cfg.search.backtest, mb.bid_ask)
+        full = run_backtest(
+            mb.signal, fam.signals(mb.signal, row["params"]), cfg.search.backtest, mb.bid_ask
+        )
         assert row["trades"] == full.trades.height
     on_disk = json.loads(Path(summary["backtest"]["report"]).read_text())
     assert [r["strategy_id"] for r in on_disk["strategies"]] == [r["strategy_id"] for r in rows]
@@ -159,6 +174,12 @@ def test_backtest_mode_with_unknown_ids_or_an_empty_library_says_so(searched, ra
     run_bars(cfg)
     with pytest.raises(ReplayError, match="'nope-123' is not in the library"):
         replay_strategies(cfg)
-    empty = cfg.model_copy(update={"replay": cfg.replay.model_copy(update={"library_url": f"sqlite:///{tmp_path}/empty.db", "strategy_ids": ()})})
+    empty = cfg.model_copy(
+        update={
+            "replay": cfg.replay.model_copy(
+                update={"library_url": f"sqlite:///{tmp_path}/empty.db", "strategy_ids": ()}
+            )
+        }
+    )
     with pytest.raises(ReplayError, match="no ranking of any run"):
         replay_strategies(empty)

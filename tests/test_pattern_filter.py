@@ -319,7 +319,9 @@ def test_search_populations_draw_and_evaluate_the_filter(walk: BarArrays) -> Non
         # the filter reaches the backtest: never more trades, and fewer where there are any
         assert all(res.oos_trades[filtered] <= unfiltered.oos_trades)
         traded = unfiltered.oos_trades > 0
-        assert traded.any() and all(res.oos_trades[filtered][traded] < unfiltered.oos_trades[traded])
+        assert traded.any() and all(
+            res.oos_trades[filtered][traded] < unfiltered.oos_trades[traded]
+        )
 
 
 # --------------------------------------------------------------------------- strategy ids
@@ -451,7 +453,9 @@ def test_filtered_script_reproduces_the_engine_on_real_1m_bars(
     real_1m: BarArrays, family: str, pattern: str, lookback: int, kind: str
 ) -> None:
     p = params(family, pattern_filter=pattern, pattern_lookback=lookback)
-    rep = _parity(generate(ScriptSource(family, p, "1m", backtest=PARITY_COSTS), kind), real_1m, kind)  # type: ignore[arg-type]
+    rep = _parity(
+        generate(ScriptSource(family, p, "1m", backtest=PARITY_COSTS), kind), real_1m, kind
+    )  # type: ignore[arg-type]
     free = REGISTRY[family].signals(real_1m, params(family))
     # the filter removed entries on these bars: the comparison is not the unfiltered one
     assert rep.signals["long_entry"]["ours"] + rep.signals["short_entry"]["ours"] < int(

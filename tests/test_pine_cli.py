@@ -108,8 +108,15 @@ def test_pine_from_params_uses_the_configured_backtest_costs() -> None:
     """``--set search.backtest.*`` reaches the script (it was read from a field that does not
     exist, so the defaults were always used)."""
     res = _invoke(
-        "--set", "search.backtest.commission=4.5", "--set", "search.backtest.initial_capital=25000",
-        "pine", "--family", "ma_cross", "--timeframe", "1h",
+        "--set",
+        "search.backtest.commission=4.5",
+        "--set",
+        "search.backtest.initial_capital=25000",
+        "pine",
+        "--family",
+        "ma_cross",
+        "--timeframe",
+        "1h",
     )
     assert res.exit_code == 0, res.output
     meta = read_meta(res.output)

@@ -30,8 +30,11 @@ COSTS = BacktestConfig(commission=3.5, slippage_points=1.0)
 def test_population_equals_evaluate_candidate_for_every_set(wf, family: str) -> None:  # type: ignore[no-untyped-def]
     folds, _ = make_folds(len(wf["1h"]), 3, "anchored", holdout_fraction=0.0, warmup_bars=80)
     params = grid(family, 12)
-    params += [dict(params[0], stop_atr=1.5, take_atr=3.0), dict(params[1], stop_atr=2.0),
-               dict(params[1], pattern_filter="hammer", pattern_lookback=2)]
+    params += [
+        dict(params[0], stop_atr=1.5, take_atr=3.0),
+        dict(params[1], stop_atr=2.0),
+        dict(params[1], pattern_filter="hammer", pattern_lookback=2),
+    ]
     params += make_sampler("random", family, 1, budget=10).ask(10)
     res = evaluate_population(wf["1h"], family, params, folds, COSTS)
     assert all(e is None for e in res.error), res.error
@@ -41,9 +44,13 @@ def test_population_equals_evaluate_candidate_for_every_set(wf, family: str) -> 
         assert res.oos_trades[i] == loc.oos_trades
         np.testing.assert_allclose(
             [res.sharpe[i], res.skew[i], res.kurtosis[i], res.n_obs[i]],
-            dataclasses.astuple(loc.moments), rtol=1e-9, equal_nan=True)
-        np.testing.assert_allclose(res.returns[i, res.layout.oos_columns], loc.period_returns,
-                                   rtol=1e-12, atol=1e-15)
+            dataclasses.astuple(loc.moments),
+            rtol=1e-9,
+            equal_nan=True,
+        )
+        np.testing.assert_allclose(
+            res.returns[i, res.layout.oos_columns], loc.period_returns, rtol=1e-12, atol=1e-15
+        )
         for f in loc.folds:
             for w, m in ((2 * f.fold, f.is_metrics), (2 * f.fold + 1, f.oos_metrics)):
                 got = res.window_metrics(i, w)

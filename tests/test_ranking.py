@@ -109,8 +109,13 @@ def _moments(sr: float, n_obs: int = 500) -> ReturnMoments:
 def _loose(**kw: object) -> RankingConfig:
     """The default config with the significance gates off (for tests of the scoring and the
     diversity mechanics; the gates are tested on their own below)."""
-    base: dict[str, object] = {"min_dsr": 0.0, "max_pbo": 1.0, "min_trl_confidence": 0.0,
-                               "min_sharpe": -1e9, "min_profit_factor": 0.0}
+    base: dict[str, object] = {
+        "min_dsr": 0.0,
+        "max_pbo": 1.0,
+        "min_trl_confidence": 0.0,
+        "min_sharpe": -1e9,
+        "min_profit_factor": 0.0,
+    }
     return RankingConfig(**(base | kw))  # type: ignore[arg-type]
 
 
@@ -158,9 +163,7 @@ def test_a_strategy_below_the_minimum_trades_is_never_ranked_however_good():
         in scored["star"].gate_failures[0]
     )
     # with the gate lowered it is ranked first: the gate, not the score, excluded it
-    assert (
-        rank([star, ok], n_trials=10, config=_loose(min_trades=5))[0].strategy_id == "star"
-    )
+    assert rank([star, ok], n_trials=10, config=_loose(min_trades=5))[0].strategy_id == "star"
 
 
 def test_non_finite_or_missing_oos_evidence_is_gated():
@@ -171,7 +174,9 @@ def test_non_finite_or_missing_oos_evidence_is_gated():
         moments=ReturnMoments(math.nan, math.nan, math.nan, 100),
     )
     good = _cand("good", params={"fast": 40, "slow": 90})
-    assert [r.strategy_id for r in rank([nan_fold, no_folds, flat, good], n_trials=4, config=_loose())] == ["good"]
+    assert [
+        r.strategy_id for r in rank([nan_fold, no_folds, flat, good], n_trials=4, config=_loose())
+    ] == ["good"]
 
 
 def test_score_is_the_sum_of_weighted_components_and_each_moves_the_right_way():
@@ -309,7 +314,9 @@ def test_ordering_is_deterministic_and_ties_break_by_strategy_id_whatever_the_in
         ranked = rank(shuffled, n_trials=20, top=5, sharpe_variance=0.001, config=_loose())
         assert [r.strategy_id for r in ranked] == expected
         assert [r.rank for r in ranked] == [1, 2, 3, 4, 5]
-    scores = [r.score for r in rank(pool, n_trials=20, top=5, sharpe_variance=0.001, config=_loose())]
+    scores = [
+        r.score for r in rank(pool, n_trials=20, top=5, sharpe_variance=0.001, config=_loose())
+    ]
     assert scores[1] == scores[2] == scores[3] == scores[4] < scores[0]
 
 
@@ -369,19 +376,29 @@ def test_profit_factor_pbo_and_track_record_gates():
     c = _cand("x")
     base = _loose(min_trades=0)
     losing = dataclasses.replace(c, profit_factor=0.9)
-    assert any("profit factor 0.90 <= min_profit_factor 1.0" in g
-               for g in score_candidates([losing], 1, config=_loose(min_trades=0,
-                                         min_profit_factor=1.0))[0].gate_failures)
+    assert any(
+        "profit factor 0.90 <= min_profit_factor 1.0" in g
+        for g in score_candidates([losing], 1, config=_loose(min_trades=0, min_profit_factor=1.0))[
+            0
+        ].gate_failures
+    )
     overfit = dataclasses.replace(c, pbo=0.7)
-    assert any("PBO 0.70 >= max_pbo 0.5" in g
-               for g in score_candidates([overfit], 1, config=_loose(min_trades=0,
-                                         max_pbo=0.5))[0].gate_failures)
+    assert any(
+        "PBO 0.70 >= max_pbo 0.5" in g
+        for g in score_candidates([overfit], 1, config=_loose(min_trades=0, max_pbo=0.5))[
+            0
+        ].gate_failures
+    )
     unknown = dataclasses.replace(c, pbo=None, pbo_reason="T < 2 * n_blocks")
-    assert any("PBO not computable (T < 2 * n_blocks)" in g
-               for g in score_candidates([unknown], 1, config=_loose(min_trades=0,
-                                         max_pbo=0.5))[0].gate_failures)
+    assert any(
+        "PBO not computable (T < 2 * n_blocks)" in g
+        for g in score_candidates([unknown], 1, config=_loose(min_trades=0, max_pbo=0.5))[
+            0
+        ].gate_failures
+    )
     short = dataclasses.replace(c, moments=dataclasses.replace(c.moments, n_obs=3))
-    fails = score_candidates([short], 1, config=_loose(min_trades=0,
-                             min_trl_confidence=0.95))[0].gate_failures
+    fails = score_candidates([short], 1, config=_loose(min_trades=0, min_trl_confidence=0.95))[
+        0
+    ].gate_failures
     assert any("minimum track record length" in g for g in fails)
     assert score_candidates([c], 1, config=base)[0].eligible

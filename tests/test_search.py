@@ -79,8 +79,14 @@ def config(**kw: object) -> SearchConfig:
         "progress_interval_s": 0.01,
         # gates relaxed so that random bars still rank something: these tests are about
         # what is stored; the default gates are tested in test_verdict.py
-        "ranking": RankingConfig(min_trades=10, min_dsr=0.0, min_sharpe=-1e9,
-                                 min_profit_factor=0.0, max_pbo=1.0, min_trl_confidence=0.0),
+        "ranking": RankingConfig(
+            min_trades=10,
+            min_dsr=0.0,
+            min_sharpe=-1e9,
+            min_profit_factor=0.0,
+            max_pbo=1.0,
+            min_trl_confidence=0.0,
+        ),
     }
     return SearchConfig(**(base | kw))  # type: ignore[arg-type]
 
@@ -118,8 +124,11 @@ def test_every_candidate_is_evaluated_once_and_kept_in_the_library(searched: Sea
     assert candidate_counts(lib, "run-a") == {"ok": out.n_ok, "failed": out.n_failed}
     for fam in FAMILIES:  # within a stream no parameter set is tried twice
         for tf in ("1h", "4h"):
-            keys = [json.dumps(r["params"], sort_keys=True) for r in stored
-                    if r["family"] == fam and r["timeframe"] == tf]
+            keys = [
+                json.dumps(r["params"], sort_keys=True)
+                for r in stored
+                if r["family"] == fam and r["timeframe"] == tf
+            ]
             assert len(keys) == 100 and len(set(keys)) == 100
     assert all(validate(r["family"], r["params"]) == r["params"] for r in stored)
     run = lib.get_run("run-a")
@@ -140,11 +149,18 @@ def test_stored_candidates_equal_a_local_evaluation_of_the_same_parameters(
     picks.append(next(r for r in ok if r["sharpe"] is None) if len(traded) < len(ok) else ok[0])
     for r in picks:
         tf = r["timeframe"]
-        folds, _ = make_folds(len(wf[tf]), cfg.n_folds, cfg.scheme, oos_fraction=cfg.oos_fraction,
-                              holdout_fraction=0.0, warmup_bars=cfg.warmup_bars,
-                              embargo_bars=cfg.embargo())
-        local = evaluate_candidate(wf, r["family"], r["params"], tf, folds, cfg.backtest,
-                                   cfg.objective_config)
+        folds, _ = make_folds(
+            len(wf[tf]),
+            cfg.n_folds,
+            cfg.scheme,
+            oos_fraction=cfg.oos_fraction,
+            holdout_fraction=0.0,
+            warmup_bars=cfg.warmup_bars,
+            embargo_bars=cfg.embargo(),
+        )
+        local = evaluate_candidate(
+            wf, r["family"], r["params"], tf, folds, cfg.backtest, cfg.objective_config
+        )
         assert r["objective"] == pytest.approx(local.objective, rel=1e-12, abs=1e-12)
         assert r["oos_trades"] == local.oos_trades
         if np.isfinite(local.moments.sharpe):
@@ -157,13 +173,16 @@ def test_stored_candidates_equal_a_local_evaluation_of_the_same_parameters(
         rets = unpack(r["returns"])
         assert rets.size == len(layout["period_start_ms"])
         oos = rets[layout["oos_columns"]]
-        np.testing.assert_allclose(oos, local.period_returns.astype(np.float32), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(
+            oos, local.period_returns.astype(np.float32), rtol=1e-6, atol=1e-9
+        )
         wm = unpack(r["window_metrics"], (2 * cfg.n_folds + 1, len(WINDOW_METRICS)))
         for f in local.folds:
             for w, m in ((2 * f.fold, f.is_metrics), (2 * f.fold + 1, f.oos_metrics)):
                 assert wm[w, WINDOW_METRICS.index("trades")] == m["trades"]
                 assert wm[w, WINDOW_METRICS.index("net_profit")] == pytest.approx(
-                    m["net_profit"], rel=1e-6, abs=1e-3)
+                    m["net_profit"], rel=1e-6, abs=1e-3
+                )
 
 
 def test_candidates_on_a_timeframe_too_short_for_the_folds_are_recorded_failed(
@@ -200,8 +219,11 @@ def test_library_holds_the_ranking_finalists_folds_and_holdout(searched: Searche
         # the nested record's OOS folds; in-sample folds (and the final window, fold 3) when
         # the exported parameters were also an island's finalist
         got = {(f["fold"], f["sample"]) for f in folds}
-        assert {(k, "oos") for k in range(3)} <= got <= (
-            {(k, s) for k in range(3) for s in ("is", "oos")} | {(3, "is")})
+        assert (
+            {(k, "oos") for k in range(3)}
+            <= got
+            <= ({(k, s) for k in range(3) for s in ("is", "oos")} | {(3, "is")})
+        )
         h = out.holdout[r.strategy.id]
         assert r.holdout is not None and r.holdout["trades"] == int(h.metrics["trades"])
         trades = lib.trades("run-a", r.strategy.id, "holdout")
@@ -255,15 +277,20 @@ def test_the_same_seed_gives_the_same_candidates_on_one_or_two_workers(
 ) -> None:
     _out, lib, _ = searched
     url = f"sqlite:///{tmp_path / 'one.db'}"
-    search_frames(frames, config(max_concurrent=1), storage_path=tmp_path, run_id="one",
-                  db_url=url)
+    search_frames(frames, config(max_concurrent=1), storage_path=tmp_path, run_id="one", db_url=url)
     cols = ("number", "params_json", "objective", "status")
     assert rows(Library(url), "one", *cols) == rows(lib, "run-a", *cols)
     other = f"sqlite:///{tmp_path / 'other.db'}"
-    search_frames(frames, config(seed=4, timeframes=("1h",)), storage_path=tmp_path,
-                  run_id="seed4", db_url=other)
+    search_frames(
+        frames,
+        config(seed=4, timeframes=("1h",)),
+        storage_path=tmp_path,
+        run_id="seed4",
+        db_url=other,
+    )
     assert [r["params"] for r in rows(Library(other), "seed4", "params_json")][:20] != [
-        r["params"] for r in rows(lib, "run-a", "params_json")][:20]
+        r["params"] for r in rows(lib, "run-a", "params_json")
+    ][:20]
 
 
 @pytest.mark.parametrize("sampler", ["grid", "sobol", "random", "cmaes"])
@@ -271,8 +298,13 @@ def test_sweep_and_cmaes_samplers_fill_their_budget_with_distinct_valid_sets(
     ray_local: Any, frames: Frames, tmp_path: Path, sampler: str
 ) -> None:
     url = f"sqlite:///{tmp_path / 'lib.db'}"
-    out = search_frames(frames, config(sampler=sampler, timeframes=("4h",), n_trials=120),
-                        storage_path=tmp_path, run_id=sampler, db_url=url)
+    out = search_frames(
+        frames,
+        config(sampler=sampler, timeframes=("4h",), n_trials=120),
+        storage_path=tmp_path,
+        run_id=sampler,
+        db_url=url,
+    )
     assert out.complete and out.n_ok == 120
     got = rows(Library(url), sampler, "family", "params_json")
     keys = {(r["family"], json.dumps(r["params"], sort_keys=True)) for r in got}
@@ -320,8 +352,9 @@ def test_a_killed_island_worker_is_retried_and_loses_nothing(
                 killed.append(pids[0])
 
     url = f"sqlite:///{tmp_path / 'k.db'}"
-    out = search_frames(frames, config(), storage_path=tmp_path, run_id="kill", db_url=url,
-                        progress=kill_one)
+    out = search_frames(
+        frames, config(), storage_path=tmp_path, run_id="kill", db_url=url, progress=kill_one
+    )
     assert killed, "no island worker was found to kill"
     assert out.complete and out.n_done == 600
     cols = ("number", "params_json", "objective", "status")
@@ -344,17 +377,25 @@ def test_an_interrupted_search_resumes_without_repeating_finished_populations(
             sent.append(done)
             os.kill(os.getpid(), signal.SIGUSR1)
 
-    first = search_frames(frames, cfg, storage_path=tmp_path, run_id="resume", db_url=url,
-                          progress=interrupt)
+    first = search_frames(
+        frames, cfg, storage_path=tmp_path, run_id="resume", db_url=url, progress=interrupt
+    )
     assert sent and not first.complete and 200 <= first.n_done < 600
     before = {r["number"]: r["recorded_ms"] for r in rows(Library(url), "resume", "recorded_ms")}
     with pytest.raises(SearchError, match="resume=True"):
         search_frames(frames, cfg, storage_path=tmp_path, run_id="resume", db_url=url)
     with pytest.raises(SearchError, match=r"different configuration \(changed: \['n_folds'\]\)"):
-        search_frames(frames, config(n_folds=4), storage_path=tmp_path, run_id="resume",
-                      db_url=url, resume=True)
-    second = search_frames(frames, cfg, storage_path=tmp_path, run_id="resume", db_url=url,
-                           resume=True)
+        search_frames(
+            frames,
+            config(n_folds=4),
+            storage_path=tmp_path,
+            run_id="resume",
+            db_url=url,
+            resume=True,
+        )
+    second = search_frames(
+        frames, cfg, storage_path=tmp_path, run_id="resume", db_url=url, resume=True
+    )
     assert second.complete and second.n_done == 600
     cols = ("number", "params_json", "objective", "status")
     assert rows(Library(url), "resume", *cols) == rows(lib, "run-a", *cols)
@@ -381,12 +422,19 @@ def test_bars_with_nan_fail_every_candidate_with_the_reason_and_rank_nothing(
     ray_local: Any, frames: Frames, tmp_path: Path
 ) -> None:
     bad = frames["1h"].with_columns(
-        pl.when(pl.int_range(pl.len()) == 500).then(float("nan")).otherwise(pl.col("bid_close"))
+        pl.when(pl.int_range(pl.len()) == 500)
+        .then(float("nan"))
+        .otherwise(pl.col("bid_close"))
         .alias("bid_close")
     )
     url = f"sqlite:///{tmp_path / 'nan.db'}"
-    out = search_frames({"1h": bad}, config(timeframes=("1h",), n_trials=80),
-                        storage_path=tmp_path, run_id="nan", db_url=url)
+    out = search_frames(
+        {"1h": bad},
+        config(timeframes=("1h",), n_trials=80),
+        storage_path=tmp_path,
+        run_id="nan",
+        db_url=url,
+    )
     assert out.complete and out.n_failed == 80 and out.n_ok == 0
     assert out.ranking == () and out.finalists == ()
     got = rows(Library(url), "nan", "error")
@@ -401,8 +449,10 @@ def test_a_database_that_refuses_writes_loses_nothing_and_resume_finishes(
     url = f"sqlite:///{path}"
     Library(url)  # creates the tables
     con = sqlite3.connect(path)
-    con.execute("CREATE TRIGGER refuse BEFORE INSERT ON candidates "
-                "BEGIN SELECT RAISE(ABORT, 'disk quota exceeded'); END")
+    con.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON candidates "
+        "BEGIN SELECT RAISE(ABORT, 'disk quota exceeded'); END"
+    )
     con.commit()
     cfg = config(timeframes=("4h",), n_trials=80, max_failures=0)
     out = search_frames(frames, cfg, storage_path=tmp_path, run_id="refuse", db_url=url)
@@ -417,8 +467,9 @@ def test_a_database_that_refuses_writes_loses_nothing_and_resume_finishes(
     con.execute("DROP TRIGGER refuse")
     con.commit()
     con.close()
-    again = search_frames(frames, cfg, storage_path=tmp_path, run_id="refuse", db_url=url,
-                          resume=True)
+    again = search_frames(
+        frames, cfg, storage_path=tmp_path, run_id="refuse", db_url=url, resume=True
+    )
     assert again.complete and candidate_counts(Library(url), "refuse") == {"ok": 80, "failed": 0}
 
 

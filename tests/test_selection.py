@@ -18,8 +18,10 @@ FOLDS = (0, 0, 1, 1, 2)
 # columns: OOS0 owns 0..2, OOS1 owns 3..5 (the OOS record), then IS0 6..8, IS1 9..11, final 12..14
 LAYOUT = {
     "period_ms": 86_400_000,
-    "windows": [{"fold": f, "sample": s, "start_bar": 0, "end_bar": 1}
-                for f, s in zip(FOLDS, SAMPLES, strict=True)],
+    "windows": [
+        {"fold": f, "sample": s, "start_bar": 0, "end_bar": 1}
+        for f, s in zip(FOLDS, SAMPLES, strict=True)
+    ],
     "period_start_ms": [86_400_000 * i for i in range(15)],
     "period_window": [1, 1, 1, 3, 3, 3, 0, 0, 0, 2, 2, 2, 4, 4, 4],
     "oos_columns": [0, 1, 2, 3, 4, 5],
@@ -27,8 +29,14 @@ LAYOUT = {
 IX = {m: j for j, m in enumerate(WINDOW_METRICS)}
 
 
-def _row(number: int, sharpes: list[float], guide: int = -1, trades: float = 10.0,
-         oos_returns: float = 0.0, status: str = "ok") -> dict:
+def _row(
+    number: int,
+    sharpes: list[float],
+    guide: int = -1,
+    trades: float = 10.0,
+    oos_returns: float = 0.0,
+    status: str = "ok",
+) -> dict:
     wm = np.zeros((len(SAMPLES), len(WINDOW_METRICS)), dtype="<f4")
     wm[:, IX["sharpe"]] = sharpes
     wm[:, IX["trades"]] = trades
@@ -37,10 +45,17 @@ def _row(number: int, sharpes: list[float], guide: int = -1, trades: float = 10.
     wm[:, IX["end_exits"]] = 1
     rets = np.full(15, oos_returns, dtype="<f4")
     rets[:6] += np.float32(number) * np.float32(1e-4)  # tell the candidates' OOS days apart
-    return {"number": number, "family": "ma_cross", "timeframe": "1h", "guide": guide,
-            "status": status, "error": None if status == "ok" else "ValueError: bad",
-            "params": {"fast": number}, "returns": pack(rets),
-            "window_metrics": pack(wm) if status == "ok" else None}
+    return {
+        "number": number,
+        "family": "ma_cross",
+        "timeframe": "1h",
+        "guide": guide,
+        "status": status,
+        "error": None if status == "ok" else "ValueError: bad",
+        "params": {"fast": number},
+        "returns": pack(rets),
+        "window_metrics": pack(wm) if status == "ok" else None,
+    }
 
 
 def test_each_fold_is_chosen_on_its_in_sample_window_only():
@@ -67,8 +82,10 @@ def test_each_fold_is_chosen_on_its_in_sample_window_only():
 def test_guides_keep_later_samplers_out_of_earlier_folds():
     # candidate 5 was proposed by the sampler of selection window 1 (it saw IS1): it may be
     # chosen for fold 1 and the export, never for fold 0, however good its IS0 figure
-    rows = [_row(4, [1.0, 0.5, 1.0, 0.5, 1.0], guide=0),
-            _row(5, [9.0, 0.5, 9.0, 0.5, 9.0], guide=1)]
+    rows = [
+        _row(4, [1.0, 0.5, 1.0, 0.5, 1.0], guide=0),
+        _row(5, [9.0, 0.5, 9.0, 0.5, 9.0], guide=1),
+    ]
     sel = Selector({"1h": LAYOUT}, ObjectiveConfig(min_is_trades=3))
     sel.add(rows)
     (rec,) = sel.records()
@@ -110,8 +127,8 @@ def test_matrix_sample_is_bounded_and_deterministic():
     b = Selector({"1h": LAYOUT}, ObjectiveConfig(min_is_trades=3), matrix_candidates=10, seed=3)
     b.add(rows[:20])
     b.add(rows[20:])
-    (_pa, ma), = a.samples().values()
-    (_, mb), = b.samples().values()
+    ((_pa, ma),) = a.samples().values()
+    ((_, mb),) = b.samples().values()
     assert ma.shape == (6, 10)
     np.testing.assert_array_equal(ma, mb)
     per, mat, owner = aligned(a.samples())

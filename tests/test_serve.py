@@ -30,8 +30,12 @@ if str(REPO) not in sys.path:  # the `serve` package lives at the repository roo
 TOKEN = "test-token-0123456789abcdef"
 ROTATED = "rotated-token-fedcba9876543210"
 STRATEGY_ENDPOINTS = ("", "/pine", "/equity", "/candles")
-SERVE_SECTION = {"control_burst": 500, "control_rate_per_s": 100.0, "analyze_burst": 500,
-                 "analyze_rate_per_s": 100.0}
+SERVE_SECTION = {
+    "control_burst": 500,
+    "control_rate_per_s": 100.0,
+    "analyze_burst": 500,
+    "analyze_rate_per_s": 100.0,
+}
 HOSTILE = [
     "..%2F..%2Fetc%2Fpasswd",
     "../../etc/passwd",
@@ -304,8 +308,16 @@ def _bars_body(library, n: int = 40) -> dict:
     from aio_ray.bars.store import read_bars
 
     df = read_bars(Path(library["tree"]["data"]["workdir"]) / "bars", "1h").tail(n)
-    bars = [{"ts": int(r["ts"].timestamp() * 1000), "open": r["mid_open"], "high": r["mid_high"],
-             "low": r["mid_low"], "close": r["mid_close"]} for r in df.iter_rows(named=True)]
+    bars = [
+        {
+            "ts": int(r["ts"].timestamp() * 1000),
+            "open": r["mid_open"],
+            "high": r["mid_high"],
+            "low": r["mid_low"],
+            "close": r["mid_close"],
+        }
+        for r in df.iter_rows(named=True)
+    ]
     return {"instrument": "EURUSD", "timeframe": "1h", "bars": bars}
 
 
@@ -325,7 +337,9 @@ def test_patterns_lists_the_mined_statistics(client, library):
 def test_analyses_lists_the_pipeline_log(client, library):
     rows = client.get("/analyses", params={"limit": 10}).json()
     assert len(rows) >= 4
-    assert all(r["model"] == "aio-chartnet-v1" and r["trend"] in ("up", "down", "sideways") for r in rows)
+    assert all(
+        r["model"] == "aio-chartnet-v1" and r["trend"] in ("up", "down", "sideways") for r in rows
+    )
     assert client.get("/analyses", params={"limit": 0}).status_code == 422
 
 
@@ -581,8 +595,9 @@ def test_dashboard_lists_five_strategies_and_draws_its_charts(base, library, tmp
 
     ends = read_log(Path(library["tree"]["data"]["workdir"]) / "vision" / "log")["window_end"]
     latest = max(e for e in ends.cast("int64").to_pylist() if e > 0)
-    assert rows[0]["data-window-end"] == time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                       time.gmtime(latest / 1000))
+    assert rows[0]["data-window-end"] == time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(latest / 1000)
+    )
     assert all(
         r["data-status"] == "ok" and r["data-trend"] in ("up", "down", "sideways") for r in rows
     )

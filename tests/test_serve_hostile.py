@@ -56,12 +56,17 @@ def _png(h: int, w: int, dtype=np.uint8, channels: int = 3) -> bytes:
         raw = zlib.compress(row * h, 9)
 
         def chunk(kind: bytes, data: bytes) -> bytes:
-            return (struct.pack(">I", len(data)) + kind + data
-                    + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+            return (
+                struct.pack(">I", len(data))
+                + kind
+                + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+            )
 
         ihdr = struct.pack(">IIBBBBB", w, h, 16, 6, 0, 0, 0)
-        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw)
-                + chunk(b"IEND", b""))
+        return (
+            b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+        )
     Image.fromarray(np.full((h, w, channels), 250, dtype=np.uint8)).save(buf, "PNG")
     return buf.getvalue()
 
@@ -86,7 +91,9 @@ def test_timestamps_beyond_2100_are_422_and_never_logged(client, library):
         bad = {**body, "bars": [{**b, "ts": start + i} for i, b in enumerate(body["bars"])]}
         r = client.post("/analyze", json=bad)
         assert r.status_code == 422, r.text
-        assert "bars.0.ts: Input should be less than or equal to 4102444800000" in r.json()["detail"]
+        assert (
+            "bars.0.ts: Input should be less than or equal to 4102444800000" in r.json()["detail"]
+        )
     time.sleep(2.5)  # past log_flush_s: anything buffered would be on disk now
     ends = read_log(_log_dir(library))["window_end"].cast("int64").to_pylist()
     assert all(e <= 4_102_444_800_000 for e in ends)
@@ -99,7 +106,8 @@ def test_a_poisoned_record_in_the_log_is_skipped_and_analyses_stays_200(client, 
     with AnalysisLog(_log_dir(library)) as log:  # as a pre-fix server would have written it
         log.extend([_record(NEAR_2_63 + 39, start_ms=NEAR_2_63)])
     (_log_dir(library) / "analyses-20990101T000000000000-1-000000-badfile0.parquet").write_bytes(
-        b"PAR1 not a parquet file")
+        b"PAR1 not a parquet file"
+    )
     for _ in range(2):  # and it stays so (the cache keeps the skip)
         r = client.get("/analyses", params={"limit": 1000})
         assert r.status_code == 200, r.text
@@ -123,7 +131,9 @@ def test_inputs_that_pass_validation_never_crash(client, library):
             for i in range(449)]  # fmt: skip
     r = client.post("/analyze", json={**body, "bars": many})
     assert r.status_code == 422
-    assert r.json()["detail"] == ["bars: List should have at most 448 items after validation, not 449"]
+    assert r.json()["detail"] == [
+        "bars: List should have at most 448 items after validation, not 449"
+    ]
     assert client.post("/analyze", json={**body, "bars": many[:448]}).status_code == 200
     for tf in ("1w", "7m", "2d", "0d", "60m"):
         r = client.get("/patterns", params={"timeframe": tf})
@@ -136,7 +146,10 @@ def test_inputs_that_pass_validation_never_crash(client, library):
     r = client.post(f"/strategies/{sid}/params", headers={**auth(), "Content-Type": "application/json"},
                     content=f'{{"params": {{"{first}": {"9" * 400}}}}}'.encode())  # fmt: skip
     assert r.status_code == 422, r.text
-    assert f"params.{first}.constrained-int: Input should be less than or equal to 1000000000000000" in r.json()["detail"]
+    assert (
+        f"params.{first}.constrained-int: Input should be less than or equal to 1000000000000000"
+        in r.json()["detail"]
+    )
 
 
 # ----------------------------------------------------------------------------- images (2)
@@ -159,15 +172,21 @@ def test_a_pixel_bomb_png_is_refused_and_other_requests_stay_fast(base, library)
                 lat.append(time.perf_counter() - t0)
             answers = [p.result() for p in posts]
     assert [a.status_code for a in answers] == [422, 200, 422, 200], [a.text for a in answers]
-    assert answers[0].json()["detail"] == "image is 4096x4096 = 16777216 pixels; at most 4194304 accepted"
+    assert (
+        answers[0].json()["detail"]
+        == "image is 4096x4096 = 16777216 pixels; at most 4194304 accepted"
+    )
     assert answers[1].json()["status"] == "ok" and answers[1].json()["window_end"] is None
     lat.sort()
     assert lat and lat[int(0.9 * (len(lat) - 1))] < 0.100, lat  # GETs stay under 100 ms
 
 
 def test_a_garbled_png_names_no_memory_address(client):
-    r = client.post("/analyze", content=b"\x89PNG\r\n\x1a\n" + b"\x07" * 300,
-                    headers={"Content-Type": "image/png"})
+    r = client.post(
+        "/analyze",
+        content=b"\x89PNG\r\n\x1a\n" + b"\x07" * 300,
+        headers={"Content-Type": "image/png"},
+    )
     assert r.status_code == 422
     assert r.json()["detail"].startswith("the uploaded PNG cannot be decoded")
     assert not re.search(r"0x[0-9a-f]{6,}", r.text)
@@ -247,7 +266,10 @@ def test_an_override_can_be_cleared_and_pine_and_equity_follow_it(client, librar
 
     r = client.post(f"/strategies/{sid}/params", json={"params": {}}, headers=auth())
     assert r.status_code == 422
-    assert r.json()["detail"] == f"params: empty; to clear the override send DELETE /strategies/{sid}/params"
+    assert (
+        r.json()["detail"]
+        == f"params: empty; to clear the override send DELETE /strategies/{sid}/params"
+    )
     r = client.delete(f"/strategies/{sid}/params", headers=auth(who="carol"))
     assert r.status_code == 200 and r.json()["live"]["params"] is None
     time.sleep(0.3)
@@ -261,8 +283,14 @@ def test_an_override_can_be_cleared_and_pine_and_equity_follow_it(client, librar
 
 
 def test_rate_limits_answer_429_with_retry_after(base, client, library):
-    _reconfigure(client, library, control_burst=3, control_rate_per_s=0.5, analyze_burst=2,
-                 analyze_rate_per_s=0.5)
+    _reconfigure(
+        client,
+        library,
+        control_burst=3,
+        control_rate_per_s=0.5,
+        analyze_burst=2,
+        analyze_rate_per_s=0.5,
+    )
     try:
         sid = library["top"][4].strategy.id
         # another loopback address is another client: the tests' own bucket is untouched
@@ -338,10 +366,14 @@ def test_openapi_lists_every_status_code_with_its_media_type(client):
     paths = client.get("/openapi.json").json()["paths"]
     csv = paths["/rankings.csv"]["get"]["responses"]
     assert set(csv["200"]["content"]) == {"text/csv"}
-    assert set(paths["/strategies/{strategy_id}/pine"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
+    assert set(paths["/strategies/{strategy_id}/pine"]["get"]["responses"]["200"]["content"]) == {
+        "text/plain"
+    }
     for p in ("/strategies/{strategy_id}/pause", "/strategies/{strategy_id}/params"):
         assert {"401", "404", "413", "422", "429"} <= set(paths[p]["post"]["responses"]), p
-    assert {"401", "404", "429"} <= set(paths["/strategies/{strategy_id}/params"]["delete"]["responses"])
+    assert {"401", "404", "429"} <= set(
+        paths["/strategies/{strategy_id}/params"]["delete"]["responses"]
+    )
     assert {"413", "415", "422", "429", "503", "504"} <= set(paths["/analyze"]["post"]["responses"])
     assert {"404", "422"} <= set(paths["/strategies/{strategy_id}"]["get"]["responses"])
     tf = paths["/patterns"]["get"]["parameters"][0]["schema"]["anyOf"][0]["enum"]
@@ -355,8 +387,10 @@ def test_a_slow_analysis_times_out_with_504_and_a_full_queue_is_503(base, client
         r = client.post("/analyze", json=body)
         assert r.status_code == 504
         assert r.json()["detail"] == "analysis did not finish within 0.001 s; not logged"
-        with httpx.Client(base_url=base, timeout=30) as c, \
-                concurrent.futures.ThreadPoolExecutor(4) as pool:
+        with (
+            httpx.Client(base_url=base, timeout=30) as c,
+            concurrent.futures.ThreadPoolExecutor(4) as pool,
+        ):
             codes = [f.result() for f in [pool.submit(lambda: c.post("/analyze", json=body))
                                           for _ in range(8)]]  # fmt: skip
         full = [x for x in codes if x.status_code == 503]
@@ -390,7 +424,10 @@ def test_memory_stays_bounded_over_100_large_uploads(base, library):
     png = _png(2048, 2048)  # 4,194,304 pixels: the largest image the budget accepts
     with httpx.Client(base_url=base, timeout=60) as c:
         for _ in range(10):  # warm-up: caches, the model, the allocator's arenas
-            assert c.post("/analyze", content=png, headers={"Content-Type": "image/png"}).status_code == 200
+            assert (
+                c.post("/analyze", content=png, headers={"Content-Type": "image/png"}).status_code
+                == 200
+            )
         before = _replica_rss_mb()
         assert before > 0, "no Serve replica process found"
         for i in range(100):

@@ -388,7 +388,9 @@ def lag1_autocorr(tables: list[pa.Table]) -> float:
     return num / den
 
 
-def mean_reversion_autocorr_theory(strength: float, half_life_min: float, lag_min: float = 15) -> float:
+def mean_reversion_autocorr_theory(
+    strength: float, half_life_min: float, lag_min: float = 15
+) -> float:
     """Lag-1 autocorrelation of ``lag_min`` returns of a martingale plus a stationary OU of std
     ``strength`` x the martingale std over one half-life: ``-rho (1 - phi)^2 / (1 + 2 rho
     (1 - phi))`` with ``phi = 2**(-lag / half_life)`` and ``rho = strength^2 half_life / lag``."""
@@ -408,7 +410,9 @@ def null_autocorr() -> float:
 def test_edge_none_is_the_generator_without_an_edge() -> None:
     day = D(2025, 7, 8)
     explicit = SyntheticConfig(seed=7, edge="none", edge_strength=0.0, edge_half_life_min=5.0)
-    assert generate_day("EURUSD", day, explicit).equals(generate_day("EURUSD", day, SyntheticConfig(seed=7)))
+    assert generate_day("EURUSD", day, explicit).equals(
+        generate_day("EURUSD", day, SyntheticConfig(seed=7))
+    )
     # Byte for byte the ticks of the generator before the edge existed (digest taken then).
     assert digest(generate_day("EURUSD", day, SyntheticConfig(seed=7))) == (
         "3111634e1e1facf49311e8c54be31986af72e10784af131251203956b10be942"
@@ -430,7 +434,10 @@ def test_planted_edge_keeps_arrivals_quotes_invariants_and_day_boundaries() -> N
         assert np.array_equal(spread_points(t) % 2, np.rint(mid(t) * 2e5).astype(np.int64) % 2)
         # Pinned to 0 at both ends of the open span: the first and last ticks (seconds from the
         # ends) match the martingale's, so the anchors and the weekend gap are the same.
-        assert abs(mid(t)[0] - mid(null[day])[0]) < 1e-4 and abs(mid(t)[-1] - mid(null[day])[-1]) < 1e-4
+        assert (
+            abs(mid(t)[0] - mid(null[day])[0]) < 1e-4
+            and abs(mid(t)[-1] - mid(null[day])[-1]) < 1e-4
+        )
         # ... while in between the mid moves away from it by about the planted std (5 x 7.7e-4).
         dev = np.log(mid(t)) - np.log(mid(null[day]))
         assert 1.5e-3 < dev.std() < 6e-3, (day, dev.std())
@@ -478,12 +485,22 @@ def test_planted_edge_is_deterministic_per_day(edge: str) -> None:
         ({"edge": "momentum", "edge_strength": 0.0}, "edge_strength", "must be > 0"),
         ({"edge_strength": 1.0}, "edge_strength", "no effect with edge='none'"),
         ({"edge": "momentum", "edge_strength": 5.5}, "edge_strength", "less than or equal to 5"),
-        ({"edge": "momentum", "edge_strength": -1.0}, "edge_strength", "greater than or equal to 0"),
+        (
+            {"edge": "momentum", "edge_strength": -1.0},
+            "edge_strength",
+            "greater than or equal to 0",
+        ),
         ({"edge": "trend", "edge_strength": 1.0}, "edge", "'none', 'mean_reversion' or 'momentum'"),
-        ({"edge": "momentum", "edge_strength": 1, "edge_half_life_min": 0}, "edge_half_life_min",
-         "greater than 0"),
-        ({"edge": "momentum", "edge_strength": 1, "edge_half_life_min": 2000}, "edge_half_life_min",
-         "less than or equal to 1440"),
+        (
+            {"edge": "momentum", "edge_strength": 1, "edge_half_life_min": 0},
+            "edge_half_life_min",
+            "greater than 0",
+        ),
+        (
+            {"edge": "momentum", "edge_strength": 1, "edge_half_life_min": 2000},
+            "edge_half_life_min",
+            "less than or equal to 1440",
+        ),
     ],
 )
 def test_bad_edge_configuration_names_the_field(kwargs: dict, field: str, message: str) -> None:
@@ -501,14 +518,37 @@ def test_cli_edge_options_reach_the_ingested_ticks(tmp_path: Path) -> None:
     from aio_ray.data import tick_store
 
     def ingest(out: Path, *extra: str) -> tuple[int, str]:
-        res = CliRunner().invoke(app, ["ingest", "synthetic", "--start", "2025-07-08", "--end", "2025-07-09",
-                                       "--seed", "3", "--local", "--json", "--out", str(out), *extra])
+        res = CliRunner().invoke(
+            app,
+            [
+                "ingest",
+                "synthetic",
+                "--start",
+                "2025-07-08",
+                "--end",
+                "2025-07-09",
+                "--seed",
+                "3",
+                "--local",
+                "--json",
+                "--out",
+                str(out),
+                *extra,
+            ],
+        )
         return res.exit_code, res.stdout + res.stderr
 
     code, text = ingest(tmp_path / "null")
     assert code == 0, text
-    code, text = ingest(tmp_path / "mr", "--edge", "mean_reversion", "--edge-strength", "2.5",
-                        "--edge-half-life-min", "30")
+    code, text = ingest(
+        tmp_path / "mr",
+        "--edge",
+        "mean_reversion",
+        "--edge-strength",
+        "2.5",
+        "--edge-half-life-min",
+        "30",
+    )
     assert code == 0, text
     day = D(2025, 7, 8)
     null = tick_store.read_ticks(tmp_path / "null", "EURUSD", day, day + dt.timedelta(days=1))

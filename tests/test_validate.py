@@ -21,9 +21,13 @@ T0 = int(dt.datetime(2025, 7, 1, 12, tzinfo=dt.UTC).timestamp() * 1000)
 def ticks(rows: list[tuple[int, float, float, float, float]]) -> pa.Table:
     ts, bid, ask, bv, av = zip(*rows, strict=True) if rows else ([], [], [], [], [])
     return pa.Table.from_arrays(
-        [pa.array(np.asarray(ts, dtype=np.int64) + T0).cast(TICK_SCHEMA.field("ts").type),
-         pa.array(bid, pa.float64()), pa.array(ask, pa.float64()),
-         pa.array(bv, pa.float32()), pa.array(av, pa.float32())],
+        [
+            pa.array(np.asarray(ts, dtype=np.int64) + T0).cast(TICK_SCHEMA.field("ts").type),
+            pa.array(bid, pa.float64()),
+            pa.array(ask, pa.float64()),
+            pa.array(bv, pa.float32()),
+            pa.array(av, pa.float32()),
+        ],
         schema=TICK_SCHEMA,
     )
 
@@ -76,7 +80,13 @@ def test_locked_quote_is_kept_and_negative_volume_is_quarantined():
 def test_exact_duplicate_keeps_the_first_copy():
     rows = clean(50)
     rows.insert(21, rows[20])  # same five fields
-    near = (rows[30][0], rows[30][1], rows[30][2], 2.0, 1.5)  # same ts, other volume: not a duplicate
+    near = (
+        rows[30][0],
+        rows[30][1],
+        rows[30][2],
+        2.0,
+        1.5,
+    )  # same ts, other volume: not a duplicate
     rows.insert(31, near)
     res = validate_ticks(ticks(rows))
     assert res.counts["duplicate"] == 1 and res.quarantined.num_rows == 1
@@ -126,7 +136,9 @@ def test_first_matching_rule_wins():
 def test_real_dukascopy_day_is_clean(dukascopy_dir):
     day = dukascopy_dir / "EURUSD" / "2019" / "01" / "04"
     table = pa.concat_tables(
-        decode_ticks((day / f"{h:02d}h_ticks.bi5").read_bytes(), dt.datetime(2019, 2, 4, h), "EURUSD")
+        decode_ticks(
+            (day / f"{h:02d}h_ticks.bi5").read_bytes(), dt.datetime(2019, 2, 4, h), "EURUSD"
+        )
         for h in range(24)
     )
     res = validate_ticks(table)
@@ -163,11 +175,14 @@ def test_conservation_per_reason(n, seed, n_bad):
     assert sum(res.counts[r] for r in REASONS) == res.quarantined.num_rows
     kept_ts = res.kept.column("ts").cast(pa.int64()).to_numpy()
     assert np.all(np.diff(kept_ts) >= 0)
+
     # nothing invented: every kept and quarantined row is an input row
     def as_rows(t: pa.Table) -> list[tuple[str, ...]]:
         return sorted(tuple(map(repr, r.values())) for r in t.select(TICK_SCHEMA.names).to_pylist())
 
-    assert sorted(as_rows(res.kept) + as_rows(res.quarantined.drop_columns(["reason"]))) == as_rows(table)
+    assert sorted(as_rows(res.kept) + as_rows(res.quarantined.drop_columns(["reason"]))) == as_rows(
+        table
+    )
 
 
 @settings(max_examples=200, deadline=None)

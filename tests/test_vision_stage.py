@@ -14,7 +14,16 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 AIO = [sys.executable, "-m", "aio_ray.cli"]
-FIELDS = {"trend", "patterns", "levels", "confidence", "rationale", "model", "window_start", "window_end"}
+FIELDS = {
+    "trend",
+    "patterns",
+    "levels",
+    "confidence",
+    "rationale",
+    "model",
+    "window_start",
+    "window_end",
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +52,9 @@ def work(tmp_path_factory, ray_local):
 
 def _aio(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([*AIO, *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
-                          check=False)
+    return subprocess.run(
+        [*AIO, *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False
+    )
 
 
 def test_aio_analyze_keeps_its_json_contract(work):
@@ -112,7 +122,19 @@ def test_vision_stage_is_skipped_with_the_reason_without_a_backend(work):
 def test_aio_patterns_mines_and_lists(work):
     bars = str(work["cfg"].data.bars_dir)
     db = f"sqlite:///{work['root']}/patterns.db"
-    p = _aio("patterns", "--bars", bars, "--timeframes", "1h", "--horizons", "1,5", "--db", db, "--save", "--json")
+    p = _aio(
+        "patterns",
+        "--bars",
+        bars,
+        "--timeframes",
+        "1h",
+        "--horizons",
+        "1,5",
+        "--db",
+        db,
+        "--save",
+        "--json",
+    )
     assert p.returncode == 0, p.stderr
     rows = json.loads(p.stdout)
     assert {r["horizon"] for r in rows} == {1, 5} and {r["timeframe"] for r in rows} == {"1h"}

@@ -20,13 +20,25 @@ from typing import Any
 # ``aio_ray.bars.timeframes`` never drags in Ray Data or creates an import cycle with
 # ``aio_ray.config``.
 _EXPORTS = {
-    "build_bars": "build", "build_bars_from_config": "build", "discover_tick_files": "build",
-    "PARTIAL_SCHEMA": "resample", "bars_from_partials": "resample", "bars_from_ticks": "resample",
-    "check_conservation": "resample", "merge_partials": "resample", "partial_bars": "resample",
+    "build_bars": "build",
+    "build_bars_from_config": "build",
+    "discover_tick_files": "build",
+    "PARTIAL_SCHEMA": "resample",
+    "bars_from_partials": "resample",
+    "bars_from_ticks": "resample",
+    "check_conservation": "resample",
+    "merge_partials": "resample",
+    "partial_bars": "resample",
     "partials_to_bars": "resample",
-    "bars_path": "store", "read_bars": "store", "read_manifest": "store", "write_bars": "store",
-    "SUPPORTED_TIMEFRAMES": "timeframes", "Timeframe": "timeframes", "bar_labels": "timeframes",
-    "parse_timeframe": "timeframes", "parse_timeframes": "timeframes",
+    "bars_path": "store",
+    "read_bars": "store",
+    "read_manifest": "store",
+    "write_bars": "store",
+    "SUPPORTED_TIMEFRAMES": "timeframes",
+    "Timeframe": "timeframes",
+    "bar_labels": "timeframes",
+    "parse_timeframe": "timeframes",
+    "parse_timeframes": "timeframes",
 }
 
 __all__ = sorted(_EXPORTS)  # noqa: PLE0605 - the lazy exports' names, one list

@@ -229,9 +229,7 @@ def _conform_bars(table: pa.Table, path: Path) -> pa.Table:
         if not ok:
             problems.append(f"column {field.name!r} is {t}, expected {field.type}")
     if problems:
-        raise BarsError(
-            f"{path}: not a bars file: {'; '.join(problems)}; expected {BAR_SCHEMA}"
-        )
+        raise BarsError(f"{path}: not a bars file: {'; '.join(problems)}; expected {BAR_SCHEMA}")
     cols = []
     for field in BAR_SCHEMA:
         col = table.column(field.name)
@@ -246,7 +244,9 @@ def _conform_bars(table: pa.Table, path: Path) -> pa.Table:
                 col = col.cast(pa.timestamp(col.type.unit, tz="UTC"))
             col = col.cast(field.type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise BarsError(f"{path}: column {field.name!r} cannot be read as {field.type}: {exc}") from exc
+            raise BarsError(
+                f"{path}: column {field.name!r} cannot be read as {field.type}: {exc}"
+            ) from exc
         cols.append(col)
     out = pa.Table.from_arrays(cols, schema=BAR_SCHEMA)
     ts = out.column("ts").cast(pa.int64()).to_numpy()

@@ -95,7 +95,9 @@ class BarColumnMap:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.columns) - set(BAR_FIELDS))
         if unknown:
-            raise ConfigError(f"unknown bar field(s) {unknown} in the column map; accepted: {', '.join(BAR_FIELDS)}")
+            raise ConfigError(
+                f"unknown bar field(s) {unknown} in the column map; accepted: {', '.join(BAR_FIELDS)}"
+            )
         if self.ts_unit not in ("auto", "s", "ms", "us", "ns"):
             raise ConfigError(f"ts_unit must be auto, s, ms, us or ns, got {_show(self.ts_unit)}")
 
@@ -111,13 +113,20 @@ class BarColumnMap:
         if self.has_bidask:
             missing = [f for f in BIDASK_FIELDS if f not in c]
             if missing:
-                raise SchemaError(src, f"bid/ask bars need all of {list(BIDASK_FIELDS)}; missing {missing}")
+                raise SchemaError(
+                    src, f"bid/ask bars need all of {list(BIDASK_FIELDS)}; missing {missing}"
+                )
             if any(f in c for f in PRICE_FIELDS):
-                raise SchemaError(src, "map either open..close (one price series) or bid_*/ask_* columns, not both")
+                raise SchemaError(
+                    src,
+                    "map either open..close (one price series) or bid_*/ask_* columns, not both",
+                )
         else:
             missing = [f for f in PRICE_FIELDS if f not in c]
             if missing:
-                raise SchemaError(src, f"missing column(s) for {missing} (map them, e.g. --map close=Close)")
+                raise SchemaError(
+                    src, f"missing column(s) for {missing} (map them, e.g. --map close=Close)"
+                )
 
 
 @dataclass(frozen=True)
@@ -160,8 +169,16 @@ class RawBars:
         if not self.cells.width:
             return [""] * len(rows)
         sel = self.cells[rows.tolist()]
-        return sel.select(pl.concat_str([pl.lit(f"{c}=") + pl.col(c).fill_null("") for c in sel.columns],
-                                         separator=" | ")).to_series().to_list()
+        return (
+            sel.select(
+                pl.concat_str(
+                    [pl.lit(f"{c}=") + pl.col(c).fill_null("") for c in sel.columns],
+                    separator=" | ",
+                )
+            )
+            .to_series()
+            .to_list()
+        )
 
 
 def parse_tz(name: str) -> dt.tzinfo:
@@ -176,7 +193,9 @@ def parse_tz(name: str) -> dt.tzinfo:
     try:
         return ZoneInfo(name.strip())
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"unknown time zone {_show(name)}; use an IANA name such as Europe/Berlin or an offset such as +02:00") from exc
+        raise ConfigError(
+            f"unknown time zone {_show(name)}; use an IANA name such as Europe/Berlin or an offset such as +02:00"
+        ) from exc
 
 
 # ------------------------------------------------------------------------------ detection
@@ -186,7 +205,9 @@ def _lower(names: list[str]) -> dict[str, str]:
     return {n.strip().lower(): n for n in names}
 
 
-def detect_format(names: list[str], first_row: list[str] | None = None, delimiter: str = ",") -> BarFormat | None:
+def detect_format(
+    names: list[str], first_row: list[str] | None = None, delimiter: str = ","
+) -> BarFormat | None:
     """The known layout of a header (or, without a header, of the first data row), or None."""
     low = _lower(names)
     if all(f"<{p}>" in low for p in ("date", "open", "high", "low", "close")):
@@ -201,7 +222,12 @@ def detect_format(names: list[str], first_row: list[str] | None = None, delimite
         if "<spread>" in low:
             cols["spread"] = low["<spread>"]
         return BarFormat("metatrader", BarColumnMap(cols, spread_in_points=True), price="bid")
-    if "time" in low and all(p in low for p in PRICE_FIELDS) and not any(f in low for f in BIDASK_FIELDS) and names[0].strip().lower() == "time":
+    if (
+        "time" in low
+        and all(p in low for p in PRICE_FIELDS)
+        and not any(f in low for f in BIDASK_FIELDS)
+        and names[0].strip().lower() == "time"
+    ):
         cols = {"ts": low["time"], **{p: low[p] for p in PRICE_FIELDS}}
         if "volume" in low:
             cols["volume"] = low["volume"]
@@ -212,9 +238,18 @@ def detect_format(names: list[str], first_row: list[str] | None = None, delimite
         cols = {"ts": "0", **{p: str(i + 1) for i, p in enumerate(PRICE_FIELDS)}}
         if len(cells) > 5:
             cols["volume"] = "5"
-        return BarFormat("histdata", BarColumnMap(cols, ts_format="%Y%m%d %H%M%S"), header=False,
-                         tz="Etc/GMT+5", price="bid")
-    if len(cells) >= 6 and re.fullmatch(r"\d{4}\.\d{2}\.\d{2}", cells[0]) and re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", cells[1]):
+        return BarFormat(
+            "histdata",
+            BarColumnMap(cols, ts_format="%Y%m%d %H%M%S"),
+            header=False,
+            tz="Etc/GMT+5",
+            price="bid",
+        )
+    if (
+        len(cells) >= 6
+        and re.fullmatch(r"\d{4}\.\d{2}\.\d{2}", cells[0])
+        and re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", cells[1])
+    ):
         cols = {"date": "0", "time": "1", **{p: str(i + 2) for i, p in enumerate(PRICE_FIELDS)}}
         if len(cells) > 6:
             cols["ticks"] = "6"
@@ -235,8 +270,14 @@ def detect_format(names: list[str], first_row: list[str] | None = None, delimite
     return None
 
 
-def resolve_format(names: list[str], first_row: list[str] | None, delimiter: str, user: dict[str, str],
-                   src: str, **opts: object) -> BarFormat:
+def resolve_format(
+    names: list[str],
+    first_row: list[str] | None,
+    delimiter: str,
+    user: dict[str, str],
+    src: str,
+    **opts: object,
+) -> BarFormat:
     """The format of a file: the user's column map over what was recognized (unmapped fields
     found by their canonical names, case-insensitive), or a SchemaError naming what is missing."""
     found = detect_format(names, first_row, delimiter)
@@ -252,22 +293,37 @@ def resolve_format(names: list[str], first_row: list[str] | None, delimiter: str
             cols = {**base, **cols}
         else:
             for f in NUMBER_FIELDS:
-                if f not in cols and f in low and not (f in PRICE_FIELDS and any(b in cols for b in BIDASK_FIELDS)):
+                if (
+                    f not in cols
+                    and f in low
+                    and not (f in PRICE_FIELDS and any(b in cols for b in BIDASK_FIELDS))
+                ):
                     cols[f] = low[f]
         fmt = BarFormat("map", BarColumnMap(cols))
         if found is not None and found.header:
-            fmt = replace(found, name=f"{found.name}+map", mapping=BarColumnMap(cols, spread_in_points=found.mapping.spread_in_points and "spread" not in user))
+            fmt = replace(
+                found,
+                name=f"{found.name}+map",
+                mapping=BarColumnMap(
+                    cols, spread_in_points=found.mapping.spread_in_points and "spread" not in user
+                ),
+            )
     elif found is None:
         have = ", ".join(_show(n, 40) for n in names[:20])
-        raise SchemaError(src, f"columns not recognized as a bar format (TradingView, MetaTrader, HistData or canonical names); "
-                               f"map them, e.g. --map ts=Date --map open=Open --map high=High --map low=Low --map close=Close; the file has: {have}")
+        raise SchemaError(
+            src,
+            f"columns not recognized as a bar format (TradingView, MetaTrader, HistData or canonical names); "
+            f"map them, e.g. --map ts=Date --map open=Open --map high=High --map low=Low --map close=Close; the file has: {have}",
+        )
     else:
         fmt = found
     mapping = replace(fmt.mapping, **{k: v for k, v in opts.items() if v is not None})  # type: ignore[arg-type]
     fmt = replace(fmt, mapping=mapping)
     fmt.mapping.check(src)
     if fmt.header:
-        missing = [f"{_show(c)} (for {f})" for f, c in fmt.mapping.columns.items() if c not in names]
+        missing = [
+            f"{_show(c)} (for {f})" for f, c in fmt.mapping.columns.items() if c not in names
+        ]
         if missing:
             have = ", ".join(_show(n, 40) for n in names[:20])
             raise SchemaError(src, f"missing column {', '.join(missing)}; the file has: {have}")
@@ -283,16 +339,22 @@ def _decoded(path: Path) -> bytes:
         with pa.input_stream(str(path), compression="detect") as stream:
             data = bytes(stream.read())
     except (pa.ArrowException, OSError) as exc:
-        raise CorruptFileError(str(path), f"cannot be read or decompressed ({_short(exc)})") from exc
+        raise CorruptFileError(
+            str(path), f"cannot be read or decompressed ({_short(exc)})"
+        ) from exc
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         try:
             data = data.decode("utf-16").encode("utf-8")
         except UnicodeDecodeError as exc:
-            raise CorruptFileError(str(path), f"not UTF-16 text after its byte-order mark ({exc})") from exc
+            raise CorruptFileError(
+                str(path), f"not UTF-16 text after its byte-order mark ({exc})"
+            ) from exc
     return data.removeprefix(b"\xef\xbb\xbf")
 
 
-def _read_csv(path: Path, user: dict[str, str], opts: dict[str, object]) -> tuple[pl.DataFrame, BarFormat, int]:
+def _read_csv(
+    path: Path, user: dict[str, str], opts: dict[str, object]
+) -> tuple[pl.DataFrame, BarFormat, int]:
     src = str(path)
     data = _decoded(path)
     names, delimiter = _header(path, data[: 1 << 16])
@@ -300,14 +362,23 @@ def _read_csv(path: Path, user: dict[str, str], opts: dict[str, object]) -> tupl
     header = not (probe is not None and not probe.header)
     fmt = resolve_format(names, None if header else names, delimiter, user, src, **opts)
     try:
-        df = pl.read_csv(io.BytesIO(data), separator=delimiter, has_header=header, infer_schema=False,
-                         new_columns=None if header else [str(i) for i in range(len(names))])
+        df = pl.read_csv(
+            io.BytesIO(data),
+            separator=delimiter,
+            has_header=header,
+            infer_schema=False,
+            new_columns=None if header else [str(i) for i in range(len(names))],
+        )
     except (pl.exceptions.PolarsError, ValueError) as exc:
-        raise CorruptFileError(src, _ragged(path, delimiter, len(names)) or f"CSV cannot be decoded ({_short(exc)})") from exc
+        raise CorruptFileError(
+            src, _ragged(path, delimiter, len(names)) or f"CSV cannot be decoded ({_short(exc)})"
+        ) from exc
     return df, fmt, 2 if header else 1
 
 
-def _read_parquet(path: Path, user: dict[str, str], opts: dict[str, object]) -> tuple[pl.DataFrame, BarFormat, int]:
+def _read_parquet(
+    path: Path, user: dict[str, str], opts: dict[str, object]
+) -> tuple[pl.DataFrame, BarFormat, int]:
     src = str(path)
     try:
         pf = pq.ParquetFile(path)
@@ -382,7 +453,13 @@ def _to_raw(df: pl.DataFrame, bf: BarFormat, src: str, offset: int, tz: str) -> 
 
     used = list(dict.fromkeys(m.values()))
     cells = df.select([pl.col(c).cast(pl.String) for c in used])
-    empty_row = np.asarray(cells.select(pl.all_horizontal(pl.all().is_null())).to_series().to_numpy(), dtype=bool) if used else np.zeros(n, bool)
+    empty_row = (
+        np.asarray(
+            cells.select(pl.all_horizontal(pl.all().is_null())).to_series().to_numpy(), dtype=bool
+        )
+        if used
+        else np.zeros(n, bool)
+    )
     flag(empty_row, "empty_row", "no value in any mapped column")
     ts, bad_ts, why_ts = _times(df, bf, src, offset, tz)
     flag(bad_ts, "bad_time", why_ts)
@@ -420,7 +497,9 @@ def _numbers(col: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return num.fill_null(np.nan).to_numpy(), bad, missing
 
 
-def _times(df: pl.DataFrame, bf: BarFormat, src: str, offset: int, tz: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _times(
+    df: pl.DataFrame, bf: BarFormat, src: str, offset: int, tz: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(epoch ms, bad mask, detail) of every row's time."""
     m = bf.mapping
     n = df.height
@@ -443,7 +522,13 @@ def _times(df: pl.DataFrame, bf: BarFormat, src: str, offset: int, tz: str) -> t
             ms, bad2 = _localize(col.cast(pl.Datetime("ms")).to_numpy(), zone)
             bad = bad | bad2
         else:
-            ms = col.dt.convert_time_zone("UTC").cast(pl.Datetime("ms")).dt.epoch("ms").fill_null(0).to_numpy()
+            ms = (
+                col.dt.convert_time_zone("UTC")
+                .cast(pl.Datetime("ms"))
+                .dt.epoch("ms")
+                .fill_null(0)
+                .to_numpy()
+            )
         detail[bad] = f"{label}: empty or not a time in {tz}"
         return ms, bad, detail
     if col.dtype == pl.Date:
@@ -463,7 +548,9 @@ def _times(df: pl.DataFrame, bf: BarFormat, src: str, offset: int, tz: str) -> t
             ms, bad, detail = _epoch(num, m.ts_unit, label)
             cells = vals.to_numpy()
             for i in np.flatnonzero(~is_num & ~empty):
-                detail[i] = f"{label}: {_show(cells[i])} is not a time (the others are epoch numbers)"
+                detail[i] = (
+                    f"{label}: {_show(cells[i])} is not a time (the others are epoch numbers)"
+                )
             bad |= empty | ~is_num
             detail[empty] = f"{label} is empty"
             return ms, bad, detail
@@ -471,27 +558,42 @@ def _times(df: pl.DataFrame, bf: BarFormat, src: str, offset: int, tz: str) -> t
     naive = ~has_off & ~empty
     if has_off.any() and naive.any():
         a, b = int(np.flatnonzero(has_off)[0]), int(np.flatnonzero(naive)[0])
-        raise TimezoneError(src, f"{label} mixes times with a UTC offset (line/row {a + offset}: {_show(vals[a])}) and "
-                                 f"without (line/row {b + offset}: {_show(vals[b])}); give every time an offset, or none and --tz")
+        raise TimezoneError(
+            src,
+            f"{label} mixes times with a UTC offset (line/row {a + offset}: {_show(vals[a])}) and "
+            f"without (line/row {b + offset}: {_show(vals[b])}); give every time an offset, or none and --tz",
+        )
     bad = empty.copy()
     detail[empty] = f"{label} is empty"
     if has_off.any():
         import pandas as pd
 
-        parsed = pd.to_datetime(vals.to_pandas(), format=m.ts_format or "ISO8601", utc=True, errors="coerce")
+        parsed = pd.to_datetime(
+            vals.to_pandas(), format=m.ts_format or "ISO8601", utc=True, errors="coerce"
+        )
         nat = np.asarray(parsed.isna()) & ~empty
-        ms = np.where(nat | empty, 0, parsed.to_numpy(dtype="datetime64[ms]", na_value=np.datetime64(0, "ms")).astype(np.int64))
+        ms = np.where(
+            nat | empty,
+            0,
+            parsed.to_numpy(dtype="datetime64[ms]", na_value=np.datetime64(0, "ms")).astype(
+                np.int64
+            ),
+        )
     else:
         naive_dt, nat = _parse_naive(vals, m.ts_format, empty)
         ms, bad_local = _localize(naive_dt, zone)
         nat |= bad_local & ~empty
     cells = vals.to_numpy()
     for i in np.flatnonzero(nat):
-        detail[i] = f"{label}: {_show(cells[i])} is not a time" + (f" in {tz} (daylight saving gap?)" if tz != "UTC" else "")
+        detail[i] = f"{label}: {_show(cells[i])} is not a time" + (
+            f" in {tz} (daylight saving gap?)" if tz != "UTC" else ""
+        )
     return ms, bad | nat, detail
 
 
-def _parse_naive(vals: pl.Series, ts_format: str | None, empty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _parse_naive(
+    vals: pl.Series, ts_format: str | None, empty: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """datetime64[ms] of naive text times with the layout that reads the most rows."""
     layouts = (ts_format,) if ts_format else _KNOWN_FORMATS
     best: pl.Series | None = None
@@ -526,7 +628,13 @@ def _localize(naive: np.ndarray, zone: dt.tzinfo) -> tuple[np.ndarray, np.ndarra
     seen = pd.Series(idx).duplicated(keep="first").to_numpy()
     aware = idx.tz_localize(zone, ambiguous=~seen, nonexistent="NaT")
     bad = np.asarray(aware.isna())
-    out = aware.tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[ms]").astype(np.int64)
+    out = (
+        aware.tz_convert("UTC")
+        .tz_localize(None)
+        .to_numpy()
+        .astype("datetime64[ms]")
+        .astype(np.int64)
+    )
     return np.where(bad, 0, out), bad
 
 

@@ -72,7 +72,13 @@ from aio_ray.data.bar_files import BIDASK_FIELDS, PRICE_FIELDS, PriceSide, RawBa
 from aio_ray.errors import AioError, BarsError, ConfigError, SchemaError, SourceError
 from aio_ray.schema import BAR_SCHEMA, TS_TYPE
 
-__all__ = ["QUARANTINE_BARS_SCHEMA", "REASONS", "BarIngestReport", "ingest_bar_files", "validate_bars"]
+__all__ = [
+    "QUARANTINE_BARS_SCHEMA",
+    "REASONS",
+    "BarIngestReport",
+    "ingest_bar_files",
+    "validate_bars",
+]
 
 REASONS: tuple[str, ...] = (
     "empty_row", "bad_time", "missing_value", "not_a_number", "bad_price", "bad_value",
@@ -84,7 +90,11 @@ _Q_NUMBERS = PRICE_FIELDS + BIDASK_FIELDS + ("spread", "volume", "ticks")
 QUARANTINE_BARS_SCHEMA = pa.schema(
     [pa.field("source", pa.string()), pa.field("row", pa.int64()), pa.field("ts", TS_TYPE)]
     + [pa.field(f, pa.float64()) for f in _Q_NUMBERS]
-    + [pa.field("raw", pa.string()), pa.field("reason", pa.string()), pa.field("detail", pa.string())]
+    + [
+        pa.field("raw", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+    ]
 )
 """Quarantined rows: file, row (CSV line, header = 1; Parquet row, 1-based), the time (UTC,
 null if unreadable) and numbers as read, the mapped cells as text, reason and detail."""
@@ -119,7 +129,9 @@ class Checked:
     spread_note: str
 
 
-def _flag(reason: np.ndarray, detail: np.ndarray, mask: np.ndarray, why: str, text: str | np.ndarray) -> None:
+def _flag(
+    reason: np.ndarray, detail: np.ndarray, mask: np.ndarray, why: str, text: str | np.ndarray
+) -> None:
     sel = mask & (reason == "")
     reason[sel] = why
     detail[sel] = text[sel] if isinstance(text, np.ndarray) else text
@@ -140,19 +152,33 @@ def check_rows(raw: RawBars, spec: Spec) -> Checked:
     with np.errstate(invalid="ignore"):
         for f in prices:
             bad = ok & ~(np.isfinite(v[f]) & (v[f] > 0))
-            _flag(reason, detail, bad, "bad_price", f"column {_col(raw, f)!r} ({f}) is not a positive finite price")
+            _flag(
+                reason,
+                detail,
+                bad,
+                "bad_price",
+                f"column {_col(raw, f)!r} ({f}) is not a positive finite price",
+            )
         for f in ("volume", "ticks", "spread", "spread_points"):
             if f in v:
                 bad = ok & ~(np.isfinite(v[f]) & (v[f] >= 0))
                 if f == "ticks":
                     bad |= ok & np.isfinite(v[f]) & (v[f] != np.floor(v[f]))
-                _flag(reason, detail, bad, "bad_value", f"column {_col(raw, f)!r} ({f}) is negative, not finite or not whole")
+                _flag(
+                    reason,
+                    detail,
+                    bad,
+                    "bad_value",
+                    f"column {_col(raw, f)!r} ({f}) is negative, not finite or not whole",
+                )
     zeros = np.zeros(n)
     volume = np.nan_to_num(v.get("volume", zeros))
     ticks = np.nan_to_num(v.get("ticks", zeros)).astype(np.int64)
     if bidask:
         if spec.spread is not None:
-            raise ConfigError(f"{raw.source}: --spread applies to single-price bars; this file has bid and ask columns")
+            raise ConfigError(
+                f"{raw.source}: --spread applies to single-price bars; this file has bid and ask columns"
+            )
         bid = {p: v[f"bid_{p}"] for p in PRICE_FIELDS}
         ask = {p: v[f"ask_{p}"] for p in PRICE_FIELDS}
         s_open, s_close = ask["open"] - bid["open"], ask["close"] - bid["close"]
@@ -181,12 +207,26 @@ def check_rows(raw: RawBars, spec: Spec) -> Checked:
         ask = {p: v[p] + hi * s for p in PRICE_FIELDS}
         spread_mean = spread_max = s
         with np.errstate(invalid="ignore"):
-            _flag(reason, detail, (reason == "") & ~(bid["low"] > 0), "bad_value", "the spread pushes the bid low to zero or below")
+            _flag(
+                reason,
+                detail,
+                (reason == "") & ~(bid["low"] > 0),
+                "bad_value",
+                "the spread pushes the bid low to zero or below",
+            )
     with np.errstate(invalid="ignore"):
         for side, q in (("bid", bid), ("ask", ask)) if bidask else (("", bid),):
             name = f"{side}_" if side else ""
-            inv = (q["high"] < np.maximum(q["open"], q["close"])) | (q["low"] > np.minimum(q["open"], q["close"]))
-            _flag(reason, detail, inv, "inverted", f"{name}high is below {name}open/close or {name}low above them")
+            inv = (q["high"] < np.maximum(q["open"], q["close"])) | (
+                q["low"] > np.minimum(q["open"], q["close"])
+            )
+            _flag(
+                reason,
+                detail,
+                inv,
+                "inverted",
+                f"{name}high is below {name}open/close or {name}low above them",
+            )
         if bidask:
             crossed = np.zeros(n, bool)
             for p in PRICE_FIELDS:
@@ -241,15 +281,21 @@ def validate_bars(parts: Sequence[Checked], tf_name: str, daily_close: DailyClos
         detail[dup_idx[identical]] = "same time and values as an earlier row"
         reason[dup_idx[~identical]] = "conflict"
         firsts = alive[first_idx[~identical]]
-        detail[dup_idx[~identical]] = np.array([f"same time as {_name(parts, int(i))}, other values" for i in firsts], dtype=object)
+        detail[dup_idx[~identical]] = np.array(
+            [f"same time as {_name(parts, int(i))}, other values" for i in firsts], dtype=object
+        )
     return Validated(list(parts), ts, reason, detail, out_of_order)
 
 
 def _row_keys(parts: Sequence[Checked]) -> np.ndarray:
     cols = []
     for c in parts:
-        mat = np.stack([c.bid[p] for p in PRICE_FIELDS] + [c.ask[p] for p in PRICE_FIELDS]
-                       + [c.spread_mean, c.ticks.astype(np.float64), c.volume], axis=1)
+        mat = np.stack(
+            [c.bid[p] for p in PRICE_FIELDS]
+            + [c.ask[p] for p in PRICE_FIELDS]
+            + [c.spread_mean, c.ticks.astype(np.float64), c.volume],
+            axis=1,
+        )
         cols.append(mat)
     return np.concatenate(cols)
 
@@ -293,8 +339,13 @@ def kept_bars(val: Validated) -> tuple[pa.Table, np.ndarray]:
     vol = _cat(p, lambda c: c.volume)[order]
     arrays = [pa.array(val.ts[order]).cast(TS_TYPE)]
     arrays += [pa.array(cols[n]) for n in BAR_SCHEMA.names[1:13]]
-    arrays += [pa.array(_cat(p, lambda c: c.spread_mean)[order]), pa.array(_cat(p, lambda c: c.spread_max)[order]),
-               pa.array(ticks), pa.array(vol / 2), pa.array(vol / 2)]
+    arrays += [
+        pa.array(_cat(p, lambda c: c.spread_mean)[order]),
+        pa.array(_cat(p, lambda c: c.spread_max)[order]),
+        pa.array(ticks),
+        pa.array(vol / 2),
+        pa.array(vol / 2),
+    ]
     return pa.Table.from_arrays(arrays, schema=BAR_SCHEMA), ticks
 
 
@@ -306,7 +357,9 @@ def _fixed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hi.astype(np.int64), lo.astype(np.int64)
 
 
-def rolled_up(bars: pa.Table, ticks: np.ndarray, tfs: Sequence[str], daily_close: DailyClose) -> dict[str, pa.Table]:
+def rolled_up(
+    bars: pa.Table, ticks: np.ndarray, tfs: Sequence[str], daily_close: DailyClose
+) -> dict[str, pa.Table]:
     """Higher-timeframe bars rolled up from sorted bars (the tick path's :func:`rollup`)."""
     n = bars.num_rows
     ts = bars.column("ts").cast(pa.int64()).to_numpy()
@@ -315,8 +368,11 @@ def rolled_up(bars: pa.Table, ticks: np.ndarray, tfs: Sequence[str], daily_close
     ints[k.I_LABEL] = ints[k.I_FIRST] = ints[k.I_LAST] = ts
     ints[k.I_TICKS] = weight
     sm = bars.column("spread_mean").to_numpy()
-    for (h, lo), x in zip(k.SUM_PAIRS, (sm * weight, bars.column("bid_volume").to_numpy(),
-                                        bars.column("ask_volume").to_numpy()), strict=True):
+    for (h, lo), x in zip(
+        k.SUM_PAIRS,
+        (sm * weight, bars.column("bid_volume").to_numpy(), bars.column("ask_volume").to_numpy()),
+        strict=True,
+    ):
         ints[h], ints[lo] = _fixed(x)
     flts = np.empty((k.N_FLT, n), dtype=np.float64)
     for i, name in enumerate(BAR_SCHEMA.names[1:13]):
@@ -331,7 +387,9 @@ def rolled_up(bars: pa.Table, ticks: np.ndarray, tfs: Sequence[str], daily_close
         real = np.add.reduceat(ticks, starts) if n else np.zeros(0, np.int64)
         arrays = [pa.array(oi[k.I_LABEL]).cast(TS_TYPE)]
         arrays += [pa.array(np.ascontiguousarray(of[i])) for i in range(12)]
-        arrays.append(pa.array(k.fixed_to_float(oi[k.I_SPREAD_HI], oi[k.I_SPREAD_LO]) / oi[k.I_TICKS]))
+        arrays.append(
+            pa.array(k.fixed_to_float(oi[k.I_SPREAD_HI], oi[k.I_SPREAD_LO]) / oi[k.I_TICKS])
+        )
         arrays.append(pa.array(np.ascontiguousarray(of[k.F_SPREAD_MAX])))
         arrays.append(pa.array(real.astype(np.int64)))
         arrays.append(pa.array(k.fixed_to_float(oi[k.I_BIDV_HI], oi[k.I_BIDV_LO])))
@@ -350,13 +408,24 @@ def gap_stats(ts: np.ndarray, tf_name: str) -> dict[str, Any]:
     at = np.flatnonzero(d > step)
     missing = np.rint(d[at] / tf.ms).astype(np.int64) - 1
     day = (ts[at] // 86_400_000 + 4) % 7  # 0 = Monday
-    weekend = int(np.count_nonzero((d[at] >= 86_400_000) & ((day >= 4) | (day + d[at] // 86_400_000 >= 5))))
+    weekend = int(
+        np.count_nonzero((d[at] >= 86_400_000) & ((day >= 4) | (day + d[at] // 86_400_000 >= 5)))
+    )
     longest = None
     if at.size:
         j = int(np.argmax(d[at]))
         i = int(at[j])
-        longest = {"after": _iso(int(ts[i])), "before": _iso(int(ts[i + 1])), "missing_bars": int(missing[j])}
-    return {"count": int(at.size), "weekend": weekend, "missing_bars": int(missing.sum()), "longest": longest}
+        longest = {
+            "after": _iso(int(ts[i])),
+            "before": _iso(int(ts[i + 1])),
+            "missing_bars": int(missing[j]),
+        }
+    return {
+        "count": int(at.size),
+        "weekend": weekend,
+        "missing_bars": int(missing.sum()),
+        "longest": longest,
+    }
 
 
 # ------------------------------------------------------------------------------ report
@@ -387,11 +456,24 @@ class BarIngestReport:
         return not self.errors
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": "bar files", "symbol": self.symbol, "timeframe": self.timeframe, "out": self.out,
-                "seconds": round(self.seconds, 3), "totals": self.totals, "out_of_order": self.out_of_order,
-                "gaps": self.gaps, "rows": self.rows, "first": self.first, "last": self.last,
-                "conventions": self.conventions, "files": self.files, "quarantine": self.quarantine,
-                "report": self.report, "errors": self.errors}
+        return {
+            "source": "bar files",
+            "symbol": self.symbol,
+            "timeframe": self.timeframe,
+            "out": self.out,
+            "seconds": round(self.seconds, 3),
+            "totals": self.totals,
+            "out_of_order": self.out_of_order,
+            "gaps": self.gaps,
+            "rows": self.rows,
+            "first": self.first,
+            "last": self.last,
+            "conventions": self.conventions,
+            "files": self.files,
+            "quarantine": self.quarantine,
+            "report": self.report,
+            "errors": self.errors,
+        }
 
 
 def _quarantine(val: Validated) -> pa.Table:
@@ -408,11 +490,19 @@ def _quarantine(val: Validated) -> pa.Table:
         raw += c.raw.raw(mine)
         start += len(c.raw)
     time_bad = np.isin(val.reason, ("bad_time", "empty_row"))
-    cols: dict[str, Any] = {"source": pa.array(src[bad].tolist(), pa.string()), "row": pa.array(rows[bad]),
-                            "ts": pa.array(val.ts[bad], mask=time_bad[bad]).cast(TS_TYPE)}
+    cols: dict[str, Any] = {
+        "source": pa.array(src[bad].tolist(), pa.string()),
+        "row": pa.array(rows[bad]),
+        "ts": pa.array(val.ts[bad], mask=time_bad[bad]).cast(TS_TYPE),
+    }
     for f in _Q_NUMBERS:
-        got = [c.raw.values.get(f, c.raw.values.get("spread_points") if f == "spread" else None) for c in p]
-        vals = np.concatenate([np.full(len(c.raw), np.nan) if g is None else g for c, g in zip(p, got, strict=True)])[bad]
+        got = [
+            c.raw.values.get(f, c.raw.values.get("spread_points") if f == "spread" else None)
+            for c in p
+        ]
+        vals = np.concatenate(
+            [np.full(len(c.raw), np.nan) if g is None else g for c, g in zip(p, got, strict=True)]
+        )[bad]
         cols[f] = pa.array(vals, mask=np.isnan(vals))
     cols["raw"] = pa.array(raw, pa.string())
     cols["reason"] = pa.array(val.reason[bad].tolist(), pa.string())
@@ -433,7 +523,9 @@ def _atomic_parquet(table: pa.Table, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def target_timeframes(tf_name: str, wanted: Sequence[str], daily_close: DailyClose, explicit: bool) -> list[str]:
+def target_timeframes(
+    tf_name: str, wanted: Sequence[str], daily_close: DailyClose, explicit: bool
+) -> list[str]:
     """The input timeframe and the wanted ones that roll up from it (explicit: others are errors)."""
     tf = parse_timeframe(tf_name)
     out = [tf.name]
@@ -443,8 +535,10 @@ def target_timeframes(tf_name: str, wanted: Sequence[str], daily_close: DailyClo
         if t > tf and nests(tf, t, daily_close):
             out.append(t.name)
         elif explicit:
-            raise BarsError(f"cannot make {t.name} bars from {tf.name} bars (only longer timeframes that "
-                            f"{tf.name} bars fill exactly, with daily close {daily_close})")
+            raise BarsError(
+                f"cannot make {t.name} bars from {tf.name} bars (only longer timeframes that "
+                f"{tf.name} bars fill exactly, with daily close {daily_close})"
+            )
     return out
 
 
@@ -486,13 +580,20 @@ def ingest_bar_files(
     failures: list[AioError] = []
     for p in paths:
         try:
-            parts.append(check_rows(read_bar_file(p, columns, fmt=fmt, tz=tz, ts_unit=ts_unit, ts_format=ts_format), spec))
+            parts.append(
+                check_rows(
+                    read_bar_file(p, columns, fmt=fmt, tz=tz, ts_unit=ts_unit, ts_format=ts_format),
+                    spec,
+                )
+            )
         except AioError as exc:
             failures.append(exc)
     if failures:
         if len(failures) == 1:
             raise failures[0]
-        raise SourceError(f"{len(failures)} of {len(paths)} bar files", "; ".join(str(e) for e in failures))
+        raise SourceError(
+            f"{len(failures)} of {len(paths)} bar files", "; ".join(str(e) for e in failures)
+        )
     _check_spacing(parts, tf)
     val = validate_bars(parts, tf, mode)
     bars, ticks = kept_bars(val)
@@ -502,21 +603,35 @@ def ingest_bar_files(
     rep.totals = {"input": int(val.reason.size), "kept": bars.num_rows, **counts}
     start = 0
     for c in parts:
-        r = val.reason[start:start + len(c.raw)]
+        r = val.reason[start : start + len(c.raw)]
         start += len(c.raw)
-        rep.files.append({"path": c.raw.source, "format": c.raw.fmt.name, "rows": len(c.raw),
-                          "kept": int(np.count_nonzero(r == "")), "tz": c.raw.tz, "price": c.price,
-                          "spread": c.spread_note,
-                          "columns": c.raw.fmt.mapping.columns if c.raw.fmt.header else {},
-                          "quarantined": {q: int(np.count_nonzero(r == q)) for q in REASONS if np.any(r == q)}})
+        rep.files.append(
+            {
+                "path": c.raw.source,
+                "format": c.raw.fmt.name,
+                "rows": len(c.raw),
+                "kept": int(np.count_nonzero(r == "")),
+                "tz": c.raw.tz,
+                "price": c.price,
+                "spread": c.spread_note,
+                "columns": c.raw.fmt.mapping.columns if c.raw.fmt.header else {},
+                "quarantined": {
+                    q: int(np.count_nonzero(r == q)) for q in REASONS if np.any(r == q)
+                },
+            }
+        )
     rep.out_of_order = val.out_of_order
     ts_kept = bars.column("ts").cast(pa.int64()).to_numpy()
     rep.gaps = gap_stats(ts_kept, tf)
     if ts_kept.size:
         rep.first, rep.last = _iso(int(ts_kept[0])), _iso(int(ts_kept[-1]))
-    rep.conventions = {"times": "UTC, bar labelled by its open time", "daily_close": mode,
-                       "ticks": "from the file" if ticks.any() else "unknown: 0",
-                       "prices": "quote currency", "spread_units": "price"}
+    rep.conventions = {
+        "times": "UTC, bar labelled by its open time",
+        "daily_close": mode,
+        "ticks": "from the file" if ticks.any() else "unknown: 0",
+        "prices": "quote currency",
+        "spread_units": "price",
+    }
     qpath = outp / "_quarantine" / f"timeframe={tf}" / f"symbol={symbol}" / store.PART_NAME
     rep.quarantine = str(qpath)
     rep.report = str(outp / f"_ingest_report_{symbol}.json")
@@ -524,19 +639,33 @@ def ingest_bar_files(
         _atomic_parquet(_quarantine(val), qpath)
         rep.seconds = time.perf_counter() - t0
         _write_report(rep)
-        raise BarsError(f"no valid bars in {', '.join(str(p) for p in paths)}: all {val.reason.size} rows quarantined "
-                        f"({', '.join(f'{r} {n}' for r, n in counts.items() if n)}); see {qpath}")
+        raise BarsError(
+            f"no valid bars in {', '.join(str(p) for p in paths)}: all {val.reason.size} rows quarantined "
+            f"({', '.join(f'{r} {n}' for r, n in counts.items() if n)}); see {qpath}"
+        )
     out_bars = {tf: bars, **rolled_up(bars, ticks, tfs[1:], mode)}
     for name, table in out_bars.items():
         store.write_bars(outp, name, symbol, table)
         rep.rows[name] = table.num_rows
     store.remove_other_timeframes(outp, symbol, list(out_bars))
     _atomic_parquet(_quarantine(val), qpath)
-    source = {"kind": "bar files", "files": [str(Path(p).resolve()) for p in paths], "input_timeframe": tf,
-              "price": sorted({c.price for c in parts}), "spread": sorted({c.spread_note for c in parts})}
-    store.write_manifest(outp, store.updated_manifest(
-        outp, symbols={symbol: {"ticks": int(ticks.sum()), "rows": rep.rows}}, daily_close=mode,
-        source_ticks_dir=None, source=source))
+    source = {
+        "kind": "bar files",
+        "files": [str(Path(p).resolve()) for p in paths],
+        "input_timeframe": tf,
+        "price": sorted({c.price for c in parts}),
+        "spread": sorted({c.spread_note for c in parts}),
+    }
+    store.write_manifest(
+        outp,
+        store.updated_manifest(
+            outp,
+            symbols={symbol: {"ticks": int(ticks.sum()), "rows": rep.rows}},
+            daily_close=mode,
+            source_ticks_dir=None,
+            source=source,
+        ),
+    )
     rep.seconds = time.perf_counter() - t0
     _write_report(rep)
     return rep
@@ -551,11 +680,16 @@ def _check_spacing(parts: Sequence[Checked], tf: str) -> None:
         if d.size >= 2:
             med = float(np.median(d))
             if med < ms:
-                raise SchemaError(c.raw.source, f"bars are {med / 60_000:g} min apart (median), shorter than "
-                                                f"--timeframe {tf}; pass the file's own timeframe")
+                raise SchemaError(
+                    c.raw.source,
+                    f"bars are {med / 60_000:g} min apart (median), shorter than "
+                    f"--timeframe {tf}; pass the file's own timeframe",
+                )
 
 
 def _write_report(rep: BarIngestReport) -> None:
     path = Path(rep.report)
     path.parent.mkdir(parents=True, exist_ok=True)
-    store._atomic_write_bytes(path, (json.dumps(rep.to_dict(), indent=2, default=str) + "\n").encode())
+    store._atomic_write_bytes(
+        path, (json.dumps(rep.to_dict(), indent=2, default=str) + "\n").encode()
+    )

@@ -17,9 +17,18 @@ import pyarrow as pa
 from aio_ray.errors import CorruptFileError
 from aio_ray.schema import TICK_SCHEMA, TS_TYPE
 
-TICK_RECORD = np.dtype([("ms", ">u4"), ("ask", ">u4"), ("bid", ">u4"), ("ask_volume", ">f4"), ("bid_volume", ">f4")])
+TICK_RECORD = np.dtype(
+    [("ms", ">u4"), ("ask", ">u4"), ("bid", ">u4"), ("ask_volume", ">f4"), ("bid_volume", ">f4")]
+)
 CANDLE_RECORD = np.dtype(
-    [("s", ">u4"), ("open", ">u4"), ("close", ">u4"), ("low", ">u4"), ("high", ">u4"), ("volume", ">f4")]
+    [
+        ("s", ">u4"),
+        ("open", ">u4"),
+        ("close", ">u4"),
+        ("low", ">u4"),
+        ("high", ">u4"),
+        ("volume", ">f4"),
+    ]
 )
 assert TICK_RECORD.itemsize == 20 and CANDLE_RECORD.itemsize == 24
 
@@ -55,7 +64,9 @@ def _decompress(raw: bytes, name: str, record: int) -> bytes:
     return data
 
 
-def decode_ticks(raw: bytes, hour_start: dt.datetime, symbol: str, name: str = "<bytes>") -> pa.Table:
+def decode_ticks(
+    raw: bytes, hour_start: dt.datetime, symbol: str, name: str = "<bytes>"
+) -> pa.Table:
     """Decode one hour file's bytes into the canonical tick table.
 
     ``hour_start`` is the start of the hour (naive: taken as UTC); zero bytes mean "no ticks"

@@ -376,9 +376,7 @@ def fetch_batch(
     if mirror is not None:
         return [fetch_hour(symbol, h, mirror=mirror, cfg=cfg) for h in hours]
     with _client(cfg) as client:
-        return [
-            fetch_hour(symbol, h, cfg=cfg, cache_dir=cache_dir, client=client) for h in hours
-        ]
+        return [fetch_hour(symbol, h, cfg=cfg, cache_dir=cache_dir, client=client) for h in hours]
 
 
 def plan_batches(hours: Iterable[dt.datetime], hours_per_task: int) -> list[list[dt.datetime]]:

@@ -73,7 +73,9 @@ class IngestReport:
             "totals": self.totals,
             "days_written": sum(d["status"] == "written" for d in self.days.values()),
             "days_skipped": sum(d["status"] == "skipped" for d in self.days.values()),
-            "days_incomplete": sorted(k for k, d in self.days.items() if not d.get("complete", True)),
+            "days_incomplete": sorted(
+                k for k, d in self.days.items() if not d.get("complete", True)
+            ),
             "errors": self.errors,
             "days": self.days,
         }
@@ -102,8 +104,13 @@ def write_day(
 ) -> dict[str, Any]:
     """Write one validated day and return its report entry (counts per reason)."""
     q = {r: result.counts.get(r, 0) for r in REASONS}
-    meta = {"complete": complete, "input": result.n_input, "kept": result.kept.num_rows,
-            "quarantined": q, **(notes or {})}
+    meta = {
+        "complete": complete,
+        "input": result.n_input,
+        "kept": result.kept.num_rows,
+        "quarantined": q,
+        **(notes or {}),
+    }
     tick_store.write_partition(out, symbol, day, result.kept, result.quarantined, meta)
     return {"status": "written", **meta}
 
@@ -123,8 +130,10 @@ def _validate_and_split(table: pa.Table, vcfg: ValidationConfig) -> dict[dt.date
     res = validate_ticks(table, vcfg)
     kept = _split_by_day(res.kept)
     quar = _split_by_day(res.quarantined)
-    return {d: _result_of([kept[d]] if d in kept else [], [quar[d]] if d in quar else [])
-            for d in sorted(set(kept) | set(quar))}
+    return {
+        d: _result_of([kept[d]] if d in kept else [], [quar[d]] if d in quar else [])
+        for d in sorted(set(kept) | set(quar))
+    }
 
 
 # --------------------------------------------------------------------------- synthetic
@@ -252,8 +261,11 @@ def ingest_dukascopy(
 
     t0 = time.perf_counter()
     out = Path(out)
-    report = IngestReport(source=f"dukascopy {'mirror ' + str(mirror) if mirror else dcfg.base_url}",
-                          symbol=symbol, out=str(out))
+    report = IngestReport(
+        source=f"dukascopy {'mirror ' + str(mirror) if mirror else dcfg.base_url}",
+        symbol=symbol,
+        out=str(out),
+    )
     days = _todo(out, symbol, start, end, report)
     hours = [h for d in days for h in fetch.hours_between(d, d + dt.timedelta(days=1))]
     cache_dir = dcfg.cache_dir or (out / "_cache" / "dukascopy")
@@ -274,27 +286,45 @@ def ingest_dukascopy(
             if progress:
                 progress(f"day {d}", done, len(days))
     for d, results in pending.items():  # cannot happen unless a fetch task lost hours
-        report.errors.append({"source": d.isoformat(), "problem": f"only {len(results)} of 24 hours returned"})
+        report.errors.append(
+            {"source": d.isoformat(), "problem": f"only {len(results)} of 24 hours returned"}
+        )
     return _finish(report, out, t0)
 
 
-def _dukascopy_day(symbol: str, day: dt.date, results: list[Any], out: Path,
-                   vcfg: ValidationConfig, report: IngestReport) -> dict[str, Any]:
+def _dukascopy_day(
+    symbol: str,
+    day: dt.date,
+    results: list[Any],
+    out: Path,
+    vcfg: ValidationConfig,
+    report: IngestReport,
+) -> dict[str, Any]:
     from aio_ray.data.dukascopy import hour_path
 
     bad = [r for r in results if r.status not in ("ok", "empty")]
     for r in bad:
-        report.errors.append({"source": hour_path(symbol, r.hour), "status": r.status,
-                              "problem": r.error or r.status})
+        report.errors.append(
+            {
+                "source": hour_path(symbol, r.hour),
+                "status": r.status,
+                "problem": r.error or r.status,
+            }
+        )
     tables = [r.table for r in results if r.status == "ok" and r.table is not None]
     table = pa.concat_tables(tables) if tables else TICK_SCHEMA.empty_table()
     by_day = _validate_and_split(table, vcfg)
     res = by_day.pop(day, None) or _result_of([], [])
     for other, extra in by_day.items():  # an hour file holding ticks of another day is bad input
-        report.errors.append({"source": f"{symbol} {day}", "problem": f"{extra.n_input} ticks stamped {other}"})
+        report.errors.append(
+            {"source": f"{symbol} {day}", "problem": f"{extra.n_input} ticks stamped {other}"}
+        )
     notes = {
         "source": "dukascopy",
-        "hours": {s: sum(r.status == s for r in results) for s in ("ok", "empty", "missing", "failed", "corrupt")},
+        "hours": {
+            s: sum(r.status == s for r in results)
+            for s in ("ok", "empty", "missing", "failed", "corrupt")
+        },
         "bad_hours": [f"{hour_path(symbol, r.hour)}: {r.status}" for r in bad],
     }
     return write_day(out, symbol, day, res, complete=not bad, notes=notes)
@@ -303,8 +333,9 @@ def _dukascopy_day(symbol: str, day: dt.date, results: list[Any], out: Path,
 # --------------------------------------------------------------------------- files
 
 
-def _read_and_validate(path: str, mapping: Any, fmt: Literal["auto", "parquet", "csv"],
-                       vcfg: ValidationConfig) -> dict[dt.date, ValidationResult]:
+def _read_and_validate(
+    path: str, mapping: Any, fmt: Literal["auto", "parquet", "csv"], vcfg: ValidationConfig
+) -> dict[dt.date, ValidationResult]:
     from aio_ray.data.files import read_tick_file
 
     return _validate_and_split(read_tick_file(Path(path), mapping, fmt), vcfg)
@@ -348,7 +379,9 @@ def ingest_files(
     quar: dict[dt.date, list[pa.Table]] = defaultdict(list)
     for i, (name, res) in enumerate(per_file, 1):
         if isinstance(res, Exception):
-            problem = res.problem if isinstance(res, SourceError) else f"{type(res).__name__}: {res}"
+            problem = (
+                res.problem if isinstance(res, SourceError) else f"{type(res).__name__}: {res}"
+            )
             report.errors.append({"source": name, "problem": problem})
         else:
             for d, r in res.items():

@@ -166,10 +166,13 @@ def list_partitions(root: Path, symbol: str | None = None) -> list[PartitionInfo
     return out
 
 
-def read_ticks(root: Path, symbol: str, start: dt.date | None = None, end: dt.date | None = None) -> pa.Table:
+def read_ticks(
+    root: Path, symbol: str, start: dt.date | None = None, end: dt.date | None = None
+) -> pa.Table:
     """Kept ticks of ``symbol`` for days in [start, end), concatenated in time order."""
     parts = [
-        p for p in list_partitions(root, symbol)
+        p
+        for p in list_partitions(root, symbol)
         if (start is None or p.day >= start) and (end is None or p.day < end)
     ]
     if not parts:

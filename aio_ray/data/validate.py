@@ -36,7 +36,14 @@ import pyarrow.compute as pc
 from aio_ray.config import SpikeRule, ValidationConfig
 from aio_ray.schema import QUARANTINE_SCHEMA, TICK_SCHEMA
 
-REASONS: tuple[str, ...] = ("bad_price", "bad_volume", "crossed", "duplicate", "out_of_order", "spike")
+REASONS: tuple[str, ...] = (
+    "bad_price",
+    "bad_volume",
+    "crossed",
+    "duplicate",
+    "out_of_order",
+    "spike",
+)
 """Quarantine reasons, in the order the rules are applied."""
 
 
@@ -139,7 +146,15 @@ def validate_ticks(table: pa.Table, cfg: ValidationConfig | None = None) -> Vali
 
     alive = np.flatnonzero(reason < 0)
     if alive.size:
-        df = pl.DataFrame({"ts": ts[alive], "bid": bid[alive], "ask": ask[alive], "bv": bv[alive], "av": av[alive]})
+        df = pl.DataFrame(
+            {
+                "ts": ts[alive],
+                "bid": bid[alive],
+                "ask": ask[alive],
+                "bv": bv[alive],
+                "av": av[alive],
+            }
+        )
         dup = ~df.select(pl.struct(pl.all()).is_first_distinct()).to_series().to_numpy()
         reason[alive[dup]] = 3
 
@@ -156,14 +171,19 @@ def validate_ticks(table: pa.Table, cfg: ValidationConfig | None = None) -> Vali
     keep_mask = reason < 0
     kept = table.filter(pa.array(keep_mask))
     q_idx = np.flatnonzero(~keep_mask)
-    labels = np.array(REASONS, dtype=object)[reason[q_idx]] if q_idx.size else np.array([], dtype=object)
+    labels = (
+        np.array(REASONS, dtype=object)[reason[q_idx]] if q_idx.size else np.array([], dtype=object)
+    )
     quarantined = table.take(pa.array(q_idx, type=pa.int64())).append_column(
         "reason", pa.array(labels.tolist(), type=pa.string())
     )
     quarantined = quarantined.cast(QUARANTINE_SCHEMA)
     counts = {r: int(np.count_nonzero(reason == i)) for i, r in enumerate(REASONS)}
     counts["kept"] = kept.num_rows
-    if kept.num_rows + quarantined.num_rows != n or sum(counts[r] for r in REASONS) != quarantined.num_rows:
+    if (
+        kept.num_rows + quarantined.num_rows != n
+        or sum(counts[r] for r in REASONS) != quarantined.num_rows
+    ):
         raise AssertionError("tick conservation violated in validate_ticks")  # pragma: no cover
     return ValidationResult(kept=kept, quarantined=quarantined, counts=counts)
 

@@ -33,10 +33,18 @@ if TYPE_CHECKING:
 # ``aio_ray.library.config`` (which the root configuration does) never loads sqlmodel.
 _EXPORTS = {
     "DEFAULT_URL": "config",
-    "IN_SAMPLE": "models", "METRIC_COLUMNS": "models", "OUT_OF_SAMPLE": "models",
-    "TRADE_FIELDS": "models", "RankedRecord": "models", "RunRecord": "models",
-    "StrategyRecord": "models", "canonical_json": "models", "strategy_id": "models",
-    "Library": "repo", "LibraryError": "repo", "LibraryUnavailableError": "repo",
+    "IN_SAMPLE": "models",
+    "METRIC_COLUMNS": "models",
+    "OUT_OF_SAMPLE": "models",
+    "TRADE_FIELDS": "models",
+    "RankedRecord": "models",
+    "RunRecord": "models",
+    "StrategyRecord": "models",
+    "canonical_json": "models",
+    "strategy_id": "models",
+    "Library": "repo",
+    "LibraryError": "repo",
+    "LibraryUnavailableError": "repo",
     "open_library": "repo",
 }
 

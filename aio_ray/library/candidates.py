@@ -91,7 +91,9 @@ def record_candidates(
     return lib._tx(run, f"record {n} candidates of run {run_id!r}")
 
 
-def _columns(rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+def _columns(
+    rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+) -> dict[str, list[Any]]:
     if isinstance(rows, Mapping):
         cols = {k: list(v) for k, v in rows.items()}
     else:
@@ -169,6 +171,7 @@ def iter_candidates(
         if status is not None:
             q = q.where(CANDIDATES.c.status == status)
         q = q.order_by(CANDIDATES.c.number).limit(batch)
+
         def read(c: Any, q: Any = q) -> list[dict[str, Any]]:
             return [dict(r._mapping) for r in c.execute(q)]
 

@@ -33,7 +33,7 @@ def sqlite_file(url: str) -> Path | None:
     in-memory SQLite, SQLite URI filenames)."""
     if not url.startswith(_SQLITE_PREFIX):
         return None
-    path = url[len(_SQLITE_PREFIX):].split("?", 1)[0]
+    path = url[len(_SQLITE_PREFIX) :].split("?", 1)[0]
     if path in ("", ":memory:") or path.startswith("file:"):
         return None
     return Path(path).expanduser()

@@ -126,8 +126,11 @@ class CandidateRow(SQLModel, table=True):
     timeframe: str = Field(sa_column=_text())
     island: int = Field(description="Tune trial (island) that evaluated it")
     generation: int = Field(description="population of the island, 0-based")
-    guide: int = Field(default=-1, description="selection window whose sampler proposed it; "
-                       "-1: a data-blind sampler (eligible for every fold)")
+    guide: int = Field(
+        default=-1,
+        description="selection window whose sampler proposed it; "
+        "-1: a data-blind sampler (eligible for every fold)",
+    )
     params_json: str = Field(sa_column=_text())
     status: str = Field(sa_column=_text(), description="ok | failed")
     error: str | None = Field(default=None, sa_column=_text(nullable=True))
@@ -137,8 +140,9 @@ class CandidateRow(SQLModel, table=True):
     oos_trades: int | None = None
     oos_end_exits: int | None = Field(default=None, description="OOS trades closed by a window end")
     is_objective: float | None = Field(
-        default=None, description="the in-sample objective on the final window (what the "
-        "exported parameters are chosen by)"
+        default=None,
+        description="the in-sample objective on the final window (what the "
+        "exported parameters are chosen by)",
     )
     sharpe: float | None = Field(default=None, description="per-period OOS Sharpe (for the DSR)")
     skew: float | None = None

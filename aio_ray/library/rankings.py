@@ -76,12 +76,15 @@ class RankingsMixin(LibraryBase):
             "run_id": run_id,
             "verdict": str(verdict["verdict"]),
             "passed": int(verdict["passed"]),
-            "verdict_json": json.dumps(to_plain(dict(verdict)), sort_keys=True,
-                                       ensure_ascii=False, allow_nan=False),
+            "verdict_json": json.dumps(
+                to_plain(dict(verdict)), sort_keys=True, ensure_ascii=False, allow_nan=False
+            ),
             "created_ms": now_ms(),
         }
-        self._tx(lambda c: self._upsert(c, VERDICTS, [row], ["run_id"]),
-                 f"save verdict of run {run_id!r}")
+        self._tx(
+            lambda c: self._upsert(c, VERDICTS, [row], ["run_id"]),
+            f"save verdict of run {run_id!r}",
+        )
 
     def verdict(self, run_id: str | None = None) -> dict[str, Any] | None:
         """The stored verdict of ``run_id`` (default: the newest judged run), or None."""

@@ -397,4 +397,3 @@ def support_resistance(high: Any, low: Any, close: Any, *, max_levels: int = 4) 
             start = j
     groups.sort(key=lambda g: (-g[0], -g[1]))
     return [g[2] for g in groups[: int(max_levels)]]
-

@@ -216,4 +216,3 @@ def random_walk_ohlc(
     h = np.maximum(o, c) + 0.5 * step * np.abs(rng.standard_normal(n_bars))
     lo = np.minimum(o, c) - 0.5 * step * np.abs(rng.standard_normal(n_bars))
     return o, h, lo, c
-

@@ -61,11 +61,23 @@ PatternName = Literal[
 ]
 
 BULLISH: frozenset[str] = frozenset(
-    {"bullish_engulfing", "hammer", "double_bottom", "inverse_head_and_shoulders",
-     "ascending_triangle", "bull_flag"}
+    {
+        "bullish_engulfing",
+        "hammer",
+        "double_bottom",
+        "inverse_head_and_shoulders",
+        "ascending_triangle",
+        "bull_flag",
+    }
 )
 BEARISH: frozenset[str] = frozenset(
-    {"bearish_engulfing", "shooting_star", "double_top", "head_and_shoulders",
-     "descending_triangle", "bear_flag"}
+    {
+        "bearish_engulfing",
+        "shooting_star",
+        "double_top",
+        "head_and_shoulders",
+        "descending_triangle",
+        "bear_flag",
+    }
 )
 """The direction each pattern conventionally signals; the rest (doji, symmetric triangle) is neutral."""

@@ -144,7 +144,6 @@ class BacktestConfig(BaseModel):
             raise BacktestConfigError(problems) from None
 
 
-
 class ObjectiveConfig(BaseModel):
     """How fold results become the scalar the search maximizes (frozen; unknown fields are errors)."""
 
@@ -152,9 +151,11 @@ class ObjectiveConfig(BaseModel):
 
     min_trades: int = Field(3, ge=0, description="OOS trades a fold needs to count in full")
     min_is_trades: int = Field(
-        20, ge=0, description="trades an in-sample (selection) window needs to count in full: "
+        20,
+        ge=0,
+        description="trades an in-sample (selection) window needs to count in full: "
         "parameters are chosen on a window only where they traded enough for its Sharpe to mean "
-        "something"
+        "something",
     )
     few_trades_penalty: float = Field(
         1.0,
@@ -168,19 +169,22 @@ class ObjectiveConfig(BaseModel):
     period_ms: int = Field(DAY_MS, gt=0, description="period of the returns behind the DSR, ms")
 
 
-
 class RankingConfig(BaseModel):
     """How candidates are gated, scored and spread out (frozen; unknown fields are errors)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_trades: int = Field(
-        default=30, ge=0, description="gate: out-of-sample trades, forced end-of-window exits "
-        "not counted"
+        default=30,
+        ge=0,
+        description="gate: out-of-sample trades, forced end-of-window exits not counted",
     )
     min_dsr: float = Field(
-        default=0.95, ge=0.0, le=1.0, description="gate: Deflated Sharpe Ratio (probability "
-        "that the edge is not selection luck, given the effective number of trials)"
+        default=0.95,
+        ge=0.0,
+        le=1.0,
+        description="gate: Deflated Sharpe Ratio (probability "
+        "that the edge is not selection luck, given the effective number of trials)",
     )
     min_sharpe: float = Field(
         default=0.0, description="gate: the out-of-sample record's Sharpe must exceed this"
@@ -189,22 +193,31 @@ class RankingConfig(BaseModel):
         default=1.0, ge=0.0, description="gate: the record's profit factor must exceed this"
     )
     max_pbo: float = Field(
-        default=0.5, gt=0.0, le=1.0, description="gate: probability of backtest overfitting of "
-        "the candidate's procedure must be below this (1: gate off)"
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="gate: probability of backtest overfitting of "
+        "the candidate's procedure must be below this (1: gate off)",
     )
     min_trl_confidence: float = Field(
-        default=0.95, ge=0.0, lt=1.0, description="gate: the record must be at least the "
-        "minimum track record length for a Sharpe > 0 at this confidence (0: gate off)"
+        default=0.95,
+        ge=0.0,
+        lt=1.0,
+        description="gate: the record must be at least the "
+        "minimum track record length for a Sharpe > 0 at this confidence (0: gate off)",
     )
     dsr_variance: Literal["null", "observed", "max"] = Field(
-        default="null", description="V of the Deflated Sharpe Ratio: null: 1 / (T - 1), the "
+        default="null",
+        description="V of the Deflated Sharpe Ratio: null: 1 / (T - 1), the "
         "variance of a zero-skill Sharpe estimate over the record's T periods (the false-strategy "
         "theorem's null); observed: the variance of the cluster representatives' Sharpe ratios "
-        "(inflated by real differences in skill, e.g. a strategy and its mirror); max: the larger"
+        "(inflated by real differences in skill, e.g. a strategy and its mirror); max: the larger",
     )
     pbo_blocks: int = Field(
-        default=16, ge=2, multiple_of=2, description="blocks of the combinatorially symmetric "
-        "cross-validation behind PBO (even)"
+        default=16,
+        ge=2,
+        multiple_of=2,
+        description="blocks of the combinatorially symmetric cross-validation behind PBO (even)",
     )
     max_per_family: int = Field(default=2, ge=1, description="picks per strategy family")
     min_param_distance: float = Field(

@@ -101,7 +101,9 @@ def plan_islands(
         for k in range(parts):
             size = b0 + (1 if k < b1 else 0)
             islands.append(
-                Island(len(islands), fam, tf, k, parts, size, first, _seed(seed, fam, tf, k), budget)
+                Island(
+                    len(islands), fam, tf, k, parts, size, first, _seed(seed, fam, tf, k), budget
+                )
             )
             first += size
     return islands
@@ -249,10 +251,26 @@ def _finalist(res: PopulationResult, p: int, number: int) -> dict[str, Any]:
     for w in range(lay.n_windows):
         m = res.window_metrics(p, w)
         folds.append(
-            {"fold": lay.fold[w], "sample": lay.sample[w], "end_exits": int(res.end_exits[p, w]),
-             **{k: m[k] for k in ("net_profit", "sharpe", "sortino", "max_drawdown",
-                                  "profit_factor", "win_rate", "trades", "exposure",
-                                  "avg_trade", "cagr")}}
+            {
+                "fold": lay.fold[w],
+                "sample": lay.sample[w],
+                "end_exits": int(res.end_exits[p, w]),
+                **{
+                    k: m[k]
+                    for k in (
+                        "net_profit",
+                        "sharpe",
+                        "sortino",
+                        "max_drawdown",
+                        "profit_factor",
+                        "win_rate",
+                        "trades",
+                        "exposure",
+                        "avg_trade",
+                        "cagr",
+                    )
+                },
+            }
         )
     oos = [w for w in range(lay.n_windows) if lay.sample[w] == "oos"]
     return asdict(
@@ -267,8 +285,12 @@ def _finalist(res: PopulationResult, p: int, number: int) -> dict[str, Any]:
             oos_trades=int(res.oos_trades[p]),
             oos_end_exits=int(res.end_exits[p, oos].sum()),
             folds=folds,
-            moments={"sharpe": float(res.sharpe[p]), "skew": float(res.skew[p]),
-                     "kurtosis": float(res.kurtosis[p]), "n_obs": int(res.n_obs[p])},
+            moments={
+                "sharpe": float(res.sharpe[p]),
+                "skew": float(res.skew[p]),
+                "kurtosis": float(res.kurtosis[p]),
+                "n_obs": int(res.n_obs[p]),
+            },
         )
     )
 
@@ -314,8 +336,14 @@ def run_generation(
         errors: list[str | None] = [fold_error or "no folds"] * len(params)
     else:
         res = evaluate_population(
-            bars, isl.family, params, folds, cfg.backtest, cfg.objective_config,
-            threads=threads, layout=layout,
+            bars,
+            isl.family,
+            params,
+            folds,
+            cfg.backtest,
+            cfg.objective_config,
+            threads=threads,
+            layout=layout,
         )
         params, errors = res.params, res.error
     t1 = time.perf_counter()
@@ -332,8 +360,12 @@ def run_generation(
         # told the in-sample objective of its own selection window (the final one when blind)
         j = guide if guide >= 0 else res.selection.shape[1] - 1
         w = res.layout.selection_windows[j]
-        sampler.tell(params, res.selection[:, j], res.metrics[:, w, METRIC_INDEX["sharpe"]],
-                     res.metrics[:, w, METRIC_INDEX["max_drawdown"]])
+        sampler.tell(
+            params,
+            res.selection[:, j],
+            res.metrics[:, w, METRIC_INDEX["sharpe"]],
+            res.metrics[:, w, METRIC_INDEX["max_drawdown"]],
+        )
         final = res.selection[:, -1]  # the choice that is exported: the final window's
         ok = np.flatnonzero(res.ok & np.isfinite(final))
         state.stats.add(res.sharpe[res.ok])
@@ -354,4 +386,3 @@ def run_generation(
     state.generation += 1
     state.sample_s += time.perf_counter() - t2  # telling the sampler
     return state.done < isl.budget
-

@@ -278,8 +278,13 @@ def _window_config(cfg: eng.BacktestConfig, pb: eng.PreparedBars, a: int, b: int
     """The kernel configuration of window ``[a, b)``: annualization and span of its own bars,
     as ``run_backtest`` on that slice computes them."""
     ts = pb.ts[a:b]
-    part = eng.PreparedBars(ts=ts, px=pb.px[:, a:b], price_model=pb.price_model,
-                            bar_ms=mt.infer_bar_ms(ts), swap_units=pb.swap_units[a:b])
+    part = eng.PreparedBars(
+        ts=ts,
+        px=pb.px[:, a:b],
+        price_model=pb.price_model,
+        bar_ms=mt.infer_bar_ms(ts),
+        swap_units=pb.swap_units[a:b],
+    )
     return eng._config_vector(cfg, part)
 
 
@@ -372,10 +377,15 @@ def evaluate_population(
                 norm[p] = q
                 sig = fam.signals(mb, q, checked=True)
                 le[p], se[p], lx[p], sx[p] = (
-                    sig.long_entry, sig.short_entry, sig.long_exit, sig.short_exit
+                    sig.long_entry,
+                    sig.short_entry,
+                    sig.long_exit,
+                    sig.short_exit,
                 )
-                for idx, mult, arr in ((sd_idx, "stop_atr", sig.stop_dist),
-                                       (td_idx, "take_atr", sig.take_dist)):
+                for idx, mult, arr in (
+                    (sd_idx, "stop_atr", sig.stop_dist),
+                    (td_idx, "take_atr", sig.take_dist),
+                ):
                     key = (mult, q["atr_length"], q[mult]) if q[mult] > 0 else None
                     if key not in dist_rows:
                         eng._distances(f"signals.{mult}", arr, n)
@@ -397,11 +407,23 @@ def evaluate_population(
         rows = np.stack(dist_arrays)
         whole = sel.size == n_sets
         batch_windows(
-            pb.px, pb.swap_units, cvs, lay.windows,
-            le if whole else le[sel], se if whole else se[sel],
-            lx if whole else lx[sel], sx if whole else sx[sel],
-            rows, sd_idx[sel], rows, td_idx[sel],
-            lay.period_col, max(1, int(threads)), m_ok, e_ok, g_ok,
+            pb.px,
+            pb.swap_units,
+            cvs,
+            lay.windows,
+            le if whole else le[sel],
+            se if whole else se[sel],
+            lx if whole else lx[sel],
+            sx if whole else sx[sel],
+            rows,
+            sd_idx[sel],
+            rows,
+            td_idx[sel],
+            lay.period_col,
+            max(1, int(threads)),
+            m_ok,
+            e_ok,
+            g_ok,
         )
         metrics[sel], end_exits[sel], growth[sel] = m_ok, e_ok, g_ok
     oos = np.array([s == "oos" for s in lay.sample])
@@ -418,8 +440,9 @@ def evaluate_population(
     n_obs = np.zeros(n_sets, dtype=np.int64)
     sharpe[ok], skew[ok], kurt[ok], n_obs[ok] = sh, sk, ku, nobs
     sw = list(lay.selection_windows)
-    sel_v = _fold_values(metrics[:, sw, _SHARPE], metrics[:, sw, _TRADES],
-                         selection_config(objective))
+    sel_v = _fold_values(
+        metrics[:, sw, _SHARPE], metrics[:, sw, _TRADES], selection_config(objective)
+    )
     return PopulationResult(
         family=fam.name,
         timeframe=bars.timeframe,

@@ -179,8 +179,11 @@ def min_track_record_length(
     """Minimum track record length, periods (see :mod:`aio_ray.strategies.dsr`)."""
     from aio_ray.strategies import dsr
 
-    return float(dsr.min_track_record_length(sharpe, skew, kurtosis, target_sharpe=target,
-                                             confidence=confidence))
+    return float(
+        dsr.min_track_record_length(
+            sharpe, skew, kurtosis, target_sharpe=target, confidence=confidence
+        )
+    )
 
 
 def _finite(x: float) -> bool:
@@ -235,15 +238,17 @@ def score_candidate(
         if not m.sharpe > cfg.min_sharpe:
             failures.append(f"OOS Sharpe {m.sharpe:.4f} per period <= min_sharpe {cfg.min_sharpe}")
         if cfg.min_trl_confidence > 0:
-            min_trl = min_track_record_length(m.sharpe, m.skew, m.kurtosis, 0.0,
-                                              cfg.min_trl_confidence)
+            min_trl = min_track_record_length(
+                m.sharpe, m.skew, m.kurtosis, 0.0, cfg.min_trl_confidence
+            )
             if not m.n_obs >= min_trl:
                 need = "inf" if math.isinf(min_trl) else f"{math.ceil(min_trl)}"
                 failures.append(f"record of {m.n_obs} periods < minimum track record length {need}")
     pf_record = candidate.profit_factor
     if pf_record is not None and not (pf_record > cfg.min_profit_factor):
-        failures.append(f"profit factor {pf_record:.2f} <= min_profit_factor "
-                        f"{cfg.min_profit_factor}")
+        failures.append(
+            f"profit factor {pf_record:.2f} <= min_profit_factor {cfg.min_profit_factor}"
+        )
     if cfg.max_pbo < 1.0:
         if candidate.pbo is None:
             failures.append(f"PBO not computable ({candidate.pbo_reason or 'no return matrix'})")

@@ -23,7 +23,11 @@ import numpy as np
 from aio_ray.strategies.population import PopulationResult
 
 __all__ = [
-    "CandidateRecorder", "population_rows", "read_island_state", "write_island_state", "write_spool"
+    "CandidateRecorder",
+    "population_rows",
+    "read_island_state",
+    "write_island_state",
+    "write_spool",
 ]
 
 log = logging.getLogger(__name__)
@@ -154,7 +158,9 @@ try:  # the actor class needs Ray; the row functions above do not
                 self.lib = Library(db_url)
 
         def record(
-            self, rows: dict[str, list[Any]], island: int | None = None,
+            self,
+            rows: dict[str, list[Any]],
+            island: int | None = None,
             state: tuple[int, bytes] | None = None,
         ) -> int:
             """Write one population (columns of :func:`population_rows`); raises

@@ -80,7 +80,9 @@ class _Codec:
         self.pins = dict(pins or {})
         for name in self.pins:
             self.space.param(name)
-        self.order: list[Param] = [p for p in _sampling_order(self.space) if p.name not in self.pins]
+        self.order: list[Param] = [
+            p for p in _sampling_order(self.space) if p.name not in self.pins
+        ]
         self.col = {p.name: d for d, p in enumerate(self.order)}
         self.values: dict[str, list[Any]] = {p.name: p.values() for p in self.space.params}
         self.index: dict[str, dict[Any, int]] = {
@@ -88,7 +90,8 @@ class _Codec:
         }
         self.num: dict[str, np.ndarray] = {
             p.name: np.asarray(self.values[p.name], dtype=np.float64)
-            for p in self.space.params if not isinstance(p, ChoiceParam)
+            for p in self.space.params
+            if not isinstance(p, ChoiceParam)
         }
         self.span = np.array([len(self.values[p.name]) for p in self.order], dtype=np.int64)
         self.numeric = np.array([not isinstance(p, ChoiceParam) for p in self.order], dtype=bool)
@@ -135,8 +138,9 @@ class _Codec:
                     below = np.searchsorted(self.num[p.name], self._value(lv, c.right), "left")
                     n_lv = np.minimum(n_lv, below)
             keep &= n_lv >= 1
-            lv[:, d] = np.minimum(np.floor(u[:, d] * n_lv).astype(np.int64),
-                                  np.maximum(n_lv - 1, 0))
+            lv[:, d] = np.minimum(
+                np.floor(u[:, d] * n_lv).astype(np.int64), np.maximum(n_lv - 1, 0)
+            )
         self._inactive(lv)
         return lv[keep]
 
@@ -254,7 +258,6 @@ def _grid(family: str, max_points: int, pins: Mapping[str, Any] | None) -> list[
     return points
 
 
-
 def _enumerate(codec: _Codec, levels: Mapping[str, int]) -> list[dict[str, Any]]:
     free = codec.order
     axes = [_levels(p, levels[p.name]) for p in free]
@@ -281,7 +284,10 @@ class UnitCubeSampler(PopulationSampler):
     unit cube, decoded to valid sets; repeats of earlier proposals are skipped."""
 
     def __init__(
-        self, family: str, seed: int, kind: Literal["random", "sobol"] = "random",
+        self,
+        family: str,
+        seed: int,
+        kind: Literal["random", "sobol"] = "random",
         pins: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = kind
@@ -303,8 +309,9 @@ class UnitCubeSampler(PopulationSampler):
         got: list[np.ndarray] = []
         have = 0
         for attempt in range(8):
-            lv = self.codec.fresh(self.codec.decode(self._cube((n - have) * (1 + attempt))),
-                                  self.seen, n - have)
+            lv = self.codec.fresh(
+                self.codec.decode(self._cube((n - have) * (1 + attempt))), self.seen, n - have
+            )
             got.append(lv)
             have += lv.shape[0]
             if have >= n:
@@ -413,8 +420,9 @@ class OptunaSampler(PopulationSampler):
         step = np.rint(self.rng.normal(0.0, 1.0, (m, base.size)) * sigma).astype(np.int64)
         lv[:, c.numeric] += step[:, c.numeric]
         flip = (~c.numeric) & (self.rng.random((m, base.size)) < 0.1)
-        lv[flip] = (self.rng.random(int(flip.sum())) * np.broadcast_to(c.span, flip.shape)[flip]
-                    ).astype(np.int64)
+        lv[flip] = (
+            self.rng.random(int(flip.sum())) * np.broadcast_to(c.span, flip.shape)[flip]
+        ).astype(np.int64)
         return c.to_params(c.fresh(c.repair(lv), self.seen, k))
 
     def ask(self, n: int) -> list[dict[str, Any]]:

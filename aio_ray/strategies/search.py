@@ -171,8 +171,11 @@ class SearchOutcome:
     @property
     def errors(self) -> list[str]:
         """The errors of islands that failed."""
-        return [f"island {i.index} ({i.family}@{i.timeframe}): {i.error}"
-                for i in self.islands if i.status == "error"]
+        return [
+            f"island {i.index} ({i.family}@{i.timeframe}): {i.error}"
+            for i in self.islands
+            if i.status == "error"
+        ]
 
 
 # ----------------------------------------------------------------------------- the trial
@@ -199,12 +202,27 @@ def _island_trainable(
 
     pending: list[dict[str, list[Any]]] = []
 
-    def record(res: Any, params: list[dict[str, Any]], errors: list[str | None], gen: int,
-               first: int, guide: int) -> None:
-        pending.append(population_rows(
-            res, params, errors, family=isl.family, timeframe=isl.timeframe, island=isl.index,
-            generation=gen, first=first, guide=guide,
-        ))
+    def record(
+        res: Any,
+        params: list[dict[str, Any]],
+        errors: list[str | None],
+        gen: int,
+        first: int,
+        guide: int,
+    ) -> None:
+        pending.append(
+            population_rows(
+                res,
+                params,
+                errors,
+                family=isl.family,
+                timeframe=isl.timeframe,
+                island=isl.index,
+                generation=gen,
+                first=first,
+                guide=guide,
+            )
+        )
 
     # The write of population g (with the island's state after it) overlaps the evaluation of
     # g + 1; g's checkpoint is reported only once its write has landed. A retried or resumed
@@ -329,12 +347,16 @@ class SearchProgress(tune.Callback):
             f"best objective {'-' if best is None else f'{best:.3f}'} (in-sample), "
             f"ETA {'-' if eta is None else f'{eta:.0f} s'}"
         )
-        fields = {"candidates_per_s": round(rate, 1), "best_objective": best,
-                  "eta_s": None if eta is None else round(eta, 1)}
+        fields = {
+            "candidates_per_s": round(rate, 1),
+            "best_objective": best,
+            "eta_s": None if eta is None else round(eta, 1),
+        }
         _call(sink, msg, done, self.total, fields)
 
-    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
-                        **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
         self._emit(trials)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
@@ -480,9 +502,22 @@ def _summaries(
             status = "exhausted" if m.get("exhausted") and done < isl.budget else "finished"
         else:
             status = "interrupted"
-        out.append(IslandSummary(isl.index, isl.family, isl.timeframe, isl.budget, done, ok,
-                                 failed, status, error, float(m.get("compute_s", 0.0)),
-                                 float(m.get("sample_s", 0.0)), float(m.get("record_s", 0.0))))
+        out.append(
+            IslandSummary(
+                isl.index,
+                isl.family,
+                isl.timeframe,
+                isl.budget,
+                done,
+                ok,
+                failed,
+                status,
+                error,
+                float(m.get("compute_s", 0.0)),
+                float(m.get("sample_s", 0.0)),
+                float(m.get("record_s", 0.0)),
+            )
+        )
         finalists += json.loads(m.get("finalists_json") or "[]")
         st = json.loads(m.get("stats_json") or "{}")
         if st:
@@ -552,11 +587,18 @@ def search_frames(
     ensure_ray()
     t0 = time.perf_counter()
     seeds = {"sampler": config.seed}
-    islands = plan_islands(config.n_trials, config.timeframes, config.family_names(),
-                           config.seed, config.island_size)
-    log.info("search %s: seeds %s, %d candidates in %d islands (%s sampler, populations of %d)",
-             run_id, seeds, config.n_trials, len(islands), config.sampler_name(),
-             config.population_size)
+    islands = plan_islands(
+        config.n_trials, config.timeframes, config.family_names(), config.seed, config.island_size
+    )
+    log.info(
+        "search %s: seeds %s, %d candidates in %d islands (%s sampler, populations of %d)",
+        run_id,
+        seeds,
+        config.n_trials,
+        len(islands),
+        config.sampler_name(),
+        config.population_size,
+    )
     lib = None
     if db_url is not None:
         from aio_ray.config import config_id
@@ -569,8 +611,12 @@ def search_frames(
         wf, full, cut, hold_ranges = split_holdout(
             {tf: frames[tf] for tf in config.timeframes}, config.holdout_fraction
         )
-        log.info("search %s: holdout from %s ms; walk-forward bars %s", run_id, cut,
-                 {tf: len(b) for tf, b in wf.items()})
+        log.info(
+            "search %s: holdout from %s ms; walk-forward bars %s",
+            run_id,
+            cut,
+            {tf: len(b) for tf, b in wf.items()},
+        )
         layouts = _layouts(wf, config)
         if lib is not None:
             from aio_ray.library.candidates import record_layout
@@ -605,27 +651,45 @@ def search_frames(
         verdict = _with_holdout(judgement.verdict, holdout, run_id, config, cut)
         complete = all(s.status in ("finished", "exhausted") for s in summaries)
         outcome = SearchOutcome(
-            run_id, exp_path, seeds, config.n_trials, tuple(summaries), tuple(finalists),
-            tuple(ranking), holdout, cut, config, complete, time.perf_counter() - t0, verdict,
+            run_id,
+            exp_path,
+            seeds,
+            config.n_trials,
+            tuple(summaries),
+            tuple(finalists),
+            tuple(ranking),
+            holdout,
+            cut,
+            config,
+            complete,
+            time.perf_counter() - t0,
+            verdict,
         )
         for e in outcome.errors:
             log.error("search %s: %s", run_id, e)
         if not complete:
-            log.warning("search %s: %d of %d candidates done; resume=True continues it",
-                        run_id, outcome.n_done, config.n_trials)
+            log.warning(
+                "search %s: %d of %d candidates done; resume=True continues it",
+                run_id,
+                outcome.n_done,
+                config.n_trials,
+            )
         log.info("search %s: %s", run_id, verdict["message"])
         if lib is not None:
             _store(lib, outcome, judgement)
             lib.finish_run(run_id, "finished" if complete else "cancelled")
         if progress is not None:
             best = outcome.best
-            _call(progress,
-                  f"search done: {outcome.n_ok:,} candidates ok, {outcome.n_failed:,} failed in "
-                  f"{outcome.wall_s:.1f} s; best objective "
-                  f"{'-' if best is None else round(best['objective'], 3)} (in-sample); "
-                  f"{outcome.verdict['message'] if outcome.verdict else ''}",
-                  outcome.n_done, config.n_trials,
-                  {"candidates_per_s": round(outcome.n_done / max(outcome.wall_s, 1e-9), 1)})
+            _call(
+                progress,
+                f"search done: {outcome.n_ok:,} candidates ok, {outcome.n_failed:,} failed in "
+                f"{outcome.wall_s:.1f} s; best objective "
+                f"{'-' if best is None else round(best['objective'], 3)} (in-sample); "
+                f"{outcome.verdict['message'] if outcome.verdict else ''}",
+                outcome.n_done,
+                config.n_trials,
+                {"candidates_per_s": round(outcome.n_done / max(outcome.wall_s, 1e-9), 1)},
+            )
         return outcome
     except BaseException:
         if lib is not None:
@@ -655,18 +719,29 @@ def _layouts(wf: Mapping[str, MarketBars], cfg: SearchConfig) -> dict[str, dict[
     return out
 
 
-def _judge(lib: Any, run_id: str, layouts: Mapping[str, dict[str, Any]], spool: Path,
-           cfg: SearchConfig) -> Any:
+def _judge(
+    lib: Any, run_id: str, layouts: Mapping[str, dict[str, Any]], spool: Path, cfg: SearchConfig
+) -> Any:
     """Nested walk-forward selection over every recorded candidate, then the verdict."""
     from aio_ray.library import strategy_id
     from aio_ray.strategies.selection import Selector, spool_batches
     from aio_ray.strategies.verdict import judge
 
     t0 = time.perf_counter()
-    sel = Selector(layouts, cfg.objective_config, matrix_candidates=cfg.matrix_candidates,
-                   seed=cfg.seed)
-    cols = ["number", "family", "timeframe", "guide", "status", "error", "params_json",
-            "returns", "window_metrics"]
+    sel = Selector(
+        layouts, cfg.objective_config, matrix_candidates=cfg.matrix_candidates, seed=cfg.seed
+    )
+    cols = [
+        "number",
+        "family",
+        "timeframe",
+        "guide",
+        "status",
+        "error",
+        "params_json",
+        "returns",
+        "window_metrics",
+    ]
     batches: Iterable[list[dict[str, Any]]]
     if lib is not None:
         from aio_ray.library.candidates import iter_candidates
@@ -679,18 +754,30 @@ def _judge(lib: Any, run_id: str, layouts: Mapping[str, dict[str, Any]], spool: 
     records = sel.records()
     n_failed = sum(sel.errors.values())
     out = judge(
-        records, sel.samples(),
+        records,
+        sel.samples(),
         strategy_id=lambda fam, params, tf: strategy_id(fam, params, tf, cfg.symbol),
-        config=cfg.ranking, top=cfg.top, param_ranges=_param_ranges(cfg.family_names()),
-        n_failed=n_failed, errors=sel.errors, pbo_blocks=cfg.ranking.pbo_blocks, seed=cfg.seed,
+        config=cfg.ranking,
+        top=cfg.top,
+        param_ranges=_param_ranges(cfg.family_names()),
+        n_failed=n_failed,
+        errors=sel.errors,
+        pbo_blocks=cfg.ranking.pbo_blocks,
+        seed=cfg.seed,
     )
-    log.info("search %s: judged %d procedures in %.1f s", run_id, len(records),
-             time.perf_counter() - t0)
+    log.info(
+        "search %s: judged %d procedures in %.1f s", run_id, len(records), time.perf_counter() - t0
+    )
     return out
 
 
-def _with_holdout(v: dict[str, Any], holdout: Mapping[str, HoldoutResult], run_id: str,
-                  cfg: SearchConfig, cut: int | None) -> dict[str, Any]:
+def _with_holdout(
+    v: dict[str, Any],
+    holdout: Mapping[str, HoldoutResult],
+    run_id: str,
+    cfg: SearchConfig,
+    cut: int | None,
+) -> dict[str, Any]:
     """The verdict with the picks' holdout figures (touched once, after ranking), the run,
     the costs and how the parameters were chosen."""
     from aio_ray.strategies.verdict import _plain
@@ -699,19 +786,41 @@ def _with_holdout(v: dict[str, Any], holdout: Mapping[str, HoldoutResult], run_i
     out["run_id"] = run_id
     for s in out["strategies"]:
         h = holdout.get(s["strategy_id"])
-        s["holdout"] = None if h is None else _plain(
-            {k: h.metrics.get(k) for k in ("net_profit", "sharpe", "max_drawdown",
-                                           "profit_factor", "trades")})
+        s["holdout"] = (
+            None
+            if h is None
+            else _plain(
+                {
+                    k: h.metrics.get(k)
+                    for k in ("net_profit", "sharpe", "max_drawdown", "profit_factor", "trades")
+                }
+            )
+        )
     bt = cfg.backtest
-    out["costs"] = _plain({k: getattr(bt, k) for k in type(bt).model_fields
-                           if k in ("commission_type", "commission", "slippage_points",
-                                    "swap_long", "swap_short", "price_model")})
+    out["costs"] = _plain(
+        {
+            k: getattr(bt, k)
+            for k in type(bt).model_fields
+            if k
+            in (
+                "commission_type",
+                "commission",
+                "slippage_points",
+                "swap_long",
+                "swap_short",
+                "price_model",
+            )
+        }
+    )
     out["selection"] = {
         "method": "nested walk-forward: each fold's parameters chosen on its in-sample window "
-                  "only; exported parameters chosen on the last in-sample window before the "
-                  "holdout",
-        "folds": cfg.n_folds, "scheme": cfg.scheme, "embargo_bars": cfg.embargo(),
-        "sampler": cfg.sampler_name(), "holdout_start_ms": cut,
+        "only; exported parameters chosen on the last in-sample window before the "
+        "holdout",
+        "folds": cfg.n_folds,
+        "scheme": cfg.scheme,
+        "embargo_bars": cfg.embargo(),
+        "sampler": cfg.sampler_name(),
+        "holdout_start_ms": cut,
     }
     return out
 
@@ -730,23 +839,43 @@ def _store(lib: Any, out: SearchOutcome, judgement: Any) -> None:
         seen.add(f["strategy_id"])
         sid = lib.upsert_strategy(run_id, f["family"], f["params"], f["timeframe"], symbol)
         lib.record_fold_metrics(  # the final in-sample window is in-sample window k
-            run_id, sid,
-            [{"fold": r["fold"], "sample": "is" if r["sample"] == "final" else r["sample"],
-              **{k: r[k] for k in METRIC_COLUMNS}}
-             for r in f["folds"]],
+            run_id,
+            sid,
+            [
+                {
+                    "fold": r["fold"],
+                    "sample": "is" if r["sample"] == "final" else r["sample"],
+                    **{k: r[k] for k in METRIC_COLUMNS},
+                }
+                for r in f["folds"]
+            ],
         )
     for sid, c in judgement.candidates.items():
         rec = judgement.records[sid]
         lib.upsert_strategy(run_id, c.family, dict(c.params), c.timeframe, symbol)
-        rows = [{"fold": f.fold, "sample": "oos", **{k: f.oos.get(k) for k in METRIC_COLUMNS}}
-                for f in rec.folds if f.number >= 0]
+        rows = [
+            {"fold": f.fold, "sample": "oos", **{k: f.oos.get(k) for k in METRIC_COLUMNS}}
+            for f in rec.folds
+            if f.number >= 0
+        ]
         lib.record_fold_metrics(run_id, sid, rows)
     for sid, h in out.holdout.items():
         lib.record_holdout(run_id, sid, {k: h.metrics[k] for k in METRIC_COLUMNS})
         lib.record_trades(
-            run_id, sid, "holdout",
-            h.trades.select("side", "entry_ts", "exit_ts", "entry_price", "exit_price", "size",
-                            "pnl", "pnl_pips", "exit_reason"),
+            run_id,
+            sid,
+            "holdout",
+            h.trades.select(
+                "side",
+                "entry_ts",
+                "exit_ts",
+                "entry_price",
+                "exit_price",
+                "size",
+                "pnl",
+                "pnl_pips",
+                "exit_reason",
+            ),
         )
     lib.save_ranking(run_id, list(out.ranking))
     if out.verdict is not None:
@@ -793,5 +922,12 @@ def run_search(
     from aio_ray.bars.store import read_bars
 
     frames = {tf: read_bars(bars_dir, tf, config.symbol) for tf in config.timeframes}
-    return search_frames(frames, config, storage_path=storage_path, run_id=run_id,
-                         resume=resume, db_url=db_url, progress=progress)
+    return search_frames(
+        frames,
+        config,
+        storage_path=storage_path,
+        run_id=run_id,
+        resume=resume,
+        db_url=db_url,
+        progress=progress,
+    )

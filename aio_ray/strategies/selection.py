@@ -160,7 +160,9 @@ class ProcedureRecord:
         trades)."""
         gp = gl = 0.0
         for f in self.folds:
-            a, b = gross_from(f.oos.get("net_profit", math.nan), f.oos.get("profit_factor", math.nan))
+            a, b = gross_from(
+                f.oos.get("net_profit", math.nan), f.oos.get("profit_factor", math.nan)
+            )
             gp, gl = gp + a, gl + b
         if gp == 0.0 and gl == 0.0:
             return math.nan
@@ -292,8 +294,14 @@ class Selector:
                 b = st.best[j]
                 if b.row is None or key > b.key:
                     b.key = key
-                    b.row = {"number": number, "params": r.get("params"), "guide": guide,
-                             "value": v, "wm": wm, "returns": rets}
+                    b.row = {
+                        "number": number,
+                        "params": r.get("params"),
+                        "guide": guide,
+                        "value": v,
+                        "wm": wm,
+                        "returns": rets,
+                    }
             st.sample.add(number, np.asarray(rets[lay.oos_columns], dtype=np.float32))
 
     def records(self) -> list[ProcedureRecord]:
@@ -321,8 +329,13 @@ class Selector:
             b = st.best[j].row
             if lay.sample[w] == "final":
                 if b is not None:
-                    final = FoldPick(lay.fold[w], b["number"], dict(b["params"] or {}),
-                                     b["guide"], float(b["value"]))
+                    final = FoldPick(
+                        lay.fold[w],
+                        b["number"],
+                        dict(b["params"] or {}),
+                        b["guide"],
+                        float(b["value"]),
+                    )
                 continue
             f = lay.fold[w]
             o = 2 * f + 1
@@ -330,8 +343,9 @@ class Selector:
                 picks.append(FoldPick(f, -1, {}, -1, math.nan))
                 continue
             m = {k: float(b["wm"][o, i]) for i, k in enumerate(names)}
-            picks.append(FoldPick(f, b["number"], dict(b["params"] or {}), b["guide"],
-                                  float(b["value"]), m))
+            picks.append(
+                FoldPick(f, b["number"], dict(b["params"] or {}), b["guide"], float(b["value"]), m)
+            )
             cols = lay.columns_of(o)
             starts.append(lay.period_start_ms[cols])
             rets.append(np.asarray(b["returns"][cols], dtype=np.float64))

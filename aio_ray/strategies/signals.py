@@ -39,4 +39,6 @@ class Signals:
         n = len(self.long_entry)
         for name in ("short_entry", "long_exit", "short_exit", "stop_dist", "take_dist"):
             if len(getattr(self, name)) != n:
-                raise ValueError(f"Signals.{name} has length {len(getattr(self, name))}, expected {n}")
+                raise ValueError(
+                    f"Signals.{name} has length {len(getattr(self, name))}, expected {n}"
+                )

@@ -86,8 +86,12 @@ def _effective(mat: np.ndarray, n_ok: int, seed: int) -> dict[str, Any]:
     from aio_ray.strategies.overfitting import effective_trials
 
     if mat.ndim != 2 or mat.shape[0] < 2 or mat.shape[1] < 2:
-        return {"n_raw": n_ok, "n_effective": max(1, n_ok), "sharpe_variance": None,
-                "method": "raw count (no return matrix to cluster)"}
+        return {
+            "n_raw": n_ok,
+            "n_effective": max(1, n_ok),
+            "sharpe_variance": None,
+            "method": "raw count (no return matrix to cluster)",
+        }
     eff = effective_trials(mat, seed=seed)
     d = eff.to_dict()
     d["n_raw"] = n_ok
@@ -117,9 +121,15 @@ def _dsr_variance(mode: str, observed: float | None, n_obs: Sequence[int]) -> fl
 
 def _fold_oos(rec: ProcedureRecord) -> list[FoldOOS]:
     return [
-        FoldOOS(f.fold, f.oos.get("sharpe", math.nan), abs(f.oos.get("max_drawdown", math.nan)),
-                f.oos.get("profit_factor", math.nan), int(f.oos.get("trades", 0)))
-        for f in rec.folds if f.number >= 0
+        FoldOOS(
+            f.fold,
+            f.oos.get("sharpe", math.nan),
+            abs(f.oos.get("max_drawdown", math.nan)),
+            f.oos.get("profit_factor", math.nan),
+            int(f.oos.get("trades", 0)),
+        )
+        for f in rec.folds
+        if f.number >= 0
     ]
 
 
@@ -148,8 +158,9 @@ def judge(
         per_proc[key] = _pbo(mat, pbo_blocks, seed)
     _, run_mat, _ = aligned(samples)
     eff = _effective(run_mat, n_ok, seed)
-    run_pbo = _pbo(run_mat, pbo_blocks, seed) if run_mat.size else {"pbo": None,
-                                                                     "reason": "no matrix"}
+    run_pbo = (
+        _pbo(run_mat, pbo_blocks, seed) if run_mat.size else {"pbo": None, "reason": "no matrix"}
+    )
     n_eff = int(eff["n_effective"])
     var = eff.get("sharpe_variance")
 
@@ -159,18 +170,32 @@ def judge(
     for rec in records:
         missing = [f.fold for f in rec.folds if f.number < 0]
         if rec.final is None or missing or not rec.folds:
-            unusable.append({
-                "family": rec.family, "timeframe": rec.timeframe, "strategy_id": None,
-                "failed": [f"no evaluated candidate to choose for fold(s) {missing}"
-                           if missing else "no evaluated candidate"],
-            })
+            unusable.append(
+                {
+                    "family": rec.family,
+                    "timeframe": rec.timeframe,
+                    "strategy_id": None,
+                    "failed": [
+                        f"no evaluated candidate to choose for fold(s) {missing}"
+                        if missing
+                        else "no evaluated candidate"
+                    ],
+                }
+            )
             continue
         sid = strategy_id(rec.family, rec.final.params, rec.timeframe)
         pb = per_proc.get((rec.family, rec.timeframe), {"pbo": None, "reason": "no matrix"})
         cands[sid] = Candidate(
-            sid, rec.family, dict(rec.final.params), _fold_oos(rec), rec.moments,
-            rec.timeframe, end_exits=rec.end_exits, profit_factor=rec.profit_factor,
-            pbo=pb.get("pbo"), pbo_reason=pb.get("reason"),
+            sid,
+            rec.family,
+            dict(rec.final.params),
+            _fold_oos(rec),
+            rec.moments,
+            rec.timeframe,
+            end_exits=rec.end_exits,
+            profit_factor=rec.profit_factor,
+            pbo=pb.get("pbo"),
+            pbo_reason=pb.get("reason"),
         )
         recs[sid] = rec
     ordered = [cands[k] for k in sorted(cands)]
@@ -180,28 +205,58 @@ def judge(
     eff["dsr_variance_mode"] = cfg.dsr_variance
     scored = score_candidates(ordered, n_trials, sharpe_variance=var, config=cfg) if ordered else []
     ranking = (
-        rank(ordered, n_trials, top=top, sharpe_variance=var, param_ranges=param_ranges,
-             config=cfg)
-        if ordered else []
+        rank(ordered, n_trials, top=top, sharpe_variance=var, param_ranges=param_ranges, config=cfg)
+        if ordered
+        else []
     )
-    v = _verdict(cfg, ranking, scored, recs, unusable, n_ok, n_failed, eff, run_pbo, per_proc,
-                 errors or {}, n_trials)
+    v = _verdict(
+        cfg,
+        ranking,
+        scored,
+        recs,
+        unusable,
+        n_ok,
+        n_failed,
+        eff,
+        run_pbo,
+        per_proc,
+        errors or {},
+        n_trials,
+    )
     return Judgement(tuple(ranking), cands, recs, tuple(scored), v)
 
 
 def _summary(s: Scored, rec: ProcedureRecord) -> dict[str, Any]:
     c, cr = s.candidate, s.criteria
     return {
-        "strategy_id": c.strategy_id, "family": c.family, "timeframe": c.timeframe,
-        "params": dict(c.params), "score": s.score, "dsr": cr["dsr"],
-        "sharpe_per_period": c.moments.sharpe, "sharpe_annualized": _annual(c.moments.sharpe),
-        "record_periods": c.moments.n_obs, "min_trl": cr.get("min_trl"),
-        "trades": int(cr["trades"]), "end_exits": c.end_exits,
-        "profit_factor": c.profit_factor, "net_profit": rec.net_profit, "pbo": c.pbo,
-        "candidates": rec.n_ok, "failed": list(s.gate_failures),
-        "fold_picks": [{"fold": f.fold, "number": f.number, "params": f.params,
-                        "is_objective": f.is_objective, "oos_sharpe": f.oos.get("sharpe"),
-                        "oos_trades": f.oos.get("trades")} for f in rec.folds],
+        "strategy_id": c.strategy_id,
+        "family": c.family,
+        "timeframe": c.timeframe,
+        "params": dict(c.params),
+        "score": s.score,
+        "dsr": cr["dsr"],
+        "sharpe_per_period": c.moments.sharpe,
+        "sharpe_annualized": _annual(c.moments.sharpe),
+        "record_periods": c.moments.n_obs,
+        "min_trl": cr.get("min_trl"),
+        "trades": int(cr["trades"]),
+        "end_exits": c.end_exits,
+        "profit_factor": c.profit_factor,
+        "net_profit": rec.net_profit,
+        "pbo": c.pbo,
+        "candidates": rec.n_ok,
+        "failed": list(s.gate_failures),
+        "fold_picks": [
+            {
+                "fold": f.fold,
+                "number": f.number,
+                "params": f.params,
+                "is_objective": f.is_objective,
+                "oos_sharpe": f.oos.get("sharpe"),
+                "oos_trades": f.oos.get("trades"),
+            }
+            for f in rec.folds
+        ],
     }
 
 
@@ -225,8 +280,10 @@ def _verdict(
         d = _summary(by_sid[r.strategy_id], recs[r.strategy_id])
         d.update(rank=r.rank, rationale=r.rationale)
         strategies.append(d)
-    rejected = sorted((s for s in scored if not s.eligible),
-                      key=lambda s: (-s.criteria["dsr"], -s.score, s.candidate.strategy_id))
+    rejected = sorted(
+        (s for s in scored if not s.eligible),
+        key=lambda s: (-s.criteria["dsr"], -s.score, s.candidate.strategy_id),
+    )
     best_rejected = [_summary(s, recs[s.candidate.strategy_id]) for s in rejected[:3]]
     best_rejected += unusable[: max(0, 3 - len(best_rejected))]
     passed = len(strategies)
@@ -243,11 +300,18 @@ def _verdict(
         "effective_trials_detail": eff,
         "pbo": run_pbo.get("pbo"),
         "pbo_detail": run_pbo,
-        "pbo_by_procedure": [{"family": f, "timeframe": t, **d}
-                             for (f, t), d in sorted(per_proc.items(), key=lambda kv: kv[0])],
-        "gates": {"min_dsr": cfg.min_dsr, "min_sharpe": cfg.min_sharpe,
-                  "min_profit_factor": cfg.min_profit_factor, "min_trades": cfg.min_trades,
-                  "min_trl_confidence": cfg.min_trl_confidence, "max_pbo": cfg.max_pbo},
+        "pbo_by_procedure": [
+            {"family": f, "timeframe": t, **d}
+            for (f, t), d in sorted(per_proc.items(), key=lambda kv: kv[0])
+        ],
+        "gates": {
+            "min_dsr": cfg.min_dsr,
+            "min_sharpe": cfg.min_sharpe,
+            "min_profit_factor": cfg.min_profit_factor,
+            "min_trades": cfg.min_trades,
+            "min_trl_confidence": cfg.min_trl_confidence,
+            "max_pbo": cfg.max_pbo,
+        },
         "strategies": strategies,
         "best_rejected": best_rejected,
         "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])[:5]),
@@ -263,7 +327,7 @@ def verdict_message(v: Mapping[str, Any]) -> str:
     if n == 0:
         errs = v.get("errors") or {}
         why = next(iter(errs), "no candidate was evaluated")
-        return (f"0 of {failed:,} candidates could be evaluated, so nothing passed: {why}")
+        return f"0 of {failed:,} candidates could be evaluated, so nothing passed: {why}"
     k = int(v.get("passed") or 0)
     eff = v.get("effective_trials")
     pbo = f", PBO {v['pbo']:.2f}" if v.get("pbo") is not None else ""
@@ -271,9 +335,11 @@ def verdict_message(v: Mapping[str, Any]) -> str:
         e = max(int(v.get("eligible") or k), k)
         names = ", ".join(f"{s['family']} {s['timeframe']}" for s in v.get("strategies", []))
         ranked = f"the top {k}: {names}" if k < e else names
-        return (f"{e} of {v.get('procedures')} procedures passed every gate ({n:,} candidates, "
-                f"{eff:,} effective trials{pbo}): {ranked}. "
-                f"Parameters were chosen in-sample only; figures are out-of-sample.")
+        return (
+            f"{e} of {v.get('procedures')} procedures passed every gate ({n:,} candidates, "
+            f"{eff:,} effective trials{pbo}): {ranked}. "
+            f"Parameters were chosen in-sample only; figures are out-of-sample."
+        )
     tail = f" ({eff:,} effective trials{pbo})"
     best = (v.get("best_rejected") or [None])[0]
     if not best or best.get("dsr") is None:
@@ -281,6 +347,8 @@ def verdict_message(v: Mapping[str, Any]) -> str:
         return f"0 of {n:,} candidates passed{tail}: {reason}."
     fails = best.get("failed") or []
     gate = fails[0] if fails else "a gate"
-    return (f"0 of {n:,} candidates passed{tail}: best deflated Sharpe {best['dsr']:.2f} "
-            f"< {v['gates']['min_dsr']} ({best['family']} {best['timeframe']}; first gate "
-            f"failed: {gate}).")
+    return (
+        f"0 of {n:,} candidates passed{tail}: best deflated Sharpe {best['dsr']:.2f} "
+        f"< {v['gates']['min_dsr']} ({best['family']} {best['timeframe']}; first gate "
+        f"failed: {gate})."
+    )

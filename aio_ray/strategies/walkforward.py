@@ -184,8 +184,9 @@ def make_folds(
     return tuple(folds), (end, n_bars)
 
 
-def final_window(folds: tuple[Fold, ...], end: int, scheme: Scheme = "rolling",
-                 embargo_bars: int = 0) -> tuple[int, int]:
+def final_window(
+    folds: tuple[Fold, ...], end: int, scheme: Scheme = "rolling", embargo_bars: int = 0
+) -> tuple[int, int]:
     """The in-sample window on which the exported parameters are chosen: the last
     in-sample window before bar ``end`` (the holdout's first bar), ``embargo_bars`` before it,
     as long as the folds' in-sample windows (``anchored``: from the first one's start)."""

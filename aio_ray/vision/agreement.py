@@ -101,7 +101,11 @@ def agreement_on_bars(
 
 
 def synthetic_requests(
-    patterns: Sequence[str], *, per_pattern: int = 10, seed: int = 0, n_bars: int = 64,
+    patterns: Sequence[str],
+    *,
+    per_pattern: int = 10,
+    seed: int = 0,
+    n_bars: int = 64,
     size: tuple[int, int] = (448, 448),
 ) -> list[tuple[str, Any]]:
     """``(truth, AnalysisRequest)`` pairs: ``per_pattern`` synthetic charts of each pattern."""
@@ -116,11 +120,20 @@ def synthetic_requests(
         for i in range(per_pattern):
             o, h, lo, c = synthetic_pattern(name, n_bars=n_bars, seed=seed + i)
             start = (k * per_pattern + i) * n_bars * hour
-            out.append((name, AnalysisRequest(
-                image=rasterize(o, h, lo, c, size=size), instrument="EURUSD", timeframe="1h",
-                window_start=start, window_end=start + (n_bars - 1) * hour,
-                summary=indicator_summary(o, h, lo, c), ohlc=np.column_stack([o, h, lo, c]),
-            )))
+            out.append(
+                (
+                    name,
+                    AnalysisRequest(
+                        image=rasterize(o, h, lo, c, size=size),
+                        instrument="EURUSD",
+                        timeframe="1h",
+                        window_start=start,
+                        window_end=start + (n_bars - 1) * hour,
+                        summary=indicator_summary(o, h, lo, c),
+                        ohlc=np.column_stack([o, h, lo, c]),
+                    ),
+                )
+            )
     return out
 
 
@@ -131,4 +144,7 @@ def synthetic_recall(truths: Sequence[str], records: Sequence[AnalysisRecord]) -
         named = rec.status == "ok" and rec.analysis is not None and truth in rec.analysis.patterns
         per.setdefault(truth, []).append(named)
     recall = {k: float(np.mean(v)) for k, v in per.items()}
-    return {"per_pattern": recall, "mean": float(np.mean(list(recall.values()))) if recall else math.nan}
+    return {
+        "per_pattern": recall,
+        "mean": float(np.mean(list(recall.values()))) if recall else math.nan,
+    }

@@ -67,8 +67,9 @@ def window_requests(
     history = max(OVERLAY_WARMUP, history_bars(overlays))
     warm = min((n - window - (count - 1) * stride) // stride, -(-history // stride)) * stride
     tail = bars.tail(window + (count - 1) * stride + warm)
-    table = render_windows(tail, window=window, stride=stride, size=size, overlays=overlays,
-                           as_png=False)
+    table = render_windows(
+        tail, window=window, stride=stride, size=size, overlays=overlays, as_png=False
+    )
     table = table.slice(table.num_rows - count)
     o, h, lo, c = (tail[f"mid_{k}"].to_numpy() for k in ("open", "high", "low", "close"))
     ts = tail["ts"].dt.epoch("ms").to_numpy()
@@ -79,12 +80,17 @@ def window_requests(
     out = []
     for s, e, img in zip(starts, ends, images, strict=True):
         a, b = index[int(s)], index[int(e)] + 1
-        out.append(AnalysisRequest(
-            image=np.frombuffer(img, dtype=np.uint8).reshape(size),
-            instrument=instrument, timeframe=timeframe, window_start=int(s), window_end=int(e),
-            summary=indicator_summary(o[a:b], h[a:b], lo[a:b], c[a:b]),
-            ohlc=np.column_stack([o[a:b], h[a:b], lo[a:b], c[a:b]]),
-        ))
+        out.append(
+            AnalysisRequest(
+                image=np.frombuffer(img, dtype=np.uint8).reshape(size),
+                instrument=instrument,
+                timeframe=timeframe,
+                window_start=int(s),
+                window_end=int(e),
+                summary=indicator_summary(o[a:b], h[a:b], lo[a:b], c[a:b]),
+                ohlc=np.column_stack([o[a:b], h[a:b], lo[a:b], c[a:b]]),
+            )
+        )
     return out
 
 
@@ -112,12 +118,18 @@ def analyze_windows(
                 sink.extend(records)
         else:
             backend = make_backend(settings=settings)
-            records = analyze_requests(backend, list(requests), batch_size=settings.batch_size, log=sink)
+            records = analyze_requests(
+                backend, list(requests), batch_size=settings.batch_size, log=sink
+            )
     finally:
         if sink is not None:
             sink.close()
-    log.info("vision: %d windows analysed by %s in %.2f s", len(records), settings.backend,
-             time.perf_counter() - t0)
+    log.info(
+        "vision: %d windows analysed by %s in %.2f s",
+        len(records),
+        settings.backend,
+        time.perf_counter() - t0,
+    )
     return records
 
 

@@ -283,5 +283,3 @@ def evaluate(net: ChartNet, charts: LabelledCharts, batch_size: int = 256) -> di
         "patterns": per,
         "pattern_macro_f1": round(float(np.mean(f1s)) if f1s else 0.0, 4),
     }
-
-

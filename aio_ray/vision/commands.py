@@ -46,14 +46,30 @@ def _app_config() -> Any:
 def analyze_cmd(
     bars: Annotated[Path, typer.Option("--bars", help="Bars folder written by `aio bars`.")],
     timeframe: Annotated[str, typer.Option(help="Timeframe of the charts, e.g. 1h.")],
-    windows: Annotated[int | None, typer.Option(help="How many of the latest windows (default from config, else 48).")] = None,
-    backend: Annotated[str | None, typer.Option(help="cpu (default: our chart model, runs anywhere), vllm (MiniCPM-V on a GPU) or http (OpenAI-compatible server).")] = None,
+    windows: Annotated[
+        int | None,
+        typer.Option(help="How many of the latest windows (default from config, else 48)."),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="cpu (default: our chart model, runs anywhere), vllm (MiniCPM-V on a GPU) or http (OpenAI-compatible server)."
+        ),
+    ] = None,
     window: Annotated[int | None, typer.Option(help="Bars per chart (default 64).")] = None,
     stride: Annotated[int | None, typer.Option(help="Bars between windows (default 16).")] = None,
-    symbol: Annotated[str | None, typer.Option(help="Symbol (default: the only one present).")] = None,
-    use_ray: Annotated[bool, typer.Option("--ray/--local", help="Ray actor pool, or this process (default).")] = False,
-    log_dir: Annotated[Path | None, typer.Option("--log", help="Append every analysis to this Parquet log folder.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, one object per window.")] = False,
+    symbol: Annotated[
+        str | None, typer.Option(help="Symbol (default: the only one present).")
+    ] = None,
+    use_ray: Annotated[
+        bool, typer.Option("--ray/--local", help="Ray actor pool, or this process (default).")
+    ] = False,
+    log_dir: Annotated[
+        Path | None, typer.Option("--log", help="Append every analysis to this Parquet log folder.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON list, one object per window.")
+    ] = False,
 ) -> None:
     """Chart the latest bar windows and analyse each with a vision backend (ChartAnalysis:
     trend, patterns, levels, confidence, rationale)."""
@@ -61,7 +77,9 @@ def analyze_cmd(
     from aio_ray.vision.analyze import VisionConfig, analyze_windows, record_json, window_requests
 
     if backend is not None and backend not in _BACKENDS:
-        raise typer.BadParameter(f"{backend!r}: accepted are {', '.join(_BACKENDS)}", param_hint="--backend")
+        raise typer.BadParameter(
+            f"{backend!r}: accepted are {', '.join(_BACKENDS)}", param_hint="--backend"
+        )
     if windows is not None and windows < 1:
         raise typer.BadParameter(f"{windows}: must be >= 1", param_hint="--windows")
     vc: VisionConfig = _app_config().vision or VisionConfig()
@@ -72,9 +90,16 @@ def analyze_cmd(
         sym = symbol or list_symbols(bars, timeframe)[0]
         if use_ray:
             ensure_ray(_app_config().ray)
-        reqs = window_requests(frame, instrument=sym.upper(), timeframe=timeframe,
-                               window=window or vc.window, stride=stride or vc.stride,
-                               windows=windows or vc.windows, overlays=vc.overlays, size=vc.size)
+        reqs = window_requests(
+            frame,
+            instrument=sym.upper(),
+            timeframe=timeframe,
+            window=window or vc.window,
+            stride=stride or vc.stride,
+            windows=windows or vc.windows,
+            overlays=vc.overlays,
+            size=vc.size,
+        )
         records = analyze_windows(reqs, settings, use_ray=use_ray, log_dir=log_dir)
     except (AioError, ValueError) as exc:
         _fail(exc)
@@ -84,9 +109,11 @@ def analyze_cmd(
     else:
         for r in rows:
             if r["status"] == "ok":
-                typer.echo(f"{r['window_start']} .. {r['window_end']}  {r['trend']:<8} "
-                           f"conf {r['confidence']:.2f}  patterns {', '.join(r['patterns']) or '-'}  "
-                           f"levels {', '.join(f'{x:.5f}' for x in r['levels']) or '-'}")
+                typer.echo(
+                    f"{r['window_start']} .. {r['window_end']}  {r['trend']:<8} "
+                    f"conf {r['confidence']:.2f}  patterns {', '.join(r['patterns']) or '-'}  "
+                    f"levels {', '.join(f'{x:.5f}' for x in r['levels']) or '-'}"
+                )
             else:
                 typer.echo(f"{r['window_start']} .. {r['window_end']}  FAILED: {r['error']}")
         typer.echo(f"{len(rows)} windows, model {rows[0]['model'] if rows else 'n/a'}", err=True)
@@ -102,14 +129,33 @@ def _num(x: Any, spec: str) -> str:
 
 
 def patterns_cmd(
-    bars: Annotated[Path | None, typer.Option("--bars", help="Mine this bars folder (else: list what the library holds).")] = None,
-    timeframes: Annotated[str | None, typer.Option(help="Comma list to mine, e.g. 1h,4h (default: the config's).")] = None,
+    bars: Annotated[
+        Path | None,
+        typer.Option("--bars", help="Mine this bars folder (else: list what the library holds)."),
+    ] = None,
+    timeframes: Annotated[
+        str | None, typer.Option(help="Comma list to mine, e.g. 1h,4h (default: the config's).")
+    ] = None,
     timeframe: Annotated[str | None, typer.Option(help="Only this timeframe (listing).")] = None,
-    horizons: Annotated[str | None, typer.Option(help="Forward horizons in bars, e.g. 1,5,20.")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Library URL (default from config); mined statistics are stored there with --save.")] = None,
-    save: Annotated[bool, typer.Option("--save", help="Store what was mined in the library.")] = False,
-    validated: Annotated[bool, typer.Option("--validated", help="Only patterns with enough occurrences and |t|.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of statistics rows.")] = False,
+    horizons: Annotated[
+        str | None, typer.Option(help="Forward horizons in bars, e.g. 1,5,20.")
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Library URL (default from config); mined statistics are stored there with --save.",
+        ),
+    ] = None,
+    save: Annotated[
+        bool, typer.Option("--save", help="Store what was mined in the library.")
+    ] = False,
+    validated: Annotated[
+        bool, typer.Option("--validated", help="Only patterns with enough occurrences and |t|.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON list of statistics rows.")
+    ] = False,
 ) -> None:
     """Pattern statistics: every occurrence of the vocabulary's candle and chart patterns and
     its forward return (count, mean bps signed in the pattern's direction, hit rate, t)."""
@@ -123,36 +169,58 @@ def patterns_cmd(
             from aio_ray.patterns.mining import mine_bars_dir
             from aio_ray.patterns.stats import validate_patterns
 
-            tfs = [t.strip() for t in timeframes.split(",")] if timeframes else list(pc.timeframes or cfg.search.timeframes)
+            tfs = (
+                [t.strip() for t in timeframes.split(",")]
+                if timeframes
+                else list(pc.timeframes or cfg.search.timeframes)
+            )
             hs = tuple(int(h) for h in horizons.split(",")) if horizons else pc.horizons
             result = mine_bars_dir(bars, tfs, horizons=hs, window=pc.window)
-            kept = {(s.pattern, s.timeframe, s.horizon) for s in
-                    validate_patterns(result.stats, min_count=pc.min_count, min_abs_t=pc.min_abs_t)}
+            kept = {
+                (s.pattern, s.timeframe, s.horizon)
+                for s in validate_patterns(
+                    result.stats, min_count=pc.min_count, min_abs_t=pc.min_abs_t
+                )
+            }
             if save:
                 from aio_ray.patterns.library import save_mining
 
-                save_mining(open_library(db or cfg.library.url), result, min_count=pc.min_count,
-                            min_abs_t=pc.min_abs_t)
-            rows = [{**s.to_dict(), "validated": (s.pattern, s.timeframe, s.horizon) in kept}
-                    for s in result.stats]
-            rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+                save_mining(
+                    open_library(db or cfg.library.url),
+                    result,
+                    min_count=pc.min_count,
+                    min_abs_t=pc.min_abs_t,
+                )
+            rows = [
+                {**s.to_dict(), "validated": (s.pattern, s.timeframe, s.horizon) in kept}
+                for s in result.stats
+            ]
+            rows = [
+                {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                for r in rows
+            ]
             if validated:
                 rows = [r for r in rows if r["validated"]]
         else:
-            rows = load_pattern_stats(open_library(db or cfg.library.url), timeframe=timeframe,
-                                      validated_only=validated)
+            rows = load_pattern_stats(
+                open_library(db or cfg.library.url), timeframe=timeframe, validated_only=validated
+            )
     except (AioError, ValueError) as exc:
         _fail(exc)
     if as_json:
         typer.echo(json.dumps(rows, default=str))
         return
-    typer.echo(f"{'pattern':<28}{'tf':>5}{'h':>4}{'count':>7}{'mean bps':>10}{'hit':>7}{'t':>7}  kept")
+    typer.echo(
+        f"{'pattern':<28}{'tf':>5}{'h':>4}{'count':>7}{'mean bps':>10}{'hit':>7}{'t':>7}  kept"
+    )
     for r in rows:
         if not r.get("count"):
             continue
-        typer.echo(f"{r['pattern']:<28}{r['timeframe']:>5}{r['horizon']:>4}{r['count']:>7}"
-                   f"{_num(r.get('mean_bps'), '10.2f')}{_num(r.get('hit_rate'), '7.2f')}"
-                   f"{_num(r.get('t_stat'), '7.2f')}  {'yes' if r.get('validated') else ''}")
+        typer.echo(
+            f"{r['pattern']:<28}{r['timeframe']:>5}{r['horizon']:>4}{r['count']:>7}"
+            f"{_num(r.get('mean_bps'), '10.2f')}{_num(r.get('hit_rate'), '7.2f')}"
+            f"{_num(r.get('t_stat'), '7.2f')}  {'yes' if r.get('validated') else ''}"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -315,7 +315,10 @@ def compact_log(
             if len(good) <= 1 and table.num_rows == n:
                 return CompactReport(len(good), n, 0, problems, None)
             ns = time.time_ns()
-            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ns // 10**9)) + f"{ns % 10**9 // 1000:06d}"
+            stamp = (
+                time.strftime("%Y%m%dT%H%M%S", time.gmtime(ns // 10**9))
+                + f"{ns % 10**9 // 1000:06d}"
+            )
             name = f"{_PREFIX}{stamp}-compact-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
             final, tmp = root / name, root / f".{name}.tmp"
             try:

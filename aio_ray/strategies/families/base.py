@@ -134,9 +134,7 @@ def pattern_series(bars: BarArrays, name: str) -> np.ndarray:
 
 
 def _atr(bars: BarArrays, length: int) -> np.ndarray:
-    return memo(
-        bars, ("atr", length), lambda: ind.atr(bars.high, bars.low, bars.close, length)
-    )
+    return memo(bars, ("atr", length), lambda: ind.atr(bars.high, bars.low, bars.close, length))
 
 
 @dataclass(frozen=True)

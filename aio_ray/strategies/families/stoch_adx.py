@@ -52,7 +52,9 @@ class StochAdx(Family):
     def _indicators(self, bars: BarArrays, p: dict[str, Any]) -> dict[str, np.ndarray]:
         kn, sk, dn, di, ax = p["k"], p["smooth_k"], p["d"], p["di_length"], p["adx_smoothing"]
         k, d = memo(
-            bars, ("stoch", kn, sk, dn), lambda: ind.stoch(bars.high, bars.low, bars.close, kn, sk, dn)
+            bars,
+            ("stoch", kn, sk, dn),
+            lambda: ind.stoch(bars.high, bars.low, bars.close, kn, sk, dn),
         )
         plus, minus, adx = memo(
             bars, ("dmi", di, ax), lambda: ind.dmi(bars.high, bars.low, bars.close, di, ax)

@@ -218,8 +218,17 @@ def ok_record(
     raw_text: str | None = None,
 ) -> AnalysisRecord:
     """A successful record for ``request``."""
-    return _record(request, model=model, backend=backend, latency_ms=max(0.0, float(latency_ms)),
-                   status="ok", analysis=analysis, raw_text=raw_text, error=None, attempts=attempts)
+    return _record(
+        request,
+        model=model,
+        backend=backend,
+        latency_ms=max(0.0, float(latency_ms)),
+        status="ok",
+        analysis=analysis,
+        raw_text=raw_text,
+        error=None,
+        attempts=attempts,
+    )
 
 
 def failed_record(
@@ -233,9 +242,17 @@ def failed_record(
     raw_text: str | None = None,
 ) -> AnalysisRecord:
     """A failed record for ``request`` keeping ``raw_text`` (the last answer) and ``error``."""
-    return _record(request, model=model, backend=backend, latency_ms=max(0.0, float(latency_ms)),
-                   status="failed", analysis=None, raw_text=raw_text,
-                   error=error or "unknown error", attempts=max(1, attempts))
+    return _record(
+        request,
+        model=model,
+        backend=backend,
+        latency_ms=max(0.0, float(latency_ms)),
+        status="failed",
+        analysis=None,
+        raw_text=raw_text,
+        error=error or "unknown error",
+        attempts=max(1, attempts),
+    )
 
 
 def request_png(request: AnalysisRequest) -> bytes:
