@@ -44,7 +44,7 @@ MATCHING = {
 
 
 DEFAULT_STRENGTH = {"mean_reversion": 2.0, "momentum": 3.0}
-"""Planted strengths the search is meant to find (see tests/test_synthetic.py for what they
+"""Planted strengths the search is meant to find (see tests/integration/test_synthetic.py for what they
 do to the bars' autocorrelation)."""
 
 

@@ -11,7 +11,7 @@ for the ticks it saw. A bar whose ticks fall in several shards (a split day file
 ``new_york_close`` day spanning two UTC-day files) comes out of each as a *partial* bar carrying
 its first and last tick time; merging the partials gives, bit for bit, the bar a single pass
 over all the ticks would give. Spread and volume sums are kept in fixed point (resolution
-2**-40, see :mod:`aio_ray.bars.kernel`) so that they add associatively; a ``spread_mean``
+2**-40, see :mod:`aio_ray.bars._nb`) so that they add associatively; a ``spread_mean``
 therefore differs from a floating-point mean of the same spreads by less than 1e-12.
 
 Minutes without ticks produce no bar: nothing is forward-filled, so every bar has ``ticks >= 1``
@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aio_ray.bars import kernel as k
+from aio_ray.bars import _nb as k
 from aio_ray.bars.timeframes import (
     DailyClose,
     Timeframe,

@@ -58,7 +58,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aio_ray.bars import kernel as k
+from aio_ray.bars import _nb as k
 from aio_ray.bars import store
 from aio_ray.bars.resample import nests, rollup
 from aio_ray.bars.timeframes import (

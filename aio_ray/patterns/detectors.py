@@ -83,7 +83,7 @@ from typing import Any
 import numpy as np
 
 from aio_ray import indicators
-from aio_ray.patterns import detectors_nb as nb
+from aio_ray.patterns import _nb as nb
 from aio_ray.patterns.synthetic_windows import synthetic_pattern
 from aio_ray.patterns.vocabulary import CANDLE_PATTERNS, CHART_PATTERNS, PATTERNS, PatternError
 
@@ -200,7 +200,7 @@ assert tuple(CANDLE_PATTERNS) == (
     "hammer",
     "shooting_star",
     "doji",
-), "detectors_nb candle rows follow vocabulary.CANDLE_PATTERNS"
+), "patterns._nb candle rows follow vocabulary.CANDLE_PATTERNS"
 assert tuple(CHART_PATTERNS) == (
     "double_top",
     "double_bottom",
@@ -211,7 +211,7 @@ assert tuple(CHART_PATTERNS) == (
     "symmetric_triangle",
     "bull_flag",
     "bear_flag",
-), "detectors_nb chart rows follow vocabulary.CHART_PATTERNS"
+), "patterns._nb chart rows follow vocabulary.CHART_PATTERNS"
 
 
 # ----------------------------------------------------------------------------- validation

@@ -11,7 +11,7 @@ Stable public API::
 Each expression is the Python rule transcribed term by term, with the module constants of
 :mod:`aio_ray.patterns.detectors` substituted (thresholds, ``TREND_BARS`` and the tie
 tolerance ``PRICE_EPS``), so the Pine series equals ``detect_candles`` bar for bar (checked
-with PineTS on real EUR/USD bars by ``tests/test_patterns_pine.py``). Bars without the
+with PineTS on real EUR/USD bars by ``tests/oracles/test_patterns_pine.py``). Bars without the
 history a rule needs compare against ``na`` and are false, as in Python.
 
 The chart patterns (double tops, head and shoulders, triangles, flags) stay Python-only for

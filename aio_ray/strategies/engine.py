@@ -1,4 +1,4 @@
-"""The compiled backtest engine: public surface over :mod:`aio_ray.strategies.engine_nb`.
+"""The compiled backtest engine: public surface over :mod:`aio_ray.strategies._engine_nb`.
 
 - :class:`BacktestConfig`: frozen, strict costs / sizing / price model of a run.
 - :func:`run_backtest`: one signal set -> :class:`BacktestResult` (trade list, per-bar
@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from aio_ray.strategies import engine_nb as nb
+from aio_ray.strategies import _engine_nb as nb
 from aio_ray.strategies import fills
 from aio_ray.strategies import metrics as mt
 from aio_ray.strategies.config import (
@@ -381,7 +381,7 @@ def _signal_arrays(sig: Signals, n: int, where: str = "signals") -> tuple[np.nda
 
 
 def _config_vector(cfg: BacktestConfig, pb: PreparedBars) -> np.ndarray:
-    """The kernel's configuration vector (``engine_nb.C_*`` slots)."""
+    """The kernel's configuration vector (``_engine_nb.C_*`` slots)."""
     cv = np.empty(nb.N_CONFIG, dtype=np.float64)
     cv[nb.C_INITIAL] = cfg.initial_capital
     cv[nb.C_SIZING] = fills.SIZING_MODES.index(cfg.sizing)

@@ -1,6 +1,6 @@
 """THE fill rules of the backtest engine, written down and implemented in one place.
 
-The kernels in :mod:`aio_ray.strategies.engine_nb` call the small compiled functions below and
+The kernels in :mod:`aio_ray.strategies._engine_nb` call the small compiled functions below and
 nothing else decides a price. The Pine generator must emit scripts that behave the same way,
 and the PineTS parity check verifies the same trades, so each rule is stated precisely.
 

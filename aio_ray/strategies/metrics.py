@@ -1,6 +1,6 @@
 """Performance metrics of a backtest: pure numpy, one documented formula each.
 
-The compiled engine streams the same formulas (``engine_nb.finalize_metrics``) so a batch of
+The compiled engine streams the same formulas (``_engine_nb.finalize_metrics``) so a batch of
 parameter sets needs no equity curves; the tests check both agree.
 
 Conventions

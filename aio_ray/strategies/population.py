@@ -11,7 +11,7 @@ What :func:`evaluate_population` does for ``P`` parameter sets and ``k`` folds:
    computed on that prefix alone, which is what :func:`aio_ray.strategies.evaluate.evaluate_window`
    does window by window (a test pins the equality).
 2. The bars are validated once (:func:`aio_ray.strategies.engine.prepare_bars`); then
-   :func:`aio_ray.strategies.population_nb.batch_windows` backtests every set on the
+   :func:`aio_ray.strategies._population_nb.batch_windows` backtests every set on the
    in-sample and out-of-sample window of every fold, each from a flat account, with the same
    fill rules as every other backtest here.
 3. Fold metrics become the search objective exactly as in
@@ -33,12 +33,12 @@ from typing import Any
 
 import numpy as np
 
+from aio_ray.strategies import _engine_nb as nb
 from aio_ray.strategies import engine as eng
-from aio_ray.strategies import engine_nb as nb
 from aio_ray.strategies import metrics as mt
+from aio_ray.strategies._population_nb import batch_windows
 from aio_ray.strategies.evaluate import DAY_MS, MarketBars, ObjectiveConfig, selection_config
 from aio_ray.strategies.families.base import MemoBars
-from aio_ray.strategies.population_nb import batch_windows
 from aio_ray.strategies.space import validate
 from aio_ray.strategies.walkforward import Fold, SearchError, window_bounds
 

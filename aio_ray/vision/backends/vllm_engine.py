@@ -14,7 +14,7 @@ Stable public API::
     VllmBackend(settings)                         # vllm.LLM in-process (one per pool actor)
 
 Written against vLLM 0.29.0, the release ``ray[llm]==2.60.0`` pins (the ``gpu`` extra installs
-exactly that pair; ``tests/test_gpu_extra.py`` checks the pin against Ray's metadata). What
+exactly that pair; ``tests/integration/test_gpu_extra.py`` checks the pin against Ray's metadata). What
 that vLLM expects, and what this module sends:
 
 * structured outputs: ``SamplingParams(structured_outputs=StructuredOutputsParams(json=schema))``
