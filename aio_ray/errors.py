@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "AioError",
+    "BacktestError",
+    "BarsError",
+    "ConfigError",
+    "CorruptFileError",
+    "FetchError",
+    "MissingHourError",
+    "SchemaError",
+    "SourceError",
+    "TimezoneError",
+]
+
 
 class AioError(Exception):
     """Base class of every error aio-ray raises on purpose."""
@@ -42,3 +55,8 @@ class FetchError(SourceError):
 
 class BarsError(AioError):
     """Bars could not be built or read (no ticks, unknown timeframe, bad bars directory)."""
+
+
+class BacktestError(AioError):
+    """Invalid backtest input or configuration; the message names the argument and what is
+    accepted."""

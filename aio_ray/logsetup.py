@@ -8,6 +8,8 @@ import logging
 import sys
 from typing import Any
 
+__all__ = ["QUIET_LIBRARIES", "TEXT_FORMAT", "JsonLineFormatter", "configure_logging"]
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 

@@ -6,15 +6,54 @@ Stage functions take the whole :class:`AppConfig` and return a small JSON-able s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import re
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from aio_ray.config import AppConfig
+from aio_ray.bars.build import build_bars
+from aio_ray.bars.store import read_bars
+from aio_ray.config import AppConfig, config_id
 from aio_ray.data.ingest import IngestReport, ingest_dukascopy, ingest_files, ingest_synthetic
+from aio_ray.data.tick_store import list_partitions
+from aio_ray.indicators import compute_all
+from aio_ray.library.config import ensure_sqlite_dir
+from aio_ray.library.patterns import save_mining
+from aio_ray.library.repo import Library, open_library
+from aio_ray.library.report import ranked_verdict, rejected_lines, run_verdict
+from aio_ray.library.report import ranking_rows as report_ranking_rows
+from aio_ray.patterns.mining import mine_bars_dir
+from aio_ray.patterns.stats import validate_patterns
+from aio_ray.pine.library import pine_for_strategy, record_verification
+from aio_ray.pine.runner import runner_status
+from aio_ray.pine.verify import verify_scripts
 from aio_ray.progress import stage_progress
+from aio_ray.raycluster import ensure_ray
+from aio_ray.replay import format_replay, replay_strategies
+from aio_ray.strategies.bar_arrays import BarArrays
+from aio_ray.strategies.config import SearchConfig
+from aio_ray.strategies.search import SearchOutcome, run_search
+from aio_ray.vision.agreement import agreement_on_bars
+from aio_ray.vision.analyze import analyze_windows, window_requests
+
+__all__ = [
+    "default_run_id",
+    "format_summary",
+    "ranking_rows",
+    "run_bars",
+    "run_indicators",
+    "run_ingest",
+    "run_optimize",
+    "run_patterns",
+    "run_pine",
+    "run_pipeline",
+    "run_vision",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +96,6 @@ def run_ingest(cfg: AppConfig, use_ray: bool = True) -> IngestReport:
 
 
 def _bars_fingerprint(cfg: AppConfig) -> dict[str, Any]:
-    from aio_ray.data.tick_store import list_partitions
-
     parts = list_partitions(cfg.data.ticks_dir, cfg.data.symbol)
     return {
         "timeframes": list(cfg.bars.timeframes),
@@ -70,8 +107,6 @@ def _bars_fingerprint(cfg: AppConfig) -> dict[str, Any]:
 def run_bars(cfg: AppConfig) -> dict[str, Any]:
     """Build ``<workdir>/bars`` from the tick dataset; skipped when the same ticks and
     timeframes were already resampled (a fingerprint of the partitions is kept beside)."""
-    from aio_ray.bars.build import build_bars
-
     fp = _bars_fingerprint(cfg)
     stamp = cfg.data.bars_dir / "_fingerprint.json"
     if stamp.exists() and json.loads(stamp.read_text()) == fp:
@@ -87,17 +122,13 @@ def run_bars(cfg: AppConfig) -> dict[str, Any]:
     return summary
 
 
-def default_run_id(bars_dir: Path, search: Any) -> str:
+def default_run_id(bars_dir: Path, search: SearchConfig) -> str:
     """A deterministic run id for a search of ``bars_dir`` with ``search`` settings, so that
     rerunning the same command with ``--resume`` continues the same run."""
-    from aio_ray.config import config_id
-
     return f"run-{config_id(search)}-{_dir_id(bars_dir)}"
 
 
 def _dir_id(path: Path) -> str:
-    import hashlib
-
     return hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:6]
 
 
@@ -109,16 +140,13 @@ def run_optimize(
     resume: bool = False,
     db_url: str | None = None,
     storage: Path | None = None,
-) -> Any:
+) -> SearchOutcome:
     """Search strategies on ``bars_dir`` (Ray Tune + Optuna), rank them and store everything
     in the library. Returns the :class:`~aio_ray.strategies.search.SearchOutcome`."""
-    from aio_ray.strategies.search import run_search
-
     run_id = run_id or default_run_id(bars_dir, cfg.search)
     storage = Path(storage or cfg.data.workdir / "tune").resolve()
     url = db_url or cfg.library.url
     _ensure_sqlite_dir(url)
-    from aio_ray.library.repo import open_library
 
     open_library(url)  # an unreachable library fails now, not after the search
     with stage_progress("search") as prog:
@@ -135,24 +163,17 @@ def run_optimize(
 
 def _ensure_sqlite_dir(url: str) -> None:
     """A SQLite file's folder is created on first use (as the library does on open)."""
-    from aio_ray.library.config import ensure_sqlite_dir
-
     ensure_sqlite_dir(url)
 
 
-def ranking_rows(lib: Any, run_id: str | None = None, top: int = 5) -> list[dict[str, Any]]:
+def ranking_rows(lib: Library, run_id: str | None = None, top: int = 5) -> list[dict[str, Any]]:
     """The top ``top`` of a run (default: the newest ranked run) as JSON-able rows
     (:func:`aio_ray.library.report.ranking_rows`)."""
-    from aio_ray.library.report import ranking_rows as rows
-
-    return rows(lib, run_id=run_id, top=top)
+    return report_ranking_rows(lib, run_id=run_id, top=top)
 
 
 def run_indicators(cfg: AppConfig) -> dict[str, Any]:
     """Write the eight indicators of every searched timeframe to ``<workdir>/indicators``."""
-    from aio_ray.bars.store import read_bars
-    from aio_ray.indicators import compute_all
-
     out_dir = cfg.data.workdir / "indicators"
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = {}
@@ -169,10 +190,6 @@ def run_patterns(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
     and the patterns the validator keeps (enough occurrences and |t|)."""
     if not cfg.patterns.enabled:
         return {"status": "skipped", "reason": "patterns.enabled is false"}
-    from aio_ray.library.repo import open_library
-    from aio_ray.patterns.library import save_mining
-    from aio_ray.patterns.mining import mine_bars_dir
-    from aio_ray.patterns.stats import validate_patterns
 
     pc = cfg.patterns
     tfs = pc.timeframes or cfg.search.timeframes
@@ -209,12 +226,6 @@ def run_vision(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
             "status": "skipped",
             "reason": "no vision backend configured (add e.g. `vision: {model: {backend: cpu}}`)",
         }
-    from collections import Counter
-
-    from aio_ray.bars.store import read_bars
-    from aio_ray.config import config_id
-    from aio_ray.vision.agreement import agreement_on_bars
-    from aio_ray.vision.analyze import analyze_windows, window_requests
 
     vc = cfg.vision
     out_dir = cfg.data.workdir / "vision"
@@ -270,19 +281,12 @@ def run_pine(cfg: AppConfig, run_id: str) -> dict[str, Any]:
     strategy; a strategy already verified is not checked again. Scripts that an earlier
     manifest in that folder listed and this one does not are removed, so the folder never
     holds a script the latest verdict did not pass."""
-    import re
-
-    from aio_ray.bars.store import read_bars
-    from aio_ray.library.repo import open_library
-    from aio_ray.pine.library import pine_for_strategy, record_verification
-    from aio_ray.pine.runner import runner_status
-    from aio_ray.strategies.bar_arrays import BarArrays
-
     lib = open_library(cfg.library.url)
     out_dir = cfg.data.workdir / "pine"
     out_dir.mkdir(parents=True, exist_ok=True)
     can_verify, why = runner_status()
     try:
+        # optional dependency probe: pynescript comes with the test extra
         import pynescript  # noqa: F401
     except ImportError:
         can_verify, why = False, "pynescript is not installed (pip install -e '.[test]')"
@@ -298,8 +302,6 @@ def run_pine(cfg: AppConfig, run_id: str) -> dict[str, Any]:
     pending = [i for i, row in enumerate(rows) if row[3] is None and can_verify]
     if pending:
         # one parser and one PineTS process for all the scripts (aio_ray.pine.verify)
-        from aio_ray.pine.verify import verify_scripts
-
         frames: dict[tuple[str, str], BarArrays] = {}
         for i in pending:
             s = rows[i][0].strategy
@@ -337,7 +339,6 @@ def run_pine(cfg: AppConfig, run_id: str) -> dict[str, Any]:
                 "verification": status,
             }
         )
-    from aio_ray.library.report import run_verdict
 
     v = run_verdict(lib, run_id)
     _drop_stale_scripts(out_dir, entries)
@@ -382,11 +383,6 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
     ``cfg.mode == "backtest"`` the search is replaced by a replay of ranked strategies from a
     library on this data (:func:`aio_ray.replay.replay_strategies`).
     """
-    import time
-
-    from aio_ray.library.repo import open_library
-    from aio_ray.raycluster import ensure_ray
-
     t0 = time.perf_counter()
     if use_ray:
         ensure_ray(cfg.ray)
@@ -396,8 +392,6 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
     bars = run_bars(cfg)
     indicators = run_indicators(cfg)
     if cfg.mode == "backtest":
-        from aio_ray.replay import replay_strategies
-
         with stage_progress("backtest") as prog:
             prog("replay ranked strategies", 0, 1)
             replay = replay_strategies(cfg)
@@ -423,7 +417,6 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
         prog("export + verify", 0, 1)
         pine = run_pine(cfg, outcome.run_id)
         prog("export + verify", 1, 1)
-    from aio_ray.library.report import ranked_verdict
 
     lib = open_library(cfg.library.url)
     report = ranked_verdict(lib, run_id=outcome.run_id, top=cfg.search.top)
@@ -469,8 +462,6 @@ def run_pipeline(cfg: AppConfig, *, use_ray: bool = True) -> dict[str, Any]:
 
 
 def _ticks_summary(cfg: AppConfig, ingest: IngestReport) -> dict[str, Any]:
-    from aio_ray.data.tick_store import list_partitions
-
     kept = sum(
         int(p.meta.get("kept", 0)) for p in list_partitions(cfg.data.ticks_dir, cfg.data.symbol)
     )
@@ -517,11 +508,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     """A terminal-friendly rendering of :func:`run_pipeline`'s summary: the verdict's message
     before the top strategies (those that passed every gate); when none passed, the best
     rejected with the gates they failed."""
-    from aio_ray.library.report import rejected_lines
-
     if summary.get("mode") == "backtest":
-        from aio_ray.replay import format_replay
-
         return "\n".join(
             [
                 f"ticks kept: {summary['ticks']['kept']:,}",

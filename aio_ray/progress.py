@@ -9,6 +9,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+__all__ = ["StageProgress", "stage_progress"]
+
 log = logging.getLogger("aio_ray.progress")
 
 
@@ -22,14 +26,6 @@ class StageProgress:
         self._task = None
         self._last = 0.0
         if tty:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
             self._bar = Progress(
                 TextColumn(f"[bold]{stage}[/bold]"),
                 BarColumn(),

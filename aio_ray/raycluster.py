@@ -11,6 +11,8 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = ["RayConfig", "cluster_resources", "enable_fast_serve_ingress", "ensure_ray"]
+
 log = logging.getLogger(__name__)
 
 
@@ -45,7 +47,16 @@ def ensure_ray(cfg: RayConfig | None = None) -> None:
             log_to_driver=False,
             configure_logging=False,
         )
-    log.info("ray: %s", ray.cluster_resources())
+    log.info("ray: %s", cluster_resources())
+
+
+def cluster_resources() -> dict[str, float]:
+    """The resources of the Ray cluster this process joined (``{"CPU": 8.0, ...}``)."""
+    import ray  # heavy: loaded only when a command really joins Ray
+
+    # ray.cluster_resources is unannotated in ray 2.60
+    resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    return resources
 
 
 def enable_fast_serve_ingress() -> None:

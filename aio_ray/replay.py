@@ -18,7 +18,15 @@ import math
 from pathlib import Path
 from typing import Any
 
+from aio_ray.bars.store import read_bars
+from aio_ray.config import AppConfig
 from aio_ray.errors import AioError
+from aio_ray.library.repo import open_library
+from aio_ray.strategies.bar_arrays import BarArrays
+from aio_ray.strategies.evaluate import evaluate_window
+from aio_ray.strategies.families import get_family
+
+__all__ = ["ReplayError", "format_replay", "replay_strategies"]
 
 
 class ReplayError(AioError):
@@ -32,7 +40,7 @@ def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def replay_strategies(cfg: Any) -> dict[str, Any]:
+def replay_strategies(cfg: AppConfig) -> dict[str, Any]:
     """Backtest the configured strategies on ``cfg.data.bars_dir``; write and return a report.
 
     The report (also written to ``<workdir>/backtest/report.json``) lists, per strategy, its
@@ -46,11 +54,6 @@ def replay_strategies(cfg: Any) -> dict[str, Any]:
         The library has no ranked run / unknown strategy ids, or a timeframe has too few bars
         after the warm-up.
     """
-    from aio_ray.bars.store import read_bars
-    from aio_ray.library.repo import open_library
-    from aio_ray.strategies.evaluate import MarketBars, evaluate_window
-    from aio_ray.strategies.families import get_family
-
     rc = cfg.replay
     lib = open_library(rc.library_url or cfg.library.url)
     chosen: list[tuple[Any, dict[str, Any] | None, int | None]] = []
@@ -69,19 +72,19 @@ def replay_strategies(cfg: Any) -> dict[str, Any]:
             )
         chosen = [(r.strategy, r.criteria, r.rank) for r in ranked]
 
-    bars_cache: dict[str, MarketBars] = {}
+    bars_cache: dict[str, BarArrays] = {}
     rows = []
     for s, criteria, rank in chosen:
         if s.timeframe not in bars_cache:
-            bars_cache[s.timeframe] = MarketBars.from_frame(
-                read_bars(cfg.data.bars_dir, s.timeframe, cfg.data.symbol), s.timeframe
+            bars_cache[s.timeframe] = BarArrays.from_frame(
+                read_bars(cfg.data.bars_dir, s.timeframe, cfg.data.symbol), timeframe=s.timeframe
             )
         mb = bars_cache[s.timeframe]
         try:
             start = (
                 rc.warmup_bars
                 if rc.warmup_bars is not None
-                else get_family(s.family).warmup_bars(mb.signal, s.params)
+                else get_family(s.family).warmup_bars(mb, s.params)
             )
         except AioError as exc:
             raise ReplayError(f"{s.id} ({s.family}, {s.timeframe}): {exc}") from exc

@@ -9,6 +9,19 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from aio_ray.errors import SchemaError
+
+__all__ = [
+    "BAR_COLUMNS",
+    "BAR_SCHEMA",
+    "QUARANTINE_SCHEMA",
+    "TICK_COLUMNS",
+    "TICK_SCHEMA",
+    "TS_TYPE",
+    "conform_ticks",
+    "empty_ticks",
+]
+
 TS_TYPE = pa.timestamp("ms", tz="UTC")
 
 TICK_SCHEMA = pa.schema(
@@ -63,8 +76,6 @@ def conform_ticks(table: pa.Table, source: str) -> pa.Table:
     NaN so that validation quarantines the tick instead of the file failing. An empty ``ts``
     cannot be placed in a day partition and fails the file.
     """
-    from aio_ray.errors import SchemaError
-
     missing = [c for c in TICK_COLUMNS if c not in table.column_names]
     if missing:
         raise SchemaError(source, f"missing column(s) {missing}; have {table.column_names}")

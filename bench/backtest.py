@@ -6,7 +6,7 @@ the same run:
 
 - ours: ``run_crossover_batch`` (the full engine: bid/ask fills, commission per lot,
   slippage, 2 x ATR stop, 4 x ATR target, 1 % risk sizing), prange over parameter sets, each
-  distinct SMA computed once and the bars validated once (``prepare_bars``); that one-time
+  distinct SMA computed once and the bars validated once (``BarArrays.kernel_prices``); that one-time
   cost is reported apart (``ours_prep_s``) and folded into ``ours_incl_prep_*``;
 - vectorbt ``Portfolio.from_signals``: the same signals (shifted one bar, filled at the open),
   columns = parameter sets; once with fees, slippage and the same ATR stops/targets as
@@ -47,9 +47,7 @@ from numba import njit, prange
 from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.engine import (
     BacktestConfig,
-    BidAskArrays,
     cross_signals,
-    prepare_bars,
     run_backtest,
     run_crossover_batch,
 )
@@ -66,8 +64,8 @@ UNITS = 100_000.0
 CASH = 1e6  # enough for 1 lot at ~1.1 either way; small enough for float cash to stay exact to 1e-4
 
 
-def make_bars(n: int, seed: int) -> tuple[BarArrays, BidAskArrays]:
-    """Seeded 1-minute mid random walk (~7 % annual vol) with OHLC and a fixed spread."""
+def make_bars(n: int, seed: int) -> BarArrays:
+    """Seeded 1-minute mid random walk (~7 % annual vol) with OHLC and bid/ask a fixed spread apart."""
     rng = np.random.default_rng(seed)
     steps = rng.standard_normal((n, 4)) * 0.6e-4
     path = 1.10 * np.exp(np.cumsum(steps.ravel()))  # four sub-steps per bar
@@ -78,10 +76,9 @@ def make_bars(n: int, seed: int) -> tuple[BarArrays, BidAskArrays]:
     lo = np.minimum(np.minimum(o, c), sub.min(axis=1))
     ts = np.int64(1_700_000_000_000) + np.arange(n, dtype=np.int64) * 60_000
     half = SPREAD / 2
-    ba = BidAskArrays(
-        o - half, h - half, lo - half, c - half, o + half, h + half, lo + half, c + half
-    )
-    return BarArrays(ts, o, h, lo, c), ba
+    bid = {f"bid_{k}": a - half for k, a in (("open", o), ("high", h), ("low", lo), ("close", c))}
+    ask = {f"ask_{k}": a + half for k, a in (("open", o), ("high", h), ("low", lo), ("close", c))}
+    return BarArrays(ts, o, h, lo, c, **bid, **ask)
 
 
 def sma(x: np.ndarray, k: int) -> np.ndarray:
@@ -312,7 +309,7 @@ def main() -> None:
         args.bars, args.bt_bars, args.bt_sets, args.repeat = 20_000, 3_000, 1, 2
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 
-    bars, ba = make_bars(args.bars, args.seed)
+    bars = make_bars(args.bars, args.seed)
     lengths, fi, si = grid()
     n, n_sets = args.bars, fi.shape[0]
     log.info(
@@ -322,7 +319,8 @@ def main() -> None:
     t0 = time.perf_counter()
     lines = np.vstack([sma(bars.close, k) for k in lengths])
     dist = atr(bars.high, bars.low, bars.close, ATR_LEN)
-    prepared = prepare_bars(bars, "bidask", ba)  # validated once, as a search does per fold
+    bars.kernel_prices("bidask")  # validated once and cached on the bars, as a search does per fold
+    _ = bars.swap_units, bars.bar_ms
     prep_s = time.perf_counter() - t0
 
     cfg = BacktestConfig(
@@ -337,7 +335,7 @@ def main() -> None:
 
     def ours() -> np.ndarray:
         return run_crossover_batch(
-            prepared, lines, fi, si, cfg, base_dist=dist, stop_mult=STOP_MULT, take_mult=TAKE_MULT
+            bars, lines, fi, si, cfg, base_dist=dist, stop_mult=STOP_MULT, take_mult=TAKE_MULT
         )
 
     out = np.empty(n_sets)

@@ -19,6 +19,8 @@ from aio_ray.logsetup import configure_logging
 from aio_ray.pipeline import run_bars, run_ingest
 from aio_ray.raycluster import ensure_ray
 
+__all__ = ["main"]
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(

@@ -22,6 +22,8 @@ from aio_ray.logsetup import configure_logging
 from aio_ray.pipeline import run_optimize
 from aio_ray.raycluster import ensure_ray
 
+__all__ = ["main"]
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(

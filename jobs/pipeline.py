@@ -13,8 +13,12 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import sys
+import threading
 from pathlib import Path
+
+import ray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -22,6 +26,9 @@ from aio_ray.config import load_config
 from aio_ray.errors import AioError
 from aio_ray.logsetup import configure_logging
 from aio_ray.pipeline import format_summary, run_pipeline
+from aio_ray.raycluster import enable_fast_serve_ingress
+
+__all__ = ["main", "serve_forever"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,8 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=8000, help="with --serve: HTTP port")
     args = ap.parse_args(argv)
     if args.serve:
-        from aio_ray.raycluster import enable_fast_serve_ingress
-
         enable_fast_serve_ingress()  # before the Ray head starts in this process
     if args.serve and not os.environ.get("AIO_CONTROL_TOKEN"):
         # a one-off token for this demo session; replicas inherit it from the Ray head started here
@@ -64,12 +69,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve_forever(config: Path, host: str, port: int) -> int:
     """Deploy the Serve app (API + dashboard + control) over this run's library; block."""
-    import signal
-    import threading
-
+    # ray.serve reads the RAY_SERVE_* settings when imported: only after
+    # enable_fast_serve_ingress() has set them (main), so these imports stay here
     from ray import serve as ray_serve
 
-    from serve.app import build
+    from serve.app import build  # imports ray.serve (see above)
 
     ray_serve.start(http_options={"host": host, "port": port})
     ray_serve.run(build({"app_config": str(config.resolve())}), name="aio", route_prefix="/")
@@ -84,7 +88,6 @@ def serve_forever(config: Path, host: str, port: int) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait()
     print("stopping...", flush=True)
-    import ray
 
     # a graceful Serve shutdown can wait 30 s for its controller; give it a few seconds, then
     # stop Ray (this process started the head, so that ends every actor)

@@ -21,14 +21,14 @@ used in a file path. Bodies over ``max_body_bytes`` answer 413 before they are r
 
 from __future__ import annotations
 
+import gc
 import logging
-import re
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi import Path as PathParam
+from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     FileResponse,
@@ -38,22 +38,31 @@ from fastapi.responses import (
     Response,
 )
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError
 from ray import serve as _serve
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aio_ray.errors import AioError, ConfigError
 from aio_ray.library import LibraryError
 from aio_ray.library.repo import LibraryUnavailableError
 from aio_ray.strategies.params import ParameterError
+from aio_ray.vision.backends import BackendUnavailableError, VisionError
+from serve.config import resolve
 from serve.guard import (
+    BodyLimit,
     ControlGuard,
     authorized,
-    check_token,
     error_responses,
     safe_message,
     short_errors,
+)
+from serve.requests import (
+    ControlNote,
+    Operator,
+    ParamsUpdate,
+    RunIdQuery,
+    StrategyId,
+    TimeframeQuery,
 )
 from serve.service import Core, NotFound, Unavailable, dumps
 from serve.vision import (
@@ -69,117 +78,6 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 VENDOR_JS = STATIC_DIR / "vendor" / "lightweight-charts.standalone.production.js"
-
-STRATEGY_ID = r"^[0-9a-f]{20}$"
-"""Library strategy ids: 20 lowercase hex digits (see ``aio_ray.library.strategy_id``)."""
-RUN_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-OPERATOR = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-
-StrategyId = Annotated[str, PathParam(pattern=STRATEGY_ID, description="20 hex digits")]
-RunIdQuery = Annotated[str | None, Query(pattern=RUN_ID, max_length=128)]
-TimeframeQuery = Annotated[Timeframe | None, Query(description="a built timeframe, 1m..1d")]
-PARAM_INT = 10**15
-"""Integer parameters are accepted within +-10**15 (a 400-digit number is a 422, not a crash)."""
-ParamValue = (
-    Annotated[bool, Field(strict=True)]
-    | Annotated[int, Field(strict=True, ge=-PARAM_INT, le=PARAM_INT)]
-    | Annotated[float, Field(strict=True, ge=-1e15, le=1e15, allow_inf_nan=False)]
-    | Annotated[str, Field(max_length=64)]
-)
-
-
-class ControlNote(BaseModel):
-    """Optional body of pause/resume: why (kept with the event)."""
-
-    model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(None, max_length=500)
-
-
-class ParamsUpdate(BaseModel):
-    """New parameters of a strategy (the full set; validated against its family's space)."""
-
-    model_config = ConfigDict(extra="forbid")
-    params: dict[Annotated[str, Field(max_length=64)], ParamValue] = Field(..., max_length=32)
-    reason: str | None = Field(None, max_length=500)
-
-
-def operator(
-    request: Request,
-    authorization: Annotated[str | None, Header()] = None,
-    x_operator: Annotated[str | None, Header(max_length=64)] = None,
-) -> str:
-    """Who is calling (``X-Operator``, default "operator"), after checking the bearer token
-    against the configured one in constant time; 401 otherwise."""
-    problem = check_token(request.app.state.core.cfg.token_sha256, authorization)
-    if problem is not None:
-        raise HTTPException(401, problem, headers={"WWW-Authenticate": "Bearer"})
-    return x_operator if x_operator and OPERATOR.match(x_operator) else "operator"
-
-
-Operator = Annotated[str, Depends(operator)]
-
-
-# ----------------------------------------------------------------------------- body limit
-
-
-class BodyLimit:
-    """ASGI middleware: 413 for a body over ``limit()`` bytes, by Content-Length or while
-    streaming (chunked uploads are counted as they arrive, never buffered whole)."""
-
-    def __init__(self, app: ASGIApp, limit: Callable[[Scope], int]) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.limit(scope)
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    size = int(value)
-                except ValueError:
-                    await _send_json(send, 400, {"detail": "malformed Content-Length"})
-                    return
-                if size > limit:
-                    await _send_json(send, 413, _too_large(limit))
-                    return
-        seen = 0
-        refused = False
-
-        async def counting_receive() -> Message:
-            # Past the limit: answer 413 now and tell the app the client went away (an
-            # exception here would be turned into a 400 by the framework's body parser).
-            nonlocal seen, refused
-            if refused:
-                return {"type": "http.disconnect"}
-            msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > limit:
-                    refused = True
-                    await _send_json(send, 413, _too_large(limit))
-                    return {"type": "http.disconnect"}
-            return msg
-
-        async def guarded_send(msg: Message) -> None:
-            if not refused:  # after a 413 whatever the app answers is dropped
-                await send(msg)
-
-        await self.app(scope, counting_receive, guarded_send)
-
-
-def _too_large(limit: int) -> dict[str, str]:
-    return {"detail": f"request body larger than {limit} bytes"}
-
-
-async def _send_json(send: Send, status: int, body: Mapping[str, Any]) -> None:
-    raw = dumps(body)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": raw})
-
 
 # ----------------------------------------------------------------------------- the app
 
@@ -440,10 +338,6 @@ def create_app(args: Mapping[str, Any] | None = None, core: Core | None = None) 
         instrument: Annotated[str, Query(pattern=INSTRUMENT)] = "EURUSD",
         timeframe: Annotated[Timeframe, Query()] = "1h",
     ) -> Response:
-        from pydantic import ValidationError
-
-        from aio_ray.vision.backends import BackendUnavailableError, VisionError
-
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in ("image/png", "application/json"):
             raise HTTPException(415, "send image/png or application/json")
@@ -567,8 +461,6 @@ def asgi_app() -> FastAPI:
 
 
 def _env_args() -> dict[str, Any]:
-    import os
-
     args: dict[str, Any] = {}
     if os.environ.get("AIO_APP_CONFIG"):
         args["app_config"] = os.environ["AIO_APP_CONFIG"]
@@ -593,8 +485,6 @@ class AioServe:
     builder arguments (followed by reloads, see :mod:`serve.service`)."""
 
     def __init__(self, args: dict[str, Any] | None = None) -> None:
-        import gc
-
         self.args = dict(args or {})
         self.core = Core(self.args)
         # Everything loaded so far (libraries, the app) lives as long as the replica: move it
@@ -615,8 +505,6 @@ def build(args: dict[str, Any]) -> Any:
     ``num_replicas``, ``num_cpus`` (per replica, default 0.25) and ``access_log``
     (default false: Serve's per-request access log costs p99 latency, 14-23 ms against 3-7 ms
     at 1,000 req/s on a 2-core machine; control calls are recorded in the library anyway)."""
-    from serve.config import resolve
-
     args = dict(args)
     n = int(args.pop("num_replicas", 1))
     cpus = float(args.pop("num_cpus", 0.25))

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from aio_ray.config import AppConfig
 from aio_ray.errors import ConfigError
+from aio_ray.library.engine import redact_url
 from serve.settings import ServeSettings
 
 # ServeSettings lives in serve.settings; re-exported from here, its former home.
@@ -56,9 +57,7 @@ class Resolved:
     def public(self, full: bool = True) -> dict[str, Any]:
         """What ``/health`` and ``/config/reload`` may show (no token, password hidden);
         ``full`` False (a caller without the token): no server paths, only file names."""
-        from aio_ray.library.repo import _safe_url  # sqlmodel: only when /health asks
-
-        url = _safe_url(self.library_url)
+        url = redact_url(self.library_url)
         if not full:
             scheme, sep, rest = url.partition(":///")
             if sep and scheme.startswith("sqlite"):

@@ -14,6 +14,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from aio_ray.strategies.engine import BacktestConfig
+from aio_ray.strategies.evaluate import evaluate_window, split_holdout
+
+__all__ = ["MAX_POINTS", "drawdown", "equity_from_trades", "equity_of", "thin"]
+
 MAX_POINTS = 4_000
 """Curves longer than this are thinned (every k-th bar, the last bar and the trough kept)."""
 
@@ -72,9 +77,6 @@ def equity_of(
         currency), ``metrics`` of the whole period, ``holdout_start_ms`` and
         ``initial_capital``.
     """
-    from aio_ray.strategies.engine import BacktestConfig
-    from aio_ray.strategies.evaluate import evaluate_window, split_holdout
-
     bt = BacktestConfig.model_validate(search.get("backtest") or {})
     hf = float(search.get("holdout_fraction") or 0.0)
     _, full, cut, _ = split_holdout(dict(frames), hf)
@@ -107,8 +109,6 @@ def equity_from_trades(
 ) -> dict[str, Any]:
     """Curves from stored (holdout) trades alone, stepping at each exit, for when the bars
     are not available to the app; ``note`` says why."""
-    from aio_ray.strategies.engine import BacktestConfig
-
     cap = BacktestConfig.model_validate(search.get("backtest") or {}).initial_capital
     rows = sorted(trades, key=lambda t: t["exit_ts"])
     ts = ([rows[0]["entry_ts"]] if rows else []) + [int(t["exit_ts"]) for t in rows]

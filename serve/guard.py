@@ -1,7 +1,7 @@
 """What stands between the network and the app's routes: per-client rate limits, the bearer
 token check of control calls (before any body is parsed), and short, safe error messages.
 
-:class:`ControlGuard` is an ASGI middleware placed inside :class:`serve.app.BodyLimit`, so an
+:class:`ControlGuard` is an ASGI middleware placed inside :class:`BodyLimit`, so an
 oversized body is a 413 first; then, for ``POST /analyze`` and the control calls, a client
 over its rate answers 429 with ``Retry-After``; then a control call without the right token
 answers 401 before its body is read, so a malformed body of an unauthenticated caller is never
@@ -20,7 +20,21 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serve.service import dumps
+
+__all__ = [
+    "BodyLimit",
+    "ControlGuard",
+    "RateLimiter",
+    "authorized",
+    "check_token",
+    "error_responses",
+    "safe_message",
+    "send_json",
+    "short_errors",
+]
 
 CONTROL_PATH = re.compile(r"^/(strategies/[^/]+/(pause|resume|params)|config/reload)$")
 ANALYZE_PATH = "/analyze"
@@ -87,7 +101,10 @@ class ControlGuard:
     def __init__(self, app: ASGIApp, core: Any) -> None:
         self.app = app
         self.core = core
-        s = lambda: core.cfg.settings
+
+        def s() -> Any:
+            return core.cfg.settings
+
         self.analyze = RateLimiter(lambda: s().analyze_rate_per_s, lambda: s().analyze_burst)
         self.control = RateLimiter(lambda: s().control_rate_per_s, lambda: s().control_burst)
 
@@ -127,8 +144,6 @@ class ControlGuard:
 async def send_json(
     send: Send, status: int, body: Mapping[str, Any], extra: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
-    from serve.service import dumps
-
     raw = dumps(body)
     headers = [
         (b"content-type", b"application/json"),
@@ -182,13 +197,53 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"description": _REASONS[c], "content": _DETAIL} for c in codes}
 
 
-__all__ = [
-    "ControlGuard",
-    "RateLimiter",
-    "authorized",
-    "check_token",
-    "error_responses",
-    "safe_message",
-    "send_json",
-    "short_errors",
-]
+class BodyLimit:
+    """ASGI middleware: 413 for a body over ``limit()`` bytes, by Content-Length or while
+    streaming (chunked uploads are counted as they arrive, never buffered whole)."""
+
+    def __init__(self, app: ASGIApp, limit: Callable[[Scope], int]) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit(scope)
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    size = int(value)
+                except ValueError:
+                    await send_json(send, 400, {"detail": "malformed Content-Length"})
+                    return
+                if size > limit:
+                    await send_json(send, 413, _too_large(limit))
+                    return
+        seen = 0
+        refused = False
+
+        async def counting_receive() -> Message:
+            # Past the limit: answer 413 now and tell the app the client went away (an
+            # exception here would be turned into a 400 by the framework's body parser).
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > limit:
+                    refused = True
+                    await send_json(send, 413, _too_large(limit))
+                    return {"type": "http.disconnect"}
+            return msg
+
+        async def guarded_send(msg: Message) -> None:
+            if not refused:  # after a 413 whatever the app answers is dropped
+                await send(msg)
+
+        await self.app(scope, counting_receive, guarded_send)
+
+
+def _too_large(limit: int) -> dict[str, str]:
+    return {"detail": f"request body larger than {limit} bytes"}

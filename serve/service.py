@@ -10,6 +10,7 @@ replica makes every replica re-read its configuration the same way.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -17,15 +18,23 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
+from aio_ray.bars.store import read_bars
 from aio_ray.errors import AioError, ConfigError
 from aio_ray.library import METRIC_COLUMNS, Library
+from aio_ray.library.report import run_verdict
+from aio_ray.pine.generate import generate
+from aio_ray.pine.library import pine_for_strategy, source_for_strategy
+from aio_ray.strategies.space import ParameterError, validate
 from serve.config import Resolved, ServeSettings, resolve
+from serve.curves import equity_from_trades, equity_of
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 CONTROL_ACTIONS = ("pause", "resume", "params", "clear_params")
 CSV_COLUMNS = (
@@ -62,6 +71,11 @@ def finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def finite_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`finite` of a mapping: a JSON-safe dict."""
+    return {str(k): finite(v) for k, v in row.items()}
 
 
 def dumps(value: Any) -> bytes:
@@ -117,11 +131,12 @@ class Core:
         """True when ``key`` is cached and no library check is due (a read cannot block)."""
         return key in self._cache and time.monotonic() - self._checked < self.cfg.settings.refresh_s
 
-    def cached(self, key: Any, make: Callable[[], Any]) -> Any:
+    def cached(self, key: Any, make: Callable[[], _T]) -> _T:
         """``make()`` once per library state (see :meth:`refresh`)."""
         self.refresh()
         try:
-            return self._cache[key]
+            hit: _T = self._cache[key]
+            return hit
         except KeyError:
             value = make()
             self._cache[key] = value
@@ -251,10 +266,9 @@ class Core:
                     "live": live,
                 }
             )
-        from aio_ray.library.report import run_verdict
 
         v = run_verdict(self.lib, rid)
-        return finite(
+        return finite_row(
             {
                 "run_id": rid,
                 "timeframe": timeframe,
@@ -315,7 +329,7 @@ class Core:
         oos = [f for f in folds if f["sample"] == "oos"]
         trades = self.lib.trades(rec.run_id, sid, "holdout")
         state = self.lib.control_state().get(sid, {"paused": False, "params": None})
-        return finite(
+        return finite_row(
             {
                 "strategy_id": rec.id,
                 "name": rec.name,
@@ -350,14 +364,7 @@ class Core:
         return self.cached(("pine", sid, kind), lambda: self._pine(sid, kind))
 
     def _pine(self, sid: str, kind: str) -> tuple[str, dict[str, Any] | None, dict[str, Any]]:
-        import dataclasses
-
         self._strategy(sid)
-        try:
-            from aio_ray.pine.generate import generate
-            from aio_ray.pine.library import pine_for_strategy, source_for_strategy
-        except ImportError as exc:  # pragma: no cover - the Pine package ships with the app
-            raise Unavailable(f"Pine export is not installed: {exc}") from None
         live = self.live(sid)
         if live["source"] != "override":
             code, ver = pine_for_strategy(self.lib, sid, kind)  # type: ignore[arg-type]
@@ -371,8 +378,6 @@ class Core:
     # ------------------------------------------------------------------ charts
 
     def _bars(self, timeframe: str) -> Any:
-        from aio_ray.bars.store import read_bars
-
         if self.cfg.bars_dir is None:
             raise Unavailable("no bars directory configured (app_config or bars_dir)")
         try:
@@ -406,10 +411,6 @@ class Core:
         return self.cached(("equity", sid), lambda: self._equity(sid))
 
     def _equity(self, sid: str) -> dict[str, Any]:
-        import dataclasses
-
-        from serve.curves import equity_from_trades, equity_of
-
         rec = self._strategy(sid)
         run = self.lib.get_run(rec.run_id)
         search = run.config if run is not None else {}
@@ -425,10 +426,10 @@ class Core:
             if live["source"] == "override":
                 note += "; the stored trades are of the ranked parameters, not the override"
             out = equity_from_trades(trades, search, note=note)
-            return finite({**out, "params": rec.params, "params_in_force": live})
+            return finite_row({**out, "params": rec.params, "params_in_force": live})
         if live["source"] == "override":
             rec = dataclasses.replace(rec, params=live["params"])
-        return finite(
+        return finite_row(
             {**equity_of(rec, frames, search), "params": rec.params, "params_in_force": live}
         )
 
@@ -441,16 +442,12 @@ class Core:
         return its new live state; ``params`` payloads are validated against the family's
         space first; "clear_params" is stored as a ``params`` event without parameters (the
         ranked ones are in force again)."""
-        from aio_ray.strategies.space import validate
-
         if action not in CONTROL_ACTIONS:
             raise ValueError(f"action must be one of {CONTROL_ACTIONS}, got {action!r}")
         rec = self._strategy(sid)
         body = dict(payload)
         stored = action
         if action == "params":
-            from aio_ray.strategies.space import ParameterError
-
             try:
                 body["params"] = validate(rec.family, body.get("params") or {})
             except ParameterError:
@@ -463,7 +460,7 @@ class Core:
             event = self.lib.record_control(sid, stored, body, who)
             self.refresh(force=True)
         state = self.lib.control_state().get(sid, {"paused": False, "params": None})
-        return finite({"strategy_id": sid, "event_id": event, "action": action, "live": state})
+        return finite_row({"strategy_id": sid, "event_id": event, "action": action, "live": state})
 
     def reload(self, who: str, client: str | None) -> dict[str, Any]:
         """Re-read the configuration (files, token); on error keep the old one and raise

@@ -22,19 +22,39 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
+import io
 import itertools
 import logging
 import math
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import polars as pl
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aio_ray.bars.timeframes import SUPPORTED_TIMEFRAMES
+from aio_ray.charts.raster import PALETTE, rasterize
+from aio_ray.library.patterns import load_pattern_stats
+from aio_ray.schema import TS_TYPE
+from aio_ray.vision.analysis import AnalysisRecord, records_to_table
+from aio_ray.vision.analyze import VisionConfig, record_json
+from aio_ray.vision.backends import AnalysisRequest, VisionError, make_backend
+from aio_ray.vision.log import (
+    LOG_SCHEMA,
+    AnalysisLog,
+    LogError,
+    compact_log,
+    log_files,
+    read_log_tolerant,
+)
+from aio_ray.vision.summary import indicator_summary
 
 log = logging.getLogger(__name__)
 
@@ -136,25 +156,17 @@ class VisionService:
         return self.cfg.settings
 
     def _model_settings(self) -> Any:
-        from aio_ray.vision.analyze import VisionConfig
-
         return (self.cfg.vision or VisionConfig()).model
 
     def backend(self) -> Any:
         """The backend, built once (raises BackendUnavailableError when it cannot run here)."""
         with self._backend_lock:
             if self._backend is None:
-                from aio_ray.vision.backends import make_backend
-
                 self._backend = make_backend(settings=self._model_settings())
                 # the model and the modules it loaded (torch, ...) live as long as the
                 # replica: out of the collector's reach, as the app's start-up objects are,
-                # so that a full collection on the request path stays short; the log writer's
-                # modules are imported now too (an import holds the interpreter lock)
-                import gc
-
-                import aio_ray.vision.log  # noqa: F401
-
+                # so that a full collection on the request path stays short (the log writer's
+                # modules were imported with this module: an import holds the interpreter lock)
                 gc.collect()
                 gc.freeze()
             return self._backend
@@ -179,7 +191,8 @@ class VisionService:
             try:
                 if job.cancelled.is_set():  # timed out while waiting: do not start
                     raise AnalysisRefused(504, "timed out in the queue")
-                return fn(job, *args)
+                out: dict[str, Any] = fn(job, *args)
+                return out
             finally:
                 with self._pending_lock:
                     self._pending -= 1
@@ -195,8 +208,6 @@ class VisionService:
             ) from None
 
     def _run(self, job: _Job, request: Any) -> dict[str, Any]:
-        from aio_ray.vision.analyze import record_json
-
         rec = self.backend().analyze([request])[0]
         out = record_json(rec)  # the answer first: a record that cannot be shown is not logged
         if not job.cancelled.is_set():
@@ -208,8 +219,6 @@ class VisionService:
     def analyze_png(self, job: _Job, png: bytes, instrument: str, timeframe: str) -> dict[str, Any]:
         """Analyse an uploaded chart image (PNG): at most ``max_image_pixels`` pixels, decoded
         within ``decode_budget_s``; the window times are unknown (null in the answer)."""
-        from aio_ray.vision.backends import AnalysisRequest
-
         image: bytes | np.ndarray = png
         palette = self._decode_png(png)
         if self.backend().name == "cpu":
@@ -226,12 +235,8 @@ class VisionService:
         )
 
     def _decode_png(self, png: bytes) -> np.ndarray:
-        import io
-        import warnings
-
+        # optional dependency (vision extra): pillow
         from PIL import Image
-
-        from aio_ray.vision.backends import VisionError
 
         budget = self.settings.max_image_pixels
         try:
@@ -269,11 +274,6 @@ class VisionService:
 
     def analyze_bars(self, job: _Job, body: AnalyzeBars) -> dict[str, Any]:
         """Chart the posted bars as the pipeline does (same rasterizer and size) and analyse."""
-        from aio_ray.charts.raster import rasterize
-        from aio_ray.vision.analyze import VisionConfig
-        from aio_ray.vision.backends import AnalysisRequest, VisionError
-        from aio_ray.vision.summary import indicator_summary
-
         vc = self.cfg.vision or VisionConfig()
         width = int(vc.size[1])
         if len(body.bars) > width:
@@ -325,8 +325,6 @@ class VisionService:
 
     def flush_log(self) -> None:
         """Append the buffered records to the log as one file; compact when it has too many."""
-        from aio_ray.vision.log import AnalysisLog, LogError, compact_log, log_files
-
         d = self.cfg.analyses_dir
         with self._log_lock:
             batch, self._unflushed = self._unflushed, []
@@ -354,10 +352,6 @@ class VisionService:
 
     def _log_frame(self) -> Any:
         """The log's records (files + this replica's unflushed ones), newest window first."""
-        import polars as pl
-
-        from aio_ray.vision.log import LOG_SCHEMA, log_files, read_log_tolerant
-
         d = self.cfg.analyses_dir
         with self._read_lock:
             listing: dict[Path, tuple[int, int]] = {}
@@ -385,8 +379,6 @@ class VisionService:
             if pending or changed or self._sorted is None:
                 frame = self._table if self._table is not None else _frame(LOG_SCHEMA.empty_table())
                 if pending:
-                    from aio_ray.vision.analysis import records_to_table
-
                     t = records_to_table([r for r, _ in pending])
                     t = t.append_column(LOG_SCHEMA.field("logged_at"), _ts([x for _, x in pending]))
                     frame = pl.concat([frame, _frame(t)], how="vertical_relaxed")
@@ -398,11 +390,6 @@ class VisionService:
     def analyses(self, limit: int, timeframe: str | None) -> tuple[list[dict[str, Any]], int]:
         """The newest ``limit`` analyses (latest window end first, then latest logged) and
         how many records were skipped as unreadable."""
-        import polars as pl
-
-        from aio_ray.vision.analysis import AnalysisRecord
-        from aio_ray.vision.analyze import record_json
-
         frame, skipped = self._log_frame()
         if timeframe is not None:
             frame = frame.filter(pl.col("timeframe") == timeframe)
@@ -431,9 +418,7 @@ class VisionService:
     def patterns(
         self, lib: Any, timeframe: str | None, validated_only: bool
     ) -> list[dict[str, Any]]:
-        """Stored pattern statistics (see :func:`aio_ray.patterns.library.load_pattern_stats`)."""
-        from aio_ray.patterns.library import load_pattern_stats
-
+        """Stored pattern statistics (see :func:`aio_ray.library.patterns.load_pattern_stats`)."""
         rows = load_pattern_stats(lib, timeframe=timeframe, validated_only=validated_only)
         return [
             {
@@ -445,19 +430,12 @@ class VisionService:
 
 
 def _ts(values: list[int]) -> Any:
-    import pyarrow as pa
-
-    from aio_ray.schema import TS_TYPE
-
     return pa.array(values, type=pa.int64()).cast(TS_TYPE)
 
 
 def _frame(table: Any) -> Any:
     """A log table as polars with times as plain int64 ms (no calendar conversion, so a
     record with an absurd time stays a number until it is skipped)."""
-    import polars as pl
-    import pyarrow as pa
-
     cols = {}
     for name in table.column_names:
         col = table.column(name)
@@ -476,8 +454,6 @@ def _ms(v: Any) -> int:
 def to_palette(im: Any) -> np.ndarray:
     """A decoded PIL image as (H, W) uint8 indices of the nearest chart palette colour,
     vectorized: each distinct colour is matched once (colours packed into one integer)."""
-    from aio_ray.charts.raster import PALETTE
-
     pal = np.asarray(PALETTE, dtype=np.int32)
     if im.mode == "P":
         idx = np.asarray(im, dtype=np.uint8)
@@ -486,7 +462,8 @@ def to_palette(im: Any) -> np.ndarray:
         own[: len(raw)] = raw
         d = ((own[:, None, :] - pal[None, :, :]) ** 2).sum(axis=2)
         lut = d.argmin(axis=1).astype(np.uint8)
-        return lut[idx]
+        mapped: np.ndarray = lut[idx]
+        return mapped
     rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
     key = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
     colours, inverse = np.unique(key.ravel(), return_inverse=True)
@@ -495,7 +472,8 @@ def to_palette(im: Any) -> np.ndarray:
     )
     d = ((c[:, None, :] - pal[None, :, :]) ** 2).sum(axis=2)
     nearest = d.argmin(axis=1).astype(np.uint8)
-    return nearest[inverse.reshape(-1)].reshape(rgb.shape[:2])
+    out: np.ndarray = nearest[inverse.reshape(-1)].reshape(rgb.shape[:2])
+    return out
 
 
 __all__ = [

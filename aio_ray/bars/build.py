@@ -42,7 +42,11 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import ray
+import ray.data
+from ray.data import DataContext
 
+from aio_ray.bars.config import BarsConfig
 from aio_ray.bars.resample import (
     bars_from_partial_blocks,
     bars_from_partials,
@@ -57,11 +61,25 @@ from aio_ray.bars.store import (
     write_manifest,
 )
 from aio_ray.bars.timeframes import DailyClose, Timeframe, check_daily_close, parse_timeframes
-from aio_ray.config import BarsConfig
 from aio_ray.errors import BarsError
+from aio_ray.raycluster import cluster_resources
 from aio_ray.schema import BAR_SCHEMA, TICK_COLUMNS, TICK_SCHEMA
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "TARGET_SHARD_TICKS",
+    "TickFile",
+    "build_bars",
+    "build_bars_from_config",
+    "discover_tick_files",
+    "file_group_partials",
+    "file_groups",
+    "plan_shards",
+    "read_tick_file",
+    "shard_partials_ray",
+    "shard_partials_tasks",
+]
 
 _DEFAULTS = BarsConfig()
 
@@ -154,8 +172,6 @@ def _shard_partials(
     batch: pa.Table, timeframes: tuple[str, ...], daily_close: DailyClose, strict_order: bool
 ) -> pa.Table:
     """Ray ``map_batches`` function: one block of ticks -> its partial bars + node id."""
-    import ray
-
     source = "tick block"
     if batch.num_rows:
         first = batch.column("ts")[0].as_py()
@@ -196,8 +212,6 @@ def file_group_partials(
     The ticks never leave the task: only the partial bars (about 2,000 rows a day, numpy
     arrays that Ray ships without pickling their data) go back to the driver.
     """
-    import ray
-
     tables = [read_tick_file(p) for p in paths]
     sources = [_source(p, t) for p, t in zip(paths, tables)]
     blocks = partial_blocks(tables, timeframes, daily_close, sources)
@@ -207,8 +221,6 @@ def file_group_partials(
 
 
 def _ensure_ray() -> None:
-    import ray
-
     if not ray.is_initialized():
         ray.init()  # joins RAY_ADDRESS when set, else starts a local head
 
@@ -268,9 +280,6 @@ def _read_ticks(paths: list[str], packing: Packing, shards: int) -> Any:
     row groups of several files per task by size (blocks may hold pieces out of order;
     :func:`~aio_ray.bars.resample.block_partial_bars` copes).
     """
-    import ray.data
-    from ray.data import DataContext
-
     if packing == "ray":
         return ray.data.read_parquet(paths, partitioning=None).select_columns(list(TICK_COLUMNS))
     ctx = DataContext.get_current()
@@ -314,8 +323,6 @@ def shard_partials_tasks(
     """Partial kernel blocks of contiguous groups of ``files`` (one symbol, stream order), one
     Ray task per group; returned in stream order with the ids of the nodes that ran them, the
     number of tasks and the largest peak RSS (MB) of the worker processes that ran them."""
-    import ray
-
     groups = file_groups(files, shards)
     task = ray.remote(file_group_partials).options(
         num_cpus=cpus_per_task, max_retries=0, **(ray_remote_args or {})
@@ -358,8 +365,6 @@ def shard_partials_ray(
 ) -> list[pa.Table]:
     """Partial bars of every block of ``files`` (one symbol, stream order), computed by Ray
     Data map tasks; returned in block order, each with a ``node_id`` column naming the node."""
-    import ray
-
     if packing not in ("files", "ray"):
         raise BarsError(f"packing must be 'files' or 'ray', got {packing!r}")
     ds = _read_ticks([str(f.path) for f in files], packing, shards)
@@ -475,9 +480,7 @@ def build_bars(
     if empty:
         raise BarsError(f"{ticks_dir}: the tick files of {empty} hold no ticks")
     _ensure_ray()
-    import ray
-
-    cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    cpus = float(cluster_resources().get("CPU", 1.0))
     summary_syms: dict[str, dict[str, Any]] = {}
     nodes: set[str] = set()
     for symbol, files in found.items():

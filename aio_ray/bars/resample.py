@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aio_ray.bars import _nb as k
+from aio_ray.bars.config import BarsConfig
 from aio_ray.bars.timeframes import (
     DailyClose,
     Timeframe,
@@ -37,9 +38,29 @@ from aio_ray.bars.timeframes import (
     parse_timeframes,
     timeframe_from_minutes,
 )
-from aio_ray.config import BarsConfig
 from aio_ray.errors import BarsError
 from aio_ray.schema import BAR_SCHEMA, TICK_SCHEMA, TS_TYPE
+
+__all__ = [
+    "PARTIAL_SCHEMA",
+    "Blocks",
+    "bars_from_partial_blocks",
+    "bars_from_partials",
+    "bars_from_ticks",
+    "block_partial_bars",
+    "check_conservation",
+    "join_minute_blocks",
+    "merge_partials",
+    "minute_bars_arrays",
+    "nests",
+    "partial_bars",
+    "partial_blocks",
+    "partials_to_bars",
+    "rolled_up_blocks",
+    "rollup",
+    "sorted_runs",
+    "tick_arrays",
+]
 
 _OHLC_NAMES = tuple(
     f"{side}_{p}" for side in ("bid", "ask", "mid") for p in ("open", "high", "low", "close")

@@ -31,6 +31,21 @@ from aio_ray.bars.timeframes import parse_timeframe
 from aio_ray.errors import BarsError
 from aio_ray.schema import BAR_SCHEMA
 
+__all__ = [
+    "BARS_PARQUET_OPTIONS",
+    "MANIFEST_FORMAT",
+    "MANIFEST_NAME",
+    "PART_NAME",
+    "bars_path",
+    "list_symbols",
+    "read_bars",
+    "read_manifest",
+    "remove_other_timeframes",
+    "updated_manifest",
+    "write_bars",
+    "write_manifest",
+]
+
 MANIFEST_NAME = "_manifest.json"
 PART_NAME = "part-0.parquet"
 MANIFEST_FORMAT = 1

@@ -19,6 +19,21 @@ import numpy as np
 
 from aio_ray.errors import BarsError
 
+__all__ = [
+    "DAILY_CLOSES",
+    "DAY_MS",
+    "MINUTE_MS",
+    "SUPPORTED_TIMEFRAMES",
+    "DailyClose",
+    "Timeframe",
+    "bar_labels",
+    "check_daily_close",
+    "new_york_day_opens",
+    "parse_timeframe",
+    "parse_timeframes",
+    "timeframe_from_minutes",
+]
+
 DailyClose = Literal["utc", "new_york_close"]
 DAILY_CLOSES: tuple[str, ...] = ("utc", "new_york_close")
 

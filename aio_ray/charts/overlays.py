@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from aio_ray import indicators
 from aio_ray.charts.raster import MAX_OVERLAYS
 from aio_ray.errors import AioError
 
@@ -118,8 +119,6 @@ def overlay_lines(close: np.ndarray, specs: Sequence[str]) -> dict[str, np.ndarr
     series, e.g. a window with its history); the lines have the same shape. Raises
     OverlayError on a bad spec (see :func:`canonical_overlays`).
     """
-    from aio_ray import indicators  # numba kernels: compiled only when a chart has overlays
-
     specs = canonical_overlays(specs)
     c = np.asarray(close, dtype=np.float64)
     if c.ndim not in (1, 2):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pyarrow as pa
 
@@ -106,8 +107,6 @@ def trades_frame(trades: Any) -> pl.DataFrame:
 
 
 def _bars_pandas(bars: Any, price: str, volume: bool) -> Any:
-    import pandas as pd
-
     frame = pl.from_arrow(bars) if isinstance(bars, pa.Table) else bars
     if not isinstance(frame, pl.DataFrame):
         raise RenderError(
@@ -183,11 +182,12 @@ def plot_trades(
     RenderError
         Missing columns, no bars, malformed trades or overlays of the wrong length.
     """
+    # optional heavy dependency (vision extra): matplotlib/mplfinance only for rendering
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplfinance as mpf
+    import matplotlib.pyplot as plt  # vision extra, after the backend is chosen
+    import mplfinance as mpf  # vision extra
 
     df, ts_ms = _bars_pandas(bars, price, volume)
     n = len(df)

@@ -354,10 +354,12 @@ class _PriceScale:
         """Row (float, unrounded) of each price (B, ...); NaN stays NaN."""
         mid = self.mid_price.reshape(self.mid_price.shape + (1,) * (price.ndim - 2))
         k = self.px_per_price.reshape(mid.shape)
-        return (self.rows - 1) / 2.0 - (price - mid) * k
+        out: np.ndarray = (self.rows - 1) / 2.0 - (price - mid) * k
+        return out
 
     def irow(self, price: np.ndarray) -> np.ndarray:
-        return np.rint(self.row(price)).astype(np.int32)
+        out: np.ndarray = np.rint(self.row(price)).astype(np.int32)
+        return out
 
 
 def _draw_candles(
@@ -486,7 +488,8 @@ def rasterize(
     for k, v in (lines or {}).items():
         if v.shape[1] != n:
             raise ValueError(f"overlay {k!r} has {v.shape[1]} bars, open has {n}")
-    return rasterize_batch(ohlc, size=size, volume=vol, overlays=lines, grid=grid)[0]
+    img: np.ndarray = rasterize_batch(ohlc, size=size, volume=vol, overlays=lines, grid=grid)[0]
+    return img
 
 
 def to_rgb(img: np.ndarray) -> np.ndarray:
@@ -498,7 +501,8 @@ def to_rgb(img: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"palette index {int(arr.max())} out of range (palette has {len(PALETTE)} colours)"
         )
-    return PALETTE[arr]
+    rgb: np.ndarray = PALETTE[arr]
+    return rgb
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

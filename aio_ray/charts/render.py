@@ -295,8 +295,7 @@ def render_windows_ray(
         Lazy, :data:`RENDER_SCHEMA` rows; the row order is not guaranteed (sort by
         ``window_start``).
     """
-    import ray  # heavy: only the Ray path needs it
-    import ray.data
+    import ray.data  # heavy optional path: only render_windows_ray needs Ray Data
 
     if isinstance(bars, (str, Path)):
         if timeframe is None:

@@ -1,1 +1,3 @@
-"""Tick sources, validation and the tick dataset."""
+"""Tick and bar-file sources, validation and the tick dataset (stage ``data``)."""
+
+__all__: list[str] = []

@@ -31,21 +31,20 @@ quote currency (price units); volume in the file's unit.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from aio_ray.data.bar_times import parse_times, parse_tz
 from aio_ray.data.files import _detect_format, _header, _ragged, _short, _show
-from aio_ray.errors import ConfigError, CorruptFileError, SchemaError, SourceError, TimezoneError
+from aio_ray.errors import ConfigError, CorruptFileError, SchemaError, SourceError
 
 __all__ = [
     "BAR_FIELDS",
@@ -67,15 +66,7 @@ BAR_FIELDS = ("ts", "date", "time") + NUMBER_FIELDS
 TsUnit = Literal["auto", "s", "ms", "us", "ns"]
 PriceSide = Literal["mid", "bid", "ask"]
 _TIME_NAMES = ("ts", "time", "timestamp", "datetime", "date_time", "gmt time", "local time")
-_OFFSET_RE = r"\d:\d{2}(:\d{2}([.,]\d+)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)$"
 _INT_RE = r"^[+-]?\d+$"
-_FLOAT_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-_KNOWN_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M",
-    "%Y.%m.%d %H:%M:%S", "%Y.%m.%d %H:%M", "%Y%m%d %H%M%S", "%Y/%m/%d %H:%M:%S",
-    "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y.%m.%d", "%Y%m%d",
-)  # fmt: skip
-"""Unambiguous naive time layouts tried in turn (day-first layouts need ``ts_format``)."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +160,7 @@ class RawBars:
         if not self.cells.width:
             return [""] * len(rows)
         sel = self.cells[rows.tolist()]
-        return (
+        text: list[str] = (
             sel.select(
                 pl.concat_str(
                     [pl.lit(f"{c}=") + pl.col(c).fill_null("") for c in sel.columns],
@@ -179,23 +170,7 @@ class RawBars:
             .to_series()
             .to_list()
         )
-
-
-def parse_tz(name: str) -> dt.tzinfo:
-    """An IANA zone (``Europe/Berlin``), ``UTC`` or a fixed offset ``+02:00`` / ``-0500``."""
-    m = re.fullmatch(r"(?:UTC|GMT)?([+-])(\d{1,2}):?(\d{2})?", name.strip())
-    if m:
-        minutes = int(m.group(2)) * 60 + int(m.group(3) or 0)
-        sign = 1 if m.group(1) == "+" else -1
-        return dt.timezone(dt.timedelta(minutes=sign * minutes))
-    if name.strip().upper() in ("UTC", "Z", "GMT"):
-        return dt.UTC
-    try:
-        return ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(
-            f"unknown time zone {_show(name)}; use an IANA name such as Europe/Berlin or an offset such as +02:00"
-        ) from exc
+        return text
 
 
 # ------------------------------------------------------------------------------ detection
@@ -461,7 +436,9 @@ def _to_raw(df: pl.DataFrame, bf: BarFormat, src: str, offset: int, tz: str) -> 
         else np.zeros(n, bool)
     )
     flag(empty_row, "empty_row", "no value in any mapped column")
-    ts, bad_ts, why_ts = _times(df, bf, src, offset, tz)
+    ts, bad_ts, why_ts = parse_times(
+        df, m, bf.mapping.ts_unit, bf.mapping.ts_format, src, offset, tz
+    )
     flag(bad_ts, "bad_time", why_ts)
     values: dict[str, np.ndarray] = {}
     for f in NUMBER_FIELDS:
@@ -495,159 +472,3 @@ def _numbers(col: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     num = text.cast(pl.Float64, strict=False)
     bad = num.is_null().to_numpy() & ~missing
     return num.fill_null(np.nan).to_numpy(), bad, missing
-
-
-def _times(
-    df: pl.DataFrame, bf: BarFormat, src: str, offset: int, tz: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(epoch ms, bad mask, detail) of every row's time."""
-    m = bf.mapping
-    n = df.height
-    if "ts" in m.columns:
-        col = df.get_column(m.columns["ts"])
-        label = f"column {_show(m.columns['ts'])} (ts)"
-    else:
-        col = df.get_column(m.columns["date"]).cast(pl.String).str.strip_chars()
-        label = f"column {_show(m.columns['date'])} (date)"
-        if "time" in m.columns:
-            t = df.get_column(m.columns["time"]).cast(pl.String).str.strip_chars()
-            col = (col + " " + t).alias("ts")
-            label += f" + {_show(m.columns['time'])} (time)"
-    zone = parse_tz(tz)
-    ms = np.zeros(n, dtype=np.int64)
-    detail = np.full(n, "", dtype=object)
-    if col.dtype == pl.Datetime:
-        bad = col.is_null().to_numpy()
-        if col.dtype.time_zone is None:  # type: ignore[attr-defined]
-            ms, bad2 = _localize(col.cast(pl.Datetime("ms")).to_numpy(), zone)
-            bad = bad | bad2
-        else:
-            ms = (
-                col.dt.convert_time_zone("UTC")
-                .cast(pl.Datetime("ms"))
-                .dt.epoch("ms")
-                .fill_null(0)
-                .to_numpy()
-            )
-        detail[bad] = f"{label}: empty or not a time in {tz}"
-        return ms, bad, detail
-    if col.dtype == pl.Date:
-        col = col.cast(pl.Datetime("ms"))
-        ms, bad = _localize(col.to_numpy(), zone)
-        detail[bad] = f"{label}: empty"
-        return ms, bad, detail
-    if col.dtype.is_numeric():
-        return _epoch(col.cast(pl.Float64).to_numpy(), m.ts_unit, label)
-    text = col.cast(pl.String).str.strip_chars()
-    empty = (text.is_null() | (text == "")).to_numpy()
-    vals = text.fill_null("")
-    if m.ts_format is None:
-        is_num = vals.str.contains(_FLOAT_RE).to_numpy()
-        if (~empty).any() and is_num[~empty].mean() > 0.5:  # epoch numbers (a stray text is bad)
-            num = vals.cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
-            ms, bad, detail = _epoch(num, m.ts_unit, label)
-            cells = vals.to_numpy()
-            for i in np.flatnonzero(~is_num & ~empty):
-                detail[i] = (
-                    f"{label}: {_show(cells[i])} is not a time (the others are epoch numbers)"
-                )
-            bad |= empty | ~is_num
-            detail[empty] = f"{label} is empty"
-            return ms, bad, detail
-    has_off = vals.str.contains(_OFFSET_RE).to_numpy() & ~empty
-    naive = ~has_off & ~empty
-    if has_off.any() and naive.any():
-        a, b = int(np.flatnonzero(has_off)[0]), int(np.flatnonzero(naive)[0])
-        raise TimezoneError(
-            src,
-            f"{label} mixes times with a UTC offset (line/row {a + offset}: {_show(vals[a])}) and "
-            f"without (line/row {b + offset}: {_show(vals[b])}); give every time an offset, or none and --tz",
-        )
-    bad = empty.copy()
-    detail[empty] = f"{label} is empty"
-    if has_off.any():
-        import pandas as pd
-
-        parsed = pd.to_datetime(
-            vals.to_pandas(), format=m.ts_format or "ISO8601", utc=True, errors="coerce"
-        )
-        nat = np.asarray(parsed.isna()) & ~empty
-        ms = np.where(
-            nat | empty,
-            0,
-            parsed.to_numpy(dtype="datetime64[ms]", na_value=np.datetime64(0, "ms")).astype(
-                np.int64
-            ),
-        )
-    else:
-        naive_dt, nat = _parse_naive(vals, m.ts_format, empty)
-        ms, bad_local = _localize(naive_dt, zone)
-        nat |= bad_local & ~empty
-    cells = vals.to_numpy()
-    for i in np.flatnonzero(nat):
-        detail[i] = f"{label}: {_show(cells[i])} is not a time" + (
-            f" in {tz} (daylight saving gap?)" if tz != "UTC" else ""
-        )
-    return ms, bad | nat, detail
-
-
-def _parse_naive(
-    vals: pl.Series, ts_format: str | None, empty: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """datetime64[ms] of naive text times with the layout that reads the most rows."""
-    layouts = (ts_format,) if ts_format else _KNOWN_FORMATS
-    best: pl.Series | None = None
-    best_ok = -1
-    for f in layouts:
-        try:
-            got = vals.str.strptime(pl.Datetime("ms"), f, strict=False)
-        except pl.exceptions.PolarsError:
-            continue
-        ok = int(got.is_not_null().sum())
-        if ok > best_ok:
-            best, best_ok = got, ok
-        if ok == int((~empty).sum()):
-            break
-    assert best is not None
-    nat = best.is_null().to_numpy() & ~empty
-    return best.dt.epoch("ms").fill_null(0).to_numpy().astype("datetime64[ms]"), nat
-
-
-def _localize(naive: np.ndarray, zone: dt.tzinfo) -> tuple[np.ndarray, np.ndarray]:
-    """UTC epoch ms of naive local times in ``zone``: a repeated (DST fold) time is taken
-    first as daylight time, then standard time; a time in a DST gap is bad."""
-    local = naive.astype("datetime64[ms]").astype(np.int64)
-    if zone is dt.UTC:
-        return local, np.zeros(local.size, bool)
-    if isinstance(zone, dt.timezone):
-        off = int(zone.utcoffset(None).total_seconds() * 1000)
-        return local - off, np.zeros(local.size, bool)
-    import pandas as pd
-
-    idx = pd.DatetimeIndex(naive.astype("datetime64[ns]"))
-    seen = pd.Series(idx).duplicated(keep="first").to_numpy()
-    aware = idx.tz_localize(zone, ambiguous=~seen, nonexistent="NaT")
-    bad = np.asarray(aware.isna())
-    out = (
-        aware.tz_convert("UTC")
-        .tz_localize(None)
-        .to_numpy()
-        .astype("datetime64[ms]")
-        .astype(np.int64)
-    )
-    return np.where(bad, 0, out), bad
-
-
-def _epoch(num: np.ndarray, unit: str, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Epoch numbers in ``unit`` (``auto``: by magnitude) -> ms, bad mask, detail."""
-    finite = np.isfinite(num)
-    if unit == "auto":
-        top = float(np.nanmax(np.abs(num[finite]))) if finite.any() else 0.0
-        unit = "s" if top < 1e11 else "ms" if top < 1e14 else "us" if top < 1e17 else "ns"
-    scale = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}[unit]
-    with np.errstate(invalid="ignore", over="ignore"):
-        ms_f = np.floor(num * scale + 1e-6)
-    bad = ~np.isfinite(ms_f) | (np.abs(ms_f) > 9.2e15)
-    detail = np.full(num.size, "", dtype=object)
-    detail[bad] = f"{label}: not a usable epoch time ({unit})"
-    return np.where(bad, 0, ms_f).astype(np.int64), bad, detail

@@ -17,6 +17,16 @@ import pyarrow as pa
 from aio_ray.errors import CorruptFileError
 from aio_ray.schema import TICK_SCHEMA, TS_TYPE
 
+__all__ = [
+    "CANDLE_RECORD",
+    "TICK_RECORD",
+    "candle_path",
+    "decode_candles",
+    "decode_ticks",
+    "hour_path",
+    "point_size",
+]
+
 TICK_RECORD = np.dtype(
     [("ms", ">u4"), ("ask", ">u4"), ("bid", ">u4"), ("ask_volume", ">f4"), ("bid_volume", ">f4")]
 )

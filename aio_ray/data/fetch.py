@@ -50,10 +50,26 @@ from typing import Any, Literal
 import httpx
 import pyarrow as pa
 
-from aio_ray.config import DukascopyConfig
+from aio_ray.data.config import DukascopyConfig
 from aio_ray.data.dukascopy import decode_ticks, hour_path
 from aio_ray.errors import CorruptFileError, SourceError
 from aio_ray.schema import TICK_SCHEMA, empty_ticks
+
+__all__ = [
+    "PROBLEM_STATUSES",
+    "STATUSES",
+    "HourResult",
+    "Status",
+    "by_day",
+    "day_table",
+    "fetch_batch",
+    "fetch_hour",
+    "fetch_hours_local",
+    "fetch_hours_ray",
+    "hours_between",
+    "plan_batches",
+    "summarize",
+]
 
 log = logging.getLogger(__name__)
 
@@ -454,7 +470,7 @@ def fetch_hours_ray(
     "failed" naming the error, never dropped. Ray must already be initialised or it is
     started with defaults by the first task.
     """
-    import ray
+    import ray  # optional heavy dependency: Ray only for the parallel download (not the mirror)
 
     symbol = _check_symbol(symbol)
     mirror_dir = _check_mirror(mirror)

@@ -445,7 +445,7 @@ def _text_ts_ms(arr: pa.Array, unit: str, at: _Where, label: str) -> pa.Array:
 
 def _mixed_iso_ms(arr: pa.Array, at: _Where, label: str) -> pa.Array:
     """ISO-8601 text mixing offsets and naive times (naive = UTC), via pandas."""
-    import pandas as pd
+    import pandas as pd  # optional heavy dependency: pandas only for times with mixed UTC offsets
 
     values = arr.to_pandas()
     parsed = pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce")

@@ -24,11 +24,25 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from aio_ray.config import DukascopyConfig, SyntheticConfig, ValidationConfig
-from aio_ray.data import tick_store
-from aio_ray.data.validate import REASONS, ValidationResult, validate_ticks
+from aio_ray.data import fetch, tick_store
+from aio_ray.data.config import DukascopyConfig, SyntheticConfig, ValidationConfig
+from aio_ray.data.dukascopy import hour_path
+from aio_ray.data.files import read_tick_file
+from aio_ray.data.synthetic_ticks import generate_day
+from aio_ray.data.validate import REASONS, ValidationResult, count_reasons, validate_ticks
 from aio_ray.errors import SourceError
 from aio_ray.schema import QUARANTINE_SCHEMA, TICK_SCHEMA
+
+__all__ = [
+    "IngestReport",
+    "Progress",
+    "ingest_dukascopy",
+    "ingest_files",
+    "ingest_synthetic",
+    "synthetic_day",
+    "synthetic_source",
+    "write_day",
+]
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +132,6 @@ def write_day(
 def _result_of(kept: list[pa.Table], quarantined: list[pa.Table]) -> ValidationResult:
     k = pa.concat_tables(kept) if kept else TICK_SCHEMA.empty_table()
     qt = pa.concat_tables(quarantined) if quarantined else QUARANTINE_SCHEMA.empty_table()
-    from aio_ray.data.validate import count_reasons
-
     counts = count_reasons(qt)
     counts["kept"] = k.num_rows
     return ValidationResult(kept=k, quarantined=qt, counts=counts)
@@ -143,8 +155,6 @@ def synthetic_day(
     symbol: str, day: dt.date, out: str, scfg: SyntheticConfig, vcfg: ValidationConfig
 ) -> dict[str, Any]:
     """Generate, validate and write one synthetic day (a plain function; Ray maps it)."""
-    from aio_ray.data.synthetic_ticks import generate_day
-
     table = generate_day(symbol, day, scfg)
     by_day = _validate_and_split(table, vcfg)
     res = by_day.get(day) or _result_of([], [])
@@ -169,7 +179,7 @@ def _run_days(
     progress: Progress | None,
 ) -> None:
     if use_ray:
-        import ray
+        import ray  # optional heavy dependency: Ray only with use_ray (--local runs without it)
 
         remote = ray.remote(num_cpus=1, max_retries=2)(fn)
         pending = {remote.remote(args[0], d, *args[1:]): d for d in days}
@@ -257,8 +267,6 @@ def ingest_dukascopy(
     or failed/corrupt are named in the report and leave the day marked incomplete, so a rerun
     fetches it again. Zero-byte hours are simply hours without ticks.
     """
-    from aio_ray.data import fetch
-
     t0 = time.perf_counter()
     out = Path(out)
     report = IngestReport(
@@ -300,8 +308,6 @@ def _dukascopy_day(
     vcfg: ValidationConfig,
     report: IngestReport,
 ) -> dict[str, Any]:
-    from aio_ray.data.dukascopy import hour_path
-
     bad = [r for r in results if r.status not in ("ok", "empty")]
     for r in bad:
         report.errors.append(
@@ -336,8 +342,6 @@ def _dukascopy_day(
 def _read_and_validate(
     path: str, mapping: Any, fmt: Literal["auto", "parquet", "csv"], vcfg: ValidationConfig
 ) -> dict[dt.date, ValidationResult]:
-    from aio_ray.data.files import read_tick_file
-
     return _validate_and_split(read_tick_file(Path(path), mapping, fmt), vcfg)
 
 
@@ -360,7 +364,7 @@ def ingest_files(
     report = IngestReport(source="files", symbol=symbol, out=str(out))
     per_file: list[tuple[str, dict[dt.date, ValidationResult] | Exception]] = []
     if use_ray:
-        import ray
+        import ray  # optional heavy dependency: Ray only with use_ray (--local runs without it)
 
         remote = ray.remote(num_cpus=1, max_retries=0)(_read_and_validate)
         refs = [(str(p), remote.remote(str(p), mapping, fmt, vcfg)) for p in paths]

@@ -43,15 +43,25 @@ import datetime as dt
 import functools
 import hashlib
 import math
-import zoneinfo
 from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 
-from aio_ray.config import SyntheticConfig
+from aio_ray.data.config import SyntheticConfig
 from aio_ray.data.dukascopy import point_size
-from aio_ray.errors import AioError
+from aio_ray.data.synthetic_calendar import (
+    EPOCH,
+    LAST_DAY,
+    MS_PER_DAY,
+    MS_PER_HOUR,
+    TRADING_DAYS_PER_YEAR,
+    SyntheticError,
+    hour_layout,
+    is_market_open,
+    ny_offset_hours,
+)
+from aio_ray.data.synthetic_edge import edge_at_ticks, edge_scale
 from aio_ray.schema import TICK_SCHEMA, TS_TYPE, empty_ticks
 
 __all__ = [
@@ -66,30 +76,9 @@ __all__ = [
 ]
 
 
-class SyntheticError(AioError, ValueError):
-    """An argument of the synthetic generator is invalid (names the argument and value)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Calendar
-# ---------------------------------------------------------------------------------------------
-
-EPOCH = dt.date(1970, 1, 1)
-"""First day that can be generated; the mid at 00:00 UTC of this day is ``start_price``."""
-LAST_DAY = dt.date(2099, 12, 31)
-"""Last day that can be generated."""
-NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
-WEEK_CLOSE_NY_HOUR = 17
-"""The FX week opens Sunday and closes Friday at 17:00 New York time; also the daily rollover."""
-TRADING_DAYS_PER_YEAR = 260
-"""Annualization: five trading days a week, 52 weeks."""
-TRADING_MINUTES_PER_YEAR = TRADING_DAYS_PER_YEAR * 1440
-"""Minutes of a trading year (374,400): the clock that scales the planted edge."""
 MEAN_REVERSION_HALF_LIFE_DAYS = 520.0
 """Half-life of the daily anchors' pull back to ``start_price``, trading days (two years)."""
 
-_MS_PER_DAY = 86_400_000
-_MS_PER_HOUR = 3_600_000
 _N_ANCHORS = (LAST_DAY - EPOCH).days + 2  # 00:00 UTC of every day, and of the day after LAST_DAY
 
 # ---------------------------------------------------------------------------------------------
@@ -225,57 +214,6 @@ def _spread_cdfs() -> np.ndarray:
 
 _SPREAD_CDF = _spread_cdfs()
 
-# ---------------------------------------------------------------------------------------------
-# Calendar helpers
-# ---------------------------------------------------------------------------------------------
-
-
-def _ny_offset_hours(day: dt.date) -> int:
-    """New York's UTC offset, hours, during the open hours of UTC day ``day``.
-
-    US clocks change on a Sunday at 02:00 local time, while the market is closed, so one
-    offset (the one at 23:00 UTC) holds for every open hour of a UTC day.
-    """
-    t = dt.datetime(day.year, day.month, day.day, 23, tzinfo=dt.UTC).astimezone(NEW_YORK)
-    off = t.utcoffset()
-    assert off is not None
-    return int(off.total_seconds()) // 3600
-
-
-def _hour_layout(day: dt.date) -> tuple[np.ndarray, np.ndarray, int]:
-    """For the 24 UTC hours of ``day``: New York hour, whether the market is open, offset."""
-    off = _ny_offset_hours(day)
-    local = np.arange(24) + off  # New York hour counted from 00:00 of the UTC date
-    ny_hour = local % 24
-    ny_weekday = (day.weekday() + np.floor_divide(local, 24)) % 7  # Monday = 0
-    closed = (
-        (ny_weekday == 5)
-        | ((ny_weekday == 4) & (ny_hour >= WEEK_CLOSE_NY_HOUR))
-        | ((ny_weekday == 6) & (ny_hour < WEEK_CLOSE_NY_HOUR))
-    )
-    return ny_hour, ~closed, off
-
-
-def is_market_open(ts_ms: np.ndarray) -> np.ndarray:
-    """Whether the FX market is open at each UTC epoch millisecond (Sun 17:00 - Fri 17:00 NY).
-
-    Parameters
-    ----------
-    ts_ms : int64 array, milliseconds since 1970-01-01 UTC.
-
-    Returns
-    -------
-    bool array of the same shape.
-    """
-    ts_ms = np.asarray(ts_ms, dtype=np.int64)
-    out = np.zeros(ts_ms.shape, dtype=bool)
-    day_idx = np.floor_divide(ts_ms, _MS_PER_DAY)
-    for d in np.unique(day_idx):
-        sel = day_idx == d
-        _, open_h, _ = _hour_layout(EPOCH + dt.timedelta(days=int(d)))
-        out[sel] = open_h[(ts_ms[sel] - d * _MS_PER_DAY) // _MS_PER_HOUR]
-    return out
-
 
 @functools.cache
 def _day_variance_weights() -> np.ndarray:
@@ -289,9 +227,9 @@ def _day_variance_weights() -> np.ndarray:
     share_by_offset: dict[tuple[int, int], float] = {}
     for i in np.flatnonzero((weekday == 4) | (weekday == 6)):
         day = EPOCH + dt.timedelta(days=int(i))
-        key = (int(weekday[i]), _ny_offset_hours(day))
+        key = (int(weekday[i]), ny_offset_hours(day))
         if key not in share_by_offset:
-            ny_hour, open_h, _ = _hour_layout(day)
+            ny_hour, open_h, _ = hour_layout(day)
             share_by_offset[key] = float(VOL_SHARE_NY_HOUR[ny_hour[open_h]].sum())
         w[i] = share_by_offset[key]
     return w
@@ -365,15 +303,15 @@ def _arrival_ms(
         gaps[0] = 0
     cum = np.cumsum(gaps)
     t = np.maximum.accumulate(t - cum) + cum
-    t = t[t < _MS_PER_DAY]
-    return t[open_h[t // _MS_PER_HOUR]]
+    t = t[t < MS_PER_DAY]
+    return np.asarray(t[open_h[t // MS_PER_HOUR]])
 
 
 def _steps(rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` standardized mid steps with the real half-point step distribution."""
     size = np.searchsorted(_STEP_CDF, rng.random(n), side="right").clip(max=len(_STEP_CDF) - 1)
     sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
-    return sign * size / _STEP_SD
+    return np.asarray(sign * size / _STEP_SD)
 
 
 def _bridge(rng: np.random.Generator, var: np.ndarray, start: float, end: float) -> np.ndarray:
@@ -385,94 +323,7 @@ def _bridge(rng: np.random.Generator, var: np.ndarray, start: float, end: float)
     """
     free = np.cumsum(np.sqrt(var) * _steps(rng, len(var)))
     clock = np.cumsum(var)
-    return start + free - clock / clock[-1] * (free[-1] - (end - start))
-
-
-def edge_scale(annual_vol: float, half_life_min: float) -> float:
-    """The mid's martingale std over one half-life, log units (natural log of price).
-
-    ``annual_vol * sqrt(half_life_min / TRADING_MINUTES_PER_YEAR)``: the unit of
-    ``SyntheticConfig.edge_strength``. 0.07 and 45 minutes give 7.7e-4 (~8.5 pips at 1.10).
-    """
-    return annual_vol * math.sqrt(half_life_min / TRADING_MINUTES_PER_YEAR)
-
-
-def _unit_ar1(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
-    """``n`` samples of a stationary AR(1) with coefficient ``phi`` and unit variance."""
-    z = (rng.standard_normal(n) * math.sqrt(1.0 - phi * phi)).tolist()
-    y = z[0] / math.sqrt(1.0 - phi * phi)  # the first sample from the stationary law
-    out = [y]
-    for e in z[1:]:
-        y = phi * y + e
-        out.append(y)
-    return np.asarray(out)
-
-
-def _ou_bridge(x: np.ndarray, phi: float) -> np.ndarray:
-    """A stationary unit AR(1) path ``x`` minus its conditional mean given its two end
-    values: exactly the OU bridge from 0 to 0 (unit variance far from the ends)."""
-    n = len(x) - 1
-    k = np.arange(n + 1, dtype=np.float64)
-    r = phi**n
-    to_start, to_end = phi**k, phi ** (n - k)
-    det = 1.0 - r * r
-    a = (to_start - r * to_end) / det  # regression weights on x[0] and x[-1]
-    b = (to_end - r * to_start) / det
-    return x - a * x[0] - b * x[-1]
-
-
-def _integrated_ar1_bridge(n: int, phi: float) -> tuple[np.ndarray, float]:
-    """For the partial sums ``S_k = v_0 + ... + v_{k-1}`` (``k = 0..n``) of a unit AR(1)
-    ``v``: the weights ``beta_k`` such that ``S_k - beta_k * S_n`` is ``S`` conditioned on
-    ``S_n = 0`` (a bridge, 0 at both ends), and that bridge's RMS over the grid.
-
-    Exact, from the autocovariances ``phi**|i - j|``.
-    """
-    k = np.arange(n + 1, dtype=np.float64)
-    q = 1.0 - phi
-    pk = phi**k
-    var_s = k * (1.0 + phi) / q - 2.0 * phi * (1.0 - pk) / q**2  # Var(S_k)
-    cross = phi * (1.0 - pk) * (1.0 - phi ** (n - k)) / q**2  # Cov(S_k, S_n - S_k)
-    cov_n = var_s + cross  # Cov(S_k, S_n)
-    var_n = float(var_s[-1])
-    var = np.maximum(var_s - cov_n**2 / var_n, 0.0)
-    return cov_n / var_n, math.sqrt(float(var.mean()))
-
-
-def _edge_path(
-    rng: np.random.Generator, kind: str, n_min: int, half_life_min: float, sd: float
-) -> np.ndarray:
-    """Planted log-mid deviation on a 1-minute grid of ``n_min + 1`` points, 0 at both ends.
-
-    ``mean_reversion``: an OU (AR(1) per minute) of stationary std ``sd`` and half-life
-    ``half_life_min``, bridged to 0 at both ends. ``momentum``: the partial sums of an OU
-    velocity of that half-life, bridged to 0 at both ends and scaled so that the path's
-    expected RMS over the grid is ``sd``.
-    """
-    phi = 0.5 ** (1.0 / half_life_min)
-    if kind == "mean_reversion":
-        return sd * _ou_bridge(_unit_ar1(rng, n_min + 1, phi), phi)
-    if kind == "momentum":
-        x = np.concatenate(([0.0], np.cumsum(_unit_ar1(rng, n_min, phi))))
-        beta, rms = _integrated_ar1_bridge(n_min, phi)
-        return sd / rms * (x - beta * x[-1])
-    raise SyntheticError(f"edge must be 'none', 'mean_reversion' or 'momentum', got {kind!r}")
-
-
-def _edge_at_ticks(
-    rng: np.random.Generator, cfg: SyntheticConfig, open_h: np.ndarray, t: np.ndarray
-) -> np.ndarray:
-    """The planted deviation of the log mid at tick times ``t`` (ms since 00:00 UTC).
-
-    Simulated over the day's open span (contiguous: all 24 hours on Monday-Thursday, up to
-    the close on Friday, from the open on Sunday) and linearly interpolated to the ticks.
-    """
-    hours = np.flatnonzero(open_h)
-    start_min, end_min = int(hours[0]) * 60, (int(hours[-1]) + 1) * 60
-    sd = cfg.edge_strength * edge_scale(cfg.annual_vol, cfg.edge_half_life_min)
-    x = _edge_path(rng, cfg.edge, end_min - start_min, cfg.edge_half_life_min, sd)
-    grid_ms = (start_min + np.arange(len(x), dtype=np.float64)) * 60_000.0
-    return np.interp(t.astype(np.float64), grid_ms, x)
+    return np.asarray(start + free - clock / clock[-1] * (free[-1] - (end - start)))
 
 
 def _spreads(
@@ -490,7 +341,7 @@ def _spreads(
         whole = np.floor(half)
         extra = 2 * (whole + (rng.random(k) < half - whole))  # even: keeps the parity
         spread[inside] += extra.astype(spread.dtype)
-    return spread
+    return np.asarray(spread)
 
 
 def _volumes(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -549,7 +400,7 @@ def generate_day(symbol: str, day: dt.date, cfg: SyntheticConfig | None = None) 
     cfg = cfg if cfg is not None else SyntheticConfig()
     symbol = _check_symbol(symbol)
     _check_day("day", day)
-    ny_hour, open_h, off = _hour_layout(day)
+    ny_hour, open_h, off = hour_layout(day)
     if not open_h.any():
         return empty_ticks()
     n = (day - EPOCH).days
@@ -558,7 +409,7 @@ def generate_day(symbol: str, day: dt.date, cfg: SyntheticConfig | None = None) 
     t = _arrival_ms(rng, np.where(open_h, expected, 0.0), open_h, cfg.intensity)
     if len(t) == 0:
         return empty_ticks()
-    hour = t // _MS_PER_HOUR
+    hour = t // MS_PER_HOUR
     tick_ny_hour = ny_hour[hour]
     day_var_full = cfg.annual_vol**2 / TRADING_DAYS_PER_YEAR
     var = day_var_full * VOL_SHARE_NY_HOUR[tick_ny_hour] / expected[hour]
@@ -566,14 +417,14 @@ def generate_day(symbol: str, day: dt.date, cfg: SyntheticConfig | None = None) 
     log_mid = _bridge(rng, var, float(anchors[n]), float(anchors[n + 1]))
     if cfg.edge != "none":  # its own stream: the other draws are those of edge="none"
         edge_rng = np.random.default_rng([_seed_words(cfg.seed), _symbol_key(symbol), 2, n])
-        log_mid = log_mid + _edge_at_ticks(edge_rng, cfg, open_h, t)
+        log_mid = log_mid + edge_at_ticks(edge_rng, cfg, open_h, t)
     point = point_size(symbol)
     mid2 = np.rint(2.0 * np.exp(log_mid) / point).astype(np.int64)  # mid in half points
     ny_minute = (t // 60_000 + off * 60) % 1440
     spread = _spreads(rng, mid2 & 1, tick_ny_hour, ny_minute)
     bid = np.maximum((mid2 - spread) // 2, 1)
     ask = np.maximum((mid2 + spread) // 2, bid)
-    base_ms = n * _MS_PER_DAY
+    base_ms = n * MS_PER_DAY
     arrays = [
         pa.array(t + base_ms, type=pa.int64()).cast(TS_TYPE),
         pa.array(np.round(bid * point, 10)),

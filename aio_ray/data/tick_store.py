@@ -38,6 +38,24 @@ import pyarrow.parquet as pq
 
 from aio_ray.schema import QUARANTINE_SCHEMA, TICK_SCHEMA
 
+__all__ = [
+    "PART_NAME",
+    "QUARANTINE_DIR",
+    "REPORT_NAME",
+    "TICK_PARQUET_OPTIONS",
+    "PartitionInfo",
+    "is_complete",
+    "iter_days",
+    "list_partitions",
+    "partition_dir",
+    "read_partition_meta",
+    "read_quarantine",
+    "read_ticks",
+    "write_partition",
+    "write_report",
+    "write_tick_file",
+]
+
 PART_NAME = "part-0.parquet"
 QUARANTINE_DIR = "_quarantine"
 REPORT_NAME = "_ingest_report.json"

@@ -33,8 +33,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aio_ray.config import SpikeRule, ValidationConfig
+from aio_ray.data.config import SpikeRule, ValidationConfig
 from aio_ray.schema import QUARANTINE_SCHEMA, TICK_SCHEMA
+
+__all__ = ["REASONS", "ValidationResult", "count_reasons", "validate_ticks"]
 
 REASONS: tuple[str, ...] = (
     "bad_price",
@@ -57,7 +59,7 @@ class ValidationResult:
 
     @property
     def n_input(self) -> int:
-        return self.kept.num_rows + self.quarantined.num_rows
+        return int(self.kept.num_rows + self.quarantined.num_rows)
 
 
 @nb.njit(cache=True)
@@ -112,7 +114,7 @@ def _spikes(mid: np.ndarray, rule: SpikeRule) -> np.ndarray:
     sigma = 1.4826 * float(np.median(steps))
     if sigma == 0.0:  # mostly unchanged mids: fall back to the mean step
         sigma = float(steps.mean())
-    return (dev > rule.k * sigma) & (dev > rule.min_bps * 1e-4 * mid)
+    return np.asarray((dev > rule.k * sigma) & (dev > rule.min_bps * 1e-4 * mid))
 
 
 def validate_ticks(table: pa.Table, cfg: ValidationConfig | None = None) -> ValidationResult:

@@ -52,15 +52,13 @@ Pine with the SMA of ``length``; large at first, ~2e-5 ADX points 200 bars on, g
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import polars as pl
 
 from aio_ray.errors import AioError
 from aio_ray.indicators import _nb as nb
-
-if TYPE_CHECKING:
-    import polars as pl
 
 __all__ = [
     "COMPUTE_ALL_COLUMNS",
@@ -331,8 +329,6 @@ def compute_all(bars: pl.DataFrame | Any, price: str = "mid") -> pl.DataFrame:
     macd(12, 26, 9), bbands(20, 2), sma(20), ema(20), stoch(14, 3, 3), atr(14), dmi(14, 14);
     NaN during each warm-up.
     """
-    import polars as pl
-
     df = bars if isinstance(bars, pl.DataFrame) else pl.from_arrow(bars)
     if not isinstance(df, pl.DataFrame):
         raise IndicatorError("compute_all: bars must be a polars DataFrame or a pyarrow Table")

@@ -63,6 +63,7 @@ __all__ = [
     "LibraryBase",
     "LibraryError",
     "LibraryUnavailableError",
+    "redact_url",
 ]
 
 RUNS, STRATEGIES, TRIALS, FOLDS, HOLDOUT, TRADES, RANKINGS, PINE = (
@@ -102,7 +103,8 @@ class LibraryUnavailableError(LibraryError):
 # ----------------------------------------------------------------------------- pure helpers
 
 
-def _safe_url(url: str) -> str:
+def redact_url(url: str) -> str:
+    """``url`` with its password hidden (``postgresql://user:***@host/db``), for messages."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - a malformed URL must still be named, minus any secret
@@ -152,7 +154,7 @@ class LibraryBase:
         busy_timeout_s: float = 30.0,
     ) -> None:
         self._url = url
-        self.safe_url = _safe_url(url)
+        self.safe_url = redact_url(url)
         self._retries = retries
         self._connect_timeout_s = connect_timeout_s
         self._busy_timeout_s = busy_timeout_s

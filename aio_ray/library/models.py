@@ -26,10 +26,50 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import numpy as np
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, LargeBinary, Table, Text
 from sqlmodel import Field, SQLModel
 
 from aio_ray.strategies.metrics import SUMMARY_METRICS
+from aio_ray.strategies.space import identity_params
+
+__all__ = [
+    "ALL_TABLES",
+    "IN_SAMPLE",
+    "METRIC_COLUMNS",
+    "OUT_OF_SAMPLE",
+    "RUN_STATUSES",
+    "SAMPLES",
+    "TRADE_FIELDS",
+    "TRIAL_STATUSES",
+    "CandidateRow",
+    "ControlEvent",
+    "FoldMetric",
+    "HoldoutMetric",
+    "PineVerification",
+    "RankedRecord",
+    "RankingRow",
+    "ReturnLayout",
+    "Run",
+    "RunRecord",
+    "Strategy",
+    "StrategyRecord",
+    "TradeRow",
+    "TrialResult",
+    "VerdictRow",
+    "canonical_json",
+    "check_text",
+    "field_of",
+    "metric_row",
+    "metric_value",
+    "now_ms",
+    "run_record",
+    "strategy_id",
+    "strategy_record",
+    "table_of",
+    "to_plain",
+    "ts_ms",
+]
 
 METRIC_COLUMNS: tuple[str, ...] = SUMMARY_METRICS
 """The metric columns shared by fold and holdout rows (see module docstring for units)."""
@@ -42,17 +82,17 @@ TRIAL_STATUSES: tuple[str, ...] = ("ok", "failed")
 RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "cancelled")
 
 
-def _ms(nullable: bool = False, index: bool = False) -> Column:
+def _ms(nullable: bool = False, index: bool = False) -> Column[int]:
     return Column(BigInteger, nullable=nullable, index=index)
 
 
-def _text(nullable: bool = False) -> Column:
+def _text(nullable: bool = False) -> Column[str]:
     return Column(Text, nullable=nullable)
 
 
 def _fk(
     target: str, primary_key: bool = False, nullable: bool = False, index: bool = False
-) -> Column:
+) -> Column[str]:
     return Column(Text, ForeignKey(target), primary_key=primary_key, nullable=nullable, index=index)
 
 
@@ -343,8 +383,6 @@ def strategy_id(family: str, params: Mapping[str, Any], timeframe: str, symbol: 
     The same family, params (key order irrelevant, value types relevant: ``1`` is not
     ``1.0``), timeframe and symbol always give the same id, on every machine.
     """
-    from aio_ray.strategies.space import identity_params
-
     blob = canonical_json(
         {
             "family": family,
@@ -475,8 +513,6 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 def ts_ms(value: Any, where: str) -> int:
     """Epoch ms from an int, a datetime (aware, or naive = UTC) or a numpy datetime64."""
-    import numpy as np
-
     if isinstance(value, dt.datetime):
         aware: dt.datetime = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
         return (aware - _EPOCH) // dt.timedelta(milliseconds=1)  # exact, no float rounding

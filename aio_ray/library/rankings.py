@@ -95,7 +95,7 @@ class RankingsMixin(LibraryBase):
         got = self._tx(lambda c: c.execute(q).scalar(), f"read verdict of run {rid!r}")
         if got is None:
             return None
-        out = json.loads(got)
+        out: dict[str, Any] = json.loads(got)
         out.setdefault("run_id", rid)
         return out
 

@@ -21,6 +21,7 @@ URL is :data:`aio_ray.library.config.DEFAULT_URL`.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from sqlalchemy import func, select
@@ -44,7 +45,6 @@ from aio_ray.library.engine import (  # noqa: F401 - the private helpers' old ho
     LibraryUnavailableError,
     _finite_json,
     _new_id,
-    _safe_url,
 )
 from aio_ray.library.models import ALL_TABLES, RankedRecord, RunRecord, StrategyRecord, table_of
 from aio_ray.library.pine import PineMixin
@@ -151,6 +151,4 @@ def open_library(url: str | None = None, **kwargs: Any) -> Library:
     Raises :class:`LibraryUnavailableError` naming the URL (password hidden) when the URL is
     malformed or the database is unreachable.
     """
-    import os
-
     return Library(url or os.environ.get("AIO_LIBRARY_URL") or DEFAULT_URL, **kwargs)

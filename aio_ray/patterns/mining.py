@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from aio_ray.bars.store import list_symbols, read_bars
+from aio_ray.bars.timeframes import parse_timeframe
 from aio_ray.patterns.detectors import (
     PatternError,
     detect_candles,
@@ -256,16 +258,12 @@ def mine_bars(
 def _mine_timeframe(
     bars_dir: str, timeframe: str, symbol: str | None, horizons: tuple[int, ...], window: int
 ) -> MiningResult:
-    from aio_ray.bars.store import read_bars
-
     df = read_bars(bars_dir, timeframe, symbol)
     sym = symbol or _only_symbol(bars_dir, timeframe)
     return mine_bars(df, symbol=sym, timeframe=timeframe, horizons=horizons, window=window)
 
 
 def _only_symbol(bars_dir: str, timeframe: str) -> str:
-    from aio_ray.bars.store import list_symbols
-
     return list_symbols(bars_dir, timeframe)[0]
 
 
@@ -295,14 +293,13 @@ def mine_bars_dir(
         Occurrences concatenated (timeframe order), statistics of every timeframe, and the
         per-timeframe keys.
     """
-    from aio_ray.bars.timeframes import parse_timeframe
-
     hs = _check_horizons(horizons)
     tfs = [parse_timeframe(t).name for t in timeframes]
     if not tfs:
         raise PatternError("mine_bars_dir: at least one timeframe is needed")
     root = str(bars_dir)
     if use_ray:
+        # heavy: Ray is loaded only with use_ray=True
         import ray
 
         task = ray.remote(num_cpus=1)(_mine_timeframe)

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from aio_ray.patterns.vocabulary import BEARISH, BULLISH, PATTERNS
 
@@ -237,7 +238,5 @@ def validate_patterns(
 
 def stats_table(stats: Sequence[PatternStats]) -> Any:
     """The rows as a polars DataFrame (one column per field, plus ``excess_bps``)."""
-    import polars as pl
-
     rows = [s.to_dict() | {"excess_bps": s.excess_bps} for s in stats]
     return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()

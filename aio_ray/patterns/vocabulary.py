@@ -13,6 +13,18 @@ from typing import Literal
 
 from aio_ray.errors import AioError
 
+__all__ = [
+    "BEARISH",
+    "BULLISH",
+    "CANDLE_PATTERNS",
+    "CHART_PATTERNS",
+    "PATTERNS",
+    "TRENDS",
+    "PatternError",
+    "PatternName",
+    "Trend",
+]
+
 
 class PatternError(AioError, ValueError):
     """A pattern function was called with invalid input (names the function and argument)."""

@@ -74,10 +74,11 @@ def cache_path() -> Path:
 def _singletons() -> dict[str, Any]:
     """The ANTLR runtime objects compared by identity (``is``): pickled by name, so the loaded
     tables point at this process' own (a copy of the error state would read as a real state)."""
+    # optional dependency (test extra): antlr4 comes with pynescript
     from antlr4.atn.ATNSimulator import ATNSimulator
-    from antlr4.atn.SemanticContext import SemanticContext
-    from antlr4.PredictionContext import PredictionContext
-    from antlr4.RuleContext import RuleContext
+    from antlr4.atn.SemanticContext import SemanticContext  # test extra
+    from antlr4.PredictionContext import PredictionContext  # test extra
+    from antlr4.RuleContext import RuleContext  # test extra
 
     return {
         "ATNSimulator.ERROR": ATNSimulator.ERROR,
@@ -112,6 +113,7 @@ def _loads(blob: bytes) -> Any:
 
 
 def _parser_class() -> Any:
+    # optional dependency (test extra): pynescript
     from pynescript.ast.grammar.antlr4.parser import PinescriptParser
 
     return PinescriptParser
@@ -240,7 +242,7 @@ def check_syntax(code: str) -> SyntaxResult:
     """
     # optional verification dependency (LGPL): loaded only to parse
     from pynescript.ast import parse
-    from pynescript.ast.error import SyntaxError as PineSyntaxError
+    from pynescript.ast.error import SyntaxError as PineSyntaxError  # test extra
 
     load_parser_cache()
 

@@ -106,7 +106,8 @@ def _pine_family(family: Family) -> Family:
         return {k: pine_precision(v) for k, v in base._indicators(self, bars, p).items()}
 
     cls = type(f"Pine{base.__name__}", (base,), {"_indicators": _indicators})
-    return cls()
+    pine_family: Family = cls()
+    return pine_family
 
 
 def pine_signals(family: str, bars: BarArrays, params: Mapping[str, Any]) -> Signals:

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from aio_ray.errors import AioError, ConfigError
+from aio_ray.bars.timeframes import parse_timeframe
+from aio_ray.errors import BacktestError, ConfigError
+from aio_ray.frozen import Frozen
 
 __all__ = [
     "DAY_MS",
@@ -28,16 +30,12 @@ __all__ = [
     "BacktestError",
     "ObjectiveConfig",
     "RankingConfig",
+    "SearchConfig",
 ]
 
 DAY_MS = 86_400_000
 DEFAULT_COMMISSION_PER_LOT = 3.5
 """USD per lot per side: the ``commission`` default for ``commission_type="per_lot"``."""
-
-
-class BacktestError(AioError):
-    """Invalid backtest input or configuration; the message names the argument and what is
-    accepted."""
 
 
 class BacktestConfigError(BacktestError, ConfigError):
@@ -267,3 +265,132 @@ class RankingConfig(BaseModel):
             "profit_factor": self.w_profit_factor / s,
             "stability": self.w_stability / s,
         }
+
+
+class SearchConfig(Frozen):
+    """What the search explores and how candidates are judged (frozen; unknown fields are errors)."""
+
+    families: tuple[str, ...] = Field(
+        (), description="strategy families to search; empty: every registered family"
+    )
+    timeframes: tuple[str, ...] = Field(("15m", "1h", "4h"), description="bar timeframes to search")
+    symbol: str = Field("EURUSD", description="symbol of the bars")
+    n_trials: int = Field(
+        200, ge=1, description="candidates (parameter sets) to evaluate, failed ones included"
+    )
+    seed: int = Field(0, ge=0, description="seed of every sampler (each island derives its own)")
+    max_concurrent: int | None = Field(
+        None,
+        ge=1,
+        description="islands (Tune trials) at once; None: the cluster's CPUs. "
+        "Results do not depend on it",
+    )
+    objective: Literal["penalized_sharpe", "sharpe_and_drawdown"] = Field(
+        "penalized_sharpe",
+        description="penalized_sharpe: the scalar objective; sharpe_and_drawdown: NSGA-II "
+        "maximizing OOS Sharpe and minimizing the worst OOS drawdown",
+    )
+    sampler: Literal["tpe", "cmaes", "nsga2", "random", "sobol", "grid"] | None = Field(
+        None,
+        description="how populations are proposed: tpe / cmaes / nsga2 (Optuna proposes "
+        "neighbourhood centres), random, sobol, grid (sweeps); None: tpe, or nsga2 with "
+        "objective sharpe_and_drawdown",
+    )
+    population_size: int = Field(
+        512,
+        ge=1,
+        le=100_000,
+        description="candidates per population (one kernel call, one Tune report)",
+    )
+    centres: int = Field(
+        8,
+        ge=1,
+        le=1_000,
+        description="Optuna proposals per population; each is expanded into "
+        "population_size / centres neighbours",
+    )
+    neighbourhood_radius: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="std of a neighbour's perturbation, fraction of a "
+        "parameter's levels (at least one step)",
+    )
+    island_size: int = Field(
+        10_000,
+        ge=1,
+        description="most candidates of one island (Tune trial); a stream "
+        "(timeframe x family) with more is split into several islands",
+    )
+    finalists: int = Field(
+        8, ge=1, le=1_000, description="best candidates per island kept for the ranking"
+    )
+    max_failures: int = Field(
+        2, ge=0, description="retries of an island whose worker died (from its last population)"
+    )
+    progress_interval_s: float = Field(3.0, gt=0, description="seconds between progress lines")
+    n_folds: int = Field(4, ge=1, description="walk-forward folds")
+    scheme: Literal["rolling", "anchored"] = Field("rolling", description="in-sample window scheme")
+    oos_fraction: float = Field(0.25, gt=0, lt=1, description="OOS share of a fold's IS+OOS window")
+    holdout_fraction: float = Field(0.2, ge=0, lt=1, description="final holdout, share of the span")
+    warmup_bars: int = Field(100, ge=0, description="bars reserved for indicator warm-up")
+    embargo_bars: int | None = Field(
+        None,
+        ge=0,
+        description="bars left out between each in-sample window and the window it "
+        "selects for (out-of-sample window or holdout); None: warmup_bars, the longest "
+        "indicator horizon the spaces use",
+    )
+    matrix_candidates: int = Field(
+        20_000,
+        ge=2,
+        description="most candidates per stream whose return series enter PBO "
+        "and the effective-trials clustering (an even, seeded sample of the rest)",
+    )
+    objective_config: ObjectiveConfig = ObjectiveConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    ranking: RankingConfig = RankingConfig()
+    top: int = Field(5, ge=1, description="strategies in the final ranking")
+    pattern_filter: bool = Field(
+        True,
+        description="also search the candle-pattern entry filter (pattern_filter, "
+        "pattern_lookback); false pins it to 'none' so a small budget goes to the rules",
+    )
+
+    @field_validator("timeframes")
+    @classmethod
+    def _timeframes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("at least one timeframe is needed")
+        names = tuple(parse_timeframe(t).name for t in v)
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate timeframes in {v}")
+        return names
+
+    @field_validator("families")
+    @classmethod
+    def _families(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from aio_ray.strategies.space import SPACES  # the family registry: only when named
+
+        unknown = [f for f in v if f not in SPACES]
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; known: {sorted(SPACES)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate families in {v}")
+        return v
+
+    def sampler_name(self) -> str:
+        """The population sampler used (``sampler``, or the objective's default)."""
+        if self.sampler is not None:
+            return self.sampler
+        return "nsga2" if self.objective == "sharpe_and_drawdown" else "tpe"
+
+    def embargo(self) -> int:
+        """Bars between an in-sample window and the window it selects for."""
+        return self.warmup_bars if self.embargo_bars is None else self.embargo_bars
+
+    def family_names(self) -> tuple[str, ...]:
+        """The families searched (all registered ones when ``families`` is empty)."""
+        from aio_ray.strategies.space import SPACES  # the family registry: only when asked
+
+        return self.families or tuple(sorted(SPACES))

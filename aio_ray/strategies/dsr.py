@@ -25,6 +25,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = [
+    "EULER_GAMMA",
+    "ReturnMoments",
+    "deflated_sharpe_ratio",
+    "expected_max_sharpe",
+    "min_track_record_length",
+    "probabilistic_sharpe_ratio",
+    "return_moments",
+]
+
 EULER_GAMMA = 0.5772156649015329
 """The Euler-Mascheroni constant."""
 
@@ -71,6 +81,7 @@ def return_moments(returns: np.ndarray) -> ReturnMoments:
     sd = float(np.std(r, ddof=1))
     if not sd > 0.0:
         return ReturnMoments(math.nan, math.nan, math.nan, n)
+    # optional heavy dependency: scipy.stats costs about 1 s to import, only the moments need it
     from scipy.stats import kurtosis as _kurtosis
     from scipy.stats import skew as _skew
 
@@ -99,7 +110,7 @@ def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
         raise ValueError(f"sharpe_variance must be >= 0, got {sharpe_variance}")
     if n_trials == 1:
         return 0.0
-    from scipy.stats import norm  # here: scipy.stats costs about 1 s to import
+    from scipy.stats import norm  # optional heavy dependency: scipy.stats costs about 1 s
 
     z1 = float(norm.ppf(1.0 - 1.0 / n_trials))
     z2 = float(norm.ppf(1.0 - 1.0 / (n_trials * math.e)))
@@ -120,7 +131,7 @@ def probabilistic_sharpe_ratio(
     # (kurt >= 1 + skew^2); the floor only guards inconsistent inputs.
     var_term = max(1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe * sharpe, 1e-12)
     z = (sharpe - benchmark) * math.sqrt(n_obs - 1) / math.sqrt(var_term)
-    from scipy.stats import norm
+    from scipy.stats import norm  # optional heavy dependency: scipy.stats costs about 1 s
 
     return float(norm.cdf(z))
 
@@ -177,7 +188,7 @@ def min_track_record_length(
     if sharpe <= target_sharpe:
         return math.inf
     var_term = max(1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe * sharpe, 1e-12)
-    from scipy.stats import norm
+    from scipy.stats import norm  # optional heavy dependency: scipy.stats costs about 1 s
 
     z = float(norm.ppf(confidence))
     return 1.0 + var_term * (z / (sharpe - target_sharpe)) ** 2

@@ -8,7 +8,11 @@
 - :func:`run_crossover_batch`: the same for two-line crossovers, with the signals derived
   inside the kernel from shared line series (no per-set signal arrays at all);
   :func:`cross_signals` gives the same signals as :class:`Signals` for a single run.
-- :func:`prepare_bars`: validate bars once (:class:`PreparedBars`) for many runs on them.
+
+Every run takes :class:`~aio_ray.strategies.bar_arrays.BarArrays`: the signal series and, for
+``price_model="bidask"``, the bid/ask OHLC of the same bars. The kernel's price matrix, the
+rollovers and the bar spacing are validated and computed once per bars object and cached on it
+(:meth:`BarArrays.kernel_prices`), so many runs on one fold validate it once.
 
 The fill rules live in :mod:`aio_ray.strategies.fills`; the metric formulas in
 :mod:`aio_ray.strategies.metrics`. Prices are float64 in quote currency, ``ts`` int64 UTC ms
@@ -24,23 +28,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numba
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from aio_ray.strategies import _engine_nb as nb
 from aio_ray.strategies import fills
 from aio_ray.strategies import metrics as mt
+from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.config import (
     DEFAULT_COMMISSION_PER_LOT,  # noqa: F401 - its old home
     BacktestConfig,
     BacktestConfigError,
     BacktestError,
 )
-from aio_ray.strategies.sessions import rollover_weights
 from aio_ray.strategies.signals import Signals
 
 __all__ = [
@@ -50,19 +53,14 @@ __all__ = [
     "BacktestConfigError",
     "BacktestError",
     "BacktestResult",
-    "BidAskArrays",
-    "OHLCBars",
-    "PreparedBars",
     "cross_signals",
     "metrics_frame",
-    "prepare_bars",
     "run_backtest",
     "run_batch",
     "run_crossover_batch",
 ]
 
 METRIC_NAMES = mt.METRIC_NAMES
-MIN_BARS = 2
 TRADE_SCHEMA: dict[str, pl.DataType] = {
     "entry_bar": pl.Int64(),
     "exit_bar": pl.Int64(),
@@ -84,47 +82,6 @@ prices in quote currency; ``pnl_pips`` gross of commission and swap; ``pnl``,
 negative = charged) in account currency, ``pnl`` net of both, so the trades' ``pnl`` sum to
 the net profit (TradingView's trade list has no swap: its profit is ``pnl - swap``); ``side``
 "long"/"short"; ``exit_reason`` one of ``fills.EXIT_REASONS``."""
-
-
-class OHLCBars(Protocol):
-    """What the engine reads of bars (e.g. ``aio_ray.strategies.bar_arrays.BarArrays``): the
-    signal series, float64 quote-currency OHLC and int64 UTC-ms open times."""
-
-    @property
-    def ts(self) -> np.ndarray: ...
-    @property
-    def open(self) -> np.ndarray: ...
-    @property
-    def high(self) -> np.ndarray: ...
-    @property
-    def low(self) -> np.ndarray: ...
-    @property
-    def close(self) -> np.ndarray: ...
-
-
-@dataclass(frozen=True, eq=False)
-class BidAskArrays:
-    """Bid and ask OHLC of the same bars (float64, quote currency), for ``bidask`` fills."""
-
-    bid_open: np.ndarray
-    bid_high: np.ndarray
-    bid_low: np.ndarray
-    bid_close: np.ndarray
-    ask_open: np.ndarray
-    ask_high: np.ndarray
-    ask_low: np.ndarray
-    ask_close: np.ndarray
-
-    @classmethod
-    def from_table(cls, table: pa.Table | pl.DataFrame) -> BidAskArrays:
-        """Read the ``bid_*`` / ``ask_*`` OHLC columns of a bar table (``schema.BAR_SCHEMA``)."""
-        df = table if isinstance(table, pl.DataFrame) else pl.from_arrow(table)
-        assert isinstance(df, pl.DataFrame)
-        names = [f"{s}_{p}" for s in ("bid", "ask") for p in ("open", "high", "low", "close")]
-        missing = [c for c in names if c not in df.columns]
-        if missing:
-            raise BacktestError(f"bid_ask table: missing column(s) {missing}; have {df.columns}")
-        return cls(*(df[c].to_numpy().astype(np.float64) for c in names))
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,189 +119,13 @@ class BacktestResult:
 # ----------------------------------------------------------------------------- validation
 
 
-def _ts_ms(ts: Any) -> np.ndarray:
-    a = np.asarray(ts)
-    if np.issubdtype(a.dtype, np.datetime64):
-        return a.astype("datetime64[ms]").astype(np.int64)
-    if not np.issubdtype(a.dtype, np.integer):
+def _kernel_prices(bars: BarArrays, cfg: BacktestConfig) -> np.ndarray:
+    """``bars``' price matrix for ``cfg.price_model`` (validated once per bars, then cached)."""
+    if not isinstance(bars, BarArrays):
         raise BacktestError(
-            f"bars.ts: expected int64 UTC milliseconds or datetime64, got {a.dtype}"
+            f"bars: expected aio_ray.strategies.bar_arrays.BarArrays, got {type(bars).__name__}"
         )
-    return a.astype(np.int64)
-
-
-def _price(name: str, x: Any, n: int) -> np.ndarray:
-    a = np.ascontiguousarray(x, dtype=np.float64)
-    if a.ndim != 1 or a.shape[0] != n:
-        raise BacktestError(f"{name}: expected {n} values (one per bar), got shape {a.shape}")
-    bad = ~np.isfinite(a)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise BacktestError(f"{name}: non-finite price {a[i]} at bar {i}; prices must be finite")
-    return a
-
-
-def _check_ohlc(prefix: str, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> None:
-    bad = (h < np.maximum(o, c)) | (lo > np.minimum(o, c)) | (lo <= 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise BacktestError(
-            f"{prefix}: bar {i} is not a valid OHLC bar (open {o[i]}, high {h[i]}, low {lo[i]}, "
-            f"close {c[i]}); need 0 < low <= open, close <= high"
-        )
-
-
-def _bars_arrays(bars: OHLCBars) -> tuple[np.ndarray, ...]:
-    for attr in ("ts", "open", "high", "low", "close"):
-        if not hasattr(bars, attr):
-            raise BacktestError(
-                f"bars: missing attribute {attr!r}; expected ts, open, high, low, close"
-            )
-    ts = _ts_ms(bars.ts)
-    n = ts.shape[0]
-    if n < MIN_BARS:
-        raise BacktestError(f"bars: too few bars ({n}); need at least {MIN_BARS}")
-    if np.any(np.diff(ts) <= 0):
-        i = int(np.argmax(np.diff(ts) <= 0)) + 1
-        raise BacktestError(f"bars.ts: not strictly increasing at bar {i}")
-    o, h, lo, c = (
-        _price(f"bars.{a}", getattr(bars, a), n) for a in ("open", "high", "low", "close")
-    )
-    _check_ohlc("bars", o, h, lo, c)
-    return ts, o, h, lo, c
-
-
-@dataclass(frozen=True, eq=False)
-class PreparedBars:
-    """Bars validated once and laid out for the kernels (see :func:`prepare_bars`).
-
-    Attributes
-    ----------
-    ts
-        Bar open times, int64 UTC ms.
-    px
-        (9, n) float64 price matrix, rows ``fills.ROW_*`` (quote currency).
-    price_model
-        The price model the matrix was built for ("bidask" or "single").
-    bar_ms
-        Bar spacing inferred from ``ts`` (median gap, ms).
-    swap_units
-        (n,) float64: the 17:00 New York rollovers a position held from bar ``i - 1`` to bar
-        ``i`` is charged for (0, 1, 3 for a Wednesday close, more across a gap;
-        :func:`aio_ray.strategies.sessions.rollover_weights`).
-    """
-
-    ts: np.ndarray
-    px: np.ndarray
-    price_model: str
-    bar_ms: int
-    swap_units: np.ndarray
-
-    def __post_init__(self) -> None:
-        if self.swap_units.shape != self.ts.shape or self.swap_units.dtype != np.float64:
-            raise BacktestError(
-                f"PreparedBars.swap_units: expected float64 of shape {self.ts.shape}, got "
-                f"{self.swap_units.dtype} {self.swap_units.shape}"
-            )
-
-    @property
-    def n(self) -> int:
-        """Number of bars."""
-        return int(self.ts.shape[0])
-
-
-def prepare_bars(
-    bars: OHLCBars,
-    price_model: Literal["bidask", "single"] = "bidask",
-    bid_ask: BidAskArrays | None = None,
-) -> PreparedBars:
-    """Validate ``bars`` (and ``bid_ask``) once for many runs of the same price model.
-
-    Every ``run_*`` function accepts the result in place of ``bars`` (then ``bid_ask`` is
-    not needed), which skips the per-call validation: a search evaluating many batches on
-    one fold prepares it once.
-
-    Raises
-    ------
-    BacktestError
-        Too few bars, ``ts`` not strictly increasing, non-finite or inconsistent OHLC,
-        mismatched lengths, unknown ``price_model``, or ``bid_ask`` missing for "bidask".
-    """
-    if price_model not in fills.PRICE_MODELS:
-        raise BacktestError(f"price_model: {price_model!r} is not one of {fills.PRICE_MODELS}")
-    ts, o, h, lo, c = _bars_arrays(bars)
-    n = ts.shape[0]
-    px = np.empty((fills.N_PRICE_ROWS, n), dtype=np.float64)
-    px[fills.ROW_ANCHOR] = c
-    if price_model == "single":
-        px[fills.ROW_BUY_OPEN] = o
-        px[fills.ROW_SELL_OPEN] = o
-        px[fills.ROW_SELL_HIGH] = h
-        px[fills.ROW_BUY_HIGH] = h
-        px[fills.ROW_SELL_LOW] = lo
-        px[fills.ROW_BUY_LOW] = lo
-        px[fills.ROW_SELL_CLOSE] = c
-        px[fills.ROW_BUY_CLOSE] = c
-    else:
-        if bid_ask is None:
-            raise BacktestError(
-                "bid_ask: price_model 'bidask' needs the bars' bid and ask OHLC (BidAskArrays); "
-                "pass bid_ask=... or use price_model='single'"
-            )
-        arr = {
-            f: _price(f"bid_ask.{f}", getattr(bid_ask, f), n)
-            for f in BidAskArrays.__dataclass_fields__
-        }
-        _check_ohlc(
-            "bid_ask (bid)", arr["bid_open"], arr["bid_high"], arr["bid_low"], arr["bid_close"]
-        )
-        _check_ohlc(
-            "bid_ask (ask)", arr["ask_open"], arr["ask_high"], arr["ask_low"], arr["ask_close"]
-        )
-        px[fills.ROW_BUY_OPEN] = arr["ask_open"]
-        px[fills.ROW_SELL_OPEN] = arr["bid_open"]
-        px[fills.ROW_SELL_HIGH] = arr["bid_high"]
-        px[fills.ROW_SELL_LOW] = arr["bid_low"]
-        px[fills.ROW_BUY_HIGH] = arr["ask_high"]
-        px[fills.ROW_BUY_LOW] = arr["ask_low"]
-        px[fills.ROW_SELL_CLOSE] = arr["bid_close"]
-        px[fills.ROW_BUY_CLOSE] = arr["ask_close"]
-    return PreparedBars(
-        ts=ts,
-        px=px,
-        price_model=price_model,
-        bar_ms=mt.infer_bar_ms(ts),
-        swap_units=swap_units(ts),
-    )
-
-
-_HOUR_MS = 3_600_000
-
-
-def swap_units(ts: np.ndarray) -> np.ndarray:
-    """:func:`aio_ray.strategies.sessions.rollover_weights` of ``ts`` (int64 UTC ms,
-    increasing) as float64, computed on the distinct UTC hours of the bars only: the 17:00
-    New York close (daylight saving time included) falls on a UTC hour, so every instant of
-    one UTC hour belongs to the same trading day (60x fewer time-zone conversions on 1m bars).
-    """
-    hours = ts // _HOUR_MS
-    first = np.concatenate(([0], np.flatnonzero(np.diff(hours)) + 1))  # a new hour starts
-    w = np.zeros(ts.shape[0], dtype=np.float64)
-    w[first] = rollover_weights(hours[first] * _HOUR_MS)
-    return w
-
-
-def _prepared(
-    bars: OHLCBars | PreparedBars, cfg: BacktestConfig, bid_ask: BidAskArrays | None
-) -> PreparedBars:
-    if isinstance(bars, PreparedBars):
-        if bars.price_model != cfg.price_model:
-            raise BacktestError(
-                f"bars: prepared for price_model {bars.price_model!r} but cfg.price_model is "
-                f"{cfg.price_model!r}; prepare them again"
-            )
-        return bars
-    return prepare_bars(bars, cfg.price_model, bid_ask)
+    return bars.kernel_prices(cfg.price_model)
 
 
 def _flags(name: str, x: Any, n: int) -> np.ndarray:
@@ -380,8 +161,9 @@ def _signal_arrays(sig: Signals, n: int, where: str = "signals") -> tuple[np.nda
     )
 
 
-def _config_vector(cfg: BacktestConfig, pb: PreparedBars) -> np.ndarray:
-    """The kernel's configuration vector (``_engine_nb.C_*`` slots)."""
+def _config_vector(cfg: BacktestConfig, ts: np.ndarray, bar_ms: int) -> np.ndarray:
+    """The kernel's configuration vector (``_engine_nb.C_*`` slots) for bars with open times
+    ``ts`` (int64 UTC ms) spaced ``bar_ms`` apart."""
     cv = np.empty(nb.N_CONFIG, dtype=np.float64)
     cv[nb.C_INITIAL] = cfg.initial_capital
     cv[nb.C_SIZING] = fills.SIZING_MODES.index(cfg.sizing)
@@ -393,9 +175,9 @@ def _config_vector(cfg: BacktestConfig, pb: PreparedBars) -> np.ndarray:
     cv[nb.C_SLIP] = cfg.slippage_points * cfg.point_size
     cv[nb.C_PIP] = cfg.pip_size
     cv[nb.C_BARS_PER_YEAR] = (
-        cfg.bars_per_year if cfg.bars_per_year is not None else mt.bars_per_year(pb.bar_ms)
+        cfg.bars_per_year if cfg.bars_per_year is not None else mt.bars_per_year(bar_ms)
     )
-    cv[nb.C_YEARS] = mt.span_years(pb.ts, pb.bar_ms)
+    cv[nb.C_YEARS] = mt.span_years(ts, bar_ms)
     cv[nb.C_INTRABAR] = fills.INTRABAR_MODES.index(cfg.intrabar)
     cv[nb.C_TICK] = cfg.level_tick if cfg.level_tick is not None else 0.0
     cv[nb.C_SWAP_LONG] = cfg.swap_long
@@ -407,10 +189,7 @@ def _config_vector(cfg: BacktestConfig, pb: PreparedBars) -> np.ndarray:
 
 
 def run_backtest(
-    bars: OHLCBars | PreparedBars,
-    signals: Signals,
-    cfg: BacktestConfig | None = None,
-    bid_ask: BidAskArrays | None = None,
+    bars: BarArrays, signals: Signals, cfg: BacktestConfig | None = None
 ) -> BacktestResult:
     """Backtest one signal set on ``bars`` with the rules of :mod:`aio_ray.strategies.fills`.
 
@@ -418,33 +197,32 @@ def run_backtest(
     ----------
     bars
         The signal series (``ts`` int64 UTC ms, OHLC float64 quote currency); with
-        ``price_model="single"`` fills use these prices. Or :func:`prepare_bars`' result.
+        ``price_model="single"`` fills use these prices, with ``"bidask"`` the bars' bid/ask
+        OHLC (which must then be present).
     signals
         Per-bar orders decided at each bar's close (same length as ``bars``).
     cfg
         Costs, sizing and price model (default: ``BacktestConfig()``: bidask, ECN costs).
-    bid_ask
-        Bid/ask OHLC of the same bars; required by ``price_model="bidask"``.
 
     Raises
     ------
     BacktestError
         Mismatched lengths, non-finite or inconsistent prices, too few bars, bad distances,
-        or a missing ``bid_ask``; the message names the argument.
+        or missing bid/ask OHLC; the message names the argument.
     """
     cfg = cfg or BacktestConfig()
-    pb = _prepared(bars, cfg, bid_ask)
-    n = pb.n
+    px = _kernel_prices(bars, cfg)
+    n = len(bars)
     le, se, lx, sx, sd, td = _signal_arrays(signals, n)
     trades = np.zeros((n, nb.N_TRADE_COLS), dtype=np.float64)
     equity = np.empty(n, dtype=np.float64)
     out = np.empty(nb.N_METRICS, dtype=np.float64)
-    cv = _config_vector(cfg, pb)
-    k = nb.simulate(pb.px, pb.swap_units, cv, le, se, lx, sx, sd, td, trades, equity, out)
+    cv = _config_vector(cfg, bars.ts, bars.bar_ms)
+    k = nb.simulate(px, bars.swap_units, cv, le, se, lx, sx, sd, td, trades, equity, out)
     return BacktestResult(
-        trades=_trade_frame(trades[:k], pb.ts),
+        trades=_trade_frame(trades[:k], bars.ts),
         equity=equity,
-        ts=pb.ts,
+        ts=bars.ts,
         metrics={name: float(v) for name, v in zip(METRIC_NAMES, out, strict=True)},
         config=cfg,
     )
@@ -479,10 +257,9 @@ def _trade_frame(rec: np.ndarray, ts: np.ndarray) -> pl.DataFrame:
 
 
 def run_batch(
-    bars: OHLCBars | PreparedBars,
+    bars: BarArrays,
     signals: Sequence[Signals],
     cfg: BacktestConfig | None = None,
-    bid_ask: BidAskArrays | None = None,
     *,
     threads: int | None = None,
 ) -> np.ndarray:
@@ -491,13 +268,13 @@ def run_batch(
     Runs the same kernel as :func:`run_backtest` for each set, in parallel over sets
     (``numba.prange``), without trade lists. Returns a float64 matrix of shape
     ``(len(signals), len(METRIC_NAMES))``; row ``p`` equals ``run_backtest(bars,
-    signals[p], cfg, bid_ask).metrics``. Stop/target distances shared by every set are stored
+    signals[p], cfg).metrics``. Stop/target distances shared by every set are stored
     once. ``threads``: how many threads share the sets (default: numba's thread count; in a
     Ray task holding ``k`` CPUs pass ``k``, or set ``NUMBA_NUM_THREADS``).
     """
     cfg = cfg or BacktestConfig()
-    pb = _prepared(bars, cfg, bid_ask)
-    n = pb.n
+    px = _kernel_prices(bars, cfg)
+    n = len(bars)
     if len(signals) == 0:
         raise BacktestError("signals: empty sequence; need at least one signal set")
     cols: list[list[np.ndarray]] = [[] for _ in range(6)]
@@ -507,8 +284,8 @@ def run_batch(
     le, se, lx, sx = (np.stack(c) for c in cols[:4])
     sd, td = (_shared_rows(c) for c in cols[4:])
     out = np.empty((len(signals), nb.N_METRICS), dtype=np.float64)
-    cv = _config_vector(cfg, pb)
-    nb.batch_signals(pb.px, pb.swap_units, cv, le, se, lx, sx, sd, td, _threads(threads), out)
+    cv = _config_vector(cfg, bars.ts, bars.bar_ms)
+    nb.batch_signals(px, bars.swap_units, cv, le, se, lx, sx, sd, td, _threads(threads), out)
     return out
 
 
@@ -528,12 +305,11 @@ def _shared_rows(rows: list[np.ndarray]) -> np.ndarray:
 
 
 def run_crossover_batch(
-    bars: OHLCBars | PreparedBars,
+    bars: BarArrays,
     lines: np.ndarray,
     fast: np.ndarray,
     slow: np.ndarray,
     cfg: BacktestConfig | None = None,
-    bid_ask: BidAskArrays | None = None,
     *,
     base_dist: np.ndarray | None = None,
     stop_mult: np.ndarray | float | None = None,
@@ -544,7 +320,7 @@ def run_crossover_batch(
     """Metrics of many two-line crossover strategies, signals derived inside the kernel.
 
     Parameter set ``p`` trades ``lines[fast[p]]`` against ``lines[slow[p]]`` exactly as
-    ``run_backtest(bars, cross_signals(lines[fast[p]], lines[slow[p]], ...), cfg, bid_ask)``
+    ``run_backtest(bars, cross_signals(lines[fast[p]], lines[slow[p]], ...), cfg)``
     would, so each distinct line (e.g. one SMA per length) is computed once for the grid.
 
     Parameters
@@ -570,8 +346,8 @@ def run_crossover_batch(
         (P, len(METRIC_NAMES)) float64.
     """
     cfg = cfg or BacktestConfig()
-    pb = _prepared(bars, cfg, bid_ask)
-    n = pb.n
+    px = _kernel_prices(bars, cfg)
+    n = len(bars)
     lines = np.ascontiguousarray(lines, dtype=np.float64)
     if lines.ndim != 2 or lines.shape[1] != n:
         raise BacktestError(f"lines: expected shape (K, {n}), got {lines.shape}")
@@ -613,9 +389,9 @@ def run_crossover_batch(
         raise BacktestError(f"direction: {direction!r} is not one of {tuple(directions)}")
     out = np.empty((n_sets, nb.N_METRICS), dtype=np.float64)
     nb.batch_crossover(
-        pb.px,
-        pb.swap_units,
-        _config_vector(cfg, pb),
+        px,
+        bars.swap_units,
+        _config_vector(cfg, bars.ts, bars.bar_ms),
         lines,
         idx[0],
         idx[1],

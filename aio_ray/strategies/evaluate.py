@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -37,23 +37,28 @@ from aio_ray.bars.timeframes import parse_timeframe
 from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.config import DAY_MS, ObjectiveConfig
 from aio_ray.strategies.dsr import ReturnMoments, return_moments
-from aio_ray.strategies.engine import BacktestConfig, BacktestResult, BidAskArrays, run_backtest
+from aio_ray.strategies.engine import BacktestConfig, BacktestResult, run_backtest
+from aio_ray.strategies.families import Family, get_family
 from aio_ray.strategies.metrics import SUMMARY_METRICS, bar_returns
 from aio_ray.strategies.ranking import FoldOOS
+from aio_ray.strategies.sessions import period_keys
 from aio_ray.strategies.signals import Signals
 from aio_ray.strategies.walkforward import Fold, SearchError, window_bounds
 
 __all__ = [
+    "FOLD_METRICS",
     "CandidateResult",
+    "EvaluationError",
     "FoldResult",
     "HoldoutResult",
-    "MarketBars",
     "ObjectiveConfig",
     "evaluate_candidate",
     "evaluate_holdout",
     "evaluate_window",
+    "fold_value",
     "objective_value",
     "period_returns",
+    "selection_config",
     "split_holdout",
 ]
 
@@ -68,90 +73,16 @@ class EvaluationError(SearchError):
 # ----------------------------------------------------------------------------- bars
 
 
-@dataclass(frozen=True, eq=False)
-class MarketBars:
-    """One timeframe's bars as numpy arrays: the signal series and, aligned, bid/ask OHLC.
-
-    Attributes
-    ----------
-    timeframe
-        Canonical timeframe name (``"15m"``, ``"1h"``, ...).
-    signal
-        The series families compute on (mid OHLC by default), ``ts`` int64 UTC ms (bar open).
-    bid_ask
-        Bid and ask OHLC of the same bars (quote currency) for ``bidask`` fills; None when
-        only ``price_model="single"`` is used.
-    """
-
-    timeframe: str
-    signal: BarArrays
-    bid_ask: BidAskArrays | None
-
-    def __post_init__(self) -> None:
-        if self.bid_ask is not None:
-            n = len(self.signal)
-            for f in fields(BidAskArrays):
-                if len(getattr(self.bid_ask, f.name)) != n:
-                    raise EvaluationError(
-                        f"{self.timeframe}: bid_ask.{f.name} has {len(getattr(self.bid_ask, f.name))} "
-                        f"bars, the signal series {n}"
-                    )
-
-    def __len__(self) -> int:
-        return len(self.signal)
-
-    @property
-    def ts(self) -> np.ndarray:
-        """Bar open times, int64 UTC ms."""
-        return self.signal.ts
-
-    def __getitem__(self, item: slice) -> MarketBars:
-        if not isinstance(item, slice) or item.step not in (None, 1):
-            raise TypeError("MarketBars supports contiguous slices only, e.g. bars[:1000]")
-        ba = None
-        if self.bid_ask is not None:
-            ba = BidAskArrays(*(getattr(self.bid_ask, f.name)[item] for f in fields(BidAskArrays)))
-        return MarketBars(self.timeframe, self.signal[item], ba)
-
-    def copy(self) -> MarketBars:
-        """A deep copy (own arrays: a slice's copy keeps nothing of the bars around it)."""
-        sig = self.signal
-        ba = None
-        if self.bid_ask is not None:
-            ba = BidAskArrays(*(getattr(self.bid_ask, f.name).copy() for f in fields(BidAskArrays)))
-        return MarketBars(
-            self.timeframe,
-            BarArrays(
-                sig.ts.copy(), sig.open.copy(), sig.high.copy(), sig.low.copy(), sig.close.copy()
-            ),
-            ba,
-        )
-
-    @classmethod
-    def from_frame(cls, df: pl.DataFrame, timeframe: str, price: str = "mid") -> MarketBars:
-        """From a bar frame with :data:`aio_ray.schema.BAR_SCHEMA` columns (``ts`` sorted).
-
-        The signal series is ``{price}_open/high/low/close``; bid/ask OHLC are taken when the
-        frame has them (None otherwise).
-        """
-        signal = BarArrays.from_frame(df, price=price)  # type: ignore[arg-type]
-        has_ba = all(
-            f"{s}_{p}" in df.columns
-            for s in ("bid", "ask")
-            for p in ("open", "high", "low", "close")
-        )
-        return cls(timeframe, signal, BidAskArrays.from_table(df) if has_ba else None)
-
-
-def _as_market_bars(bars: MarketBars | pl.DataFrame | BarArrays, timeframe: str) -> MarketBars:
-    if isinstance(bars, MarketBars):
-        return bars
+def _as_bars(bars: BarArrays | pl.DataFrame, timeframe: str) -> BarArrays:
+    """``bars`` as :class:`BarArrays` named ``timeframe`` (a frame is converted, once)."""
     if isinstance(bars, pl.DataFrame):
-        return MarketBars.from_frame(bars, timeframe)
+        return BarArrays.from_frame(bars, timeframe=timeframe)
     if isinstance(bars, BarArrays):
-        return MarketBars(timeframe, bars, None)
+        if timeframe and bars.timeframe != timeframe:
+            return replace(bars, timeframe=timeframe)
+        return bars
     raise EvaluationError(
-        f"{timeframe}: bars must be MarketBars, BarArrays or a polars DataFrame, got {type(bars).__name__}"
+        f"{timeframe}: bars must be BarArrays or a polars DataFrame, got {type(bars).__name__}"
     )
 
 
@@ -284,17 +215,14 @@ def _slice_signals(sig: Signals, a: int, b: int) -> Signals:
     return Signals(*(getattr(sig, f.name)[a:b] for f in fields(Signals)))
 
 
-def _family(family: Any) -> Any:
-    if isinstance(family, str):
-        from aio_ray.strategies.families import get_family
-
-        return get_family(family)
-    return family
+def _family(family: str | Family) -> Family:
+    """A family by name (:func:`~aio_ray.strategies.families.get_family`), or the object itself."""
+    return get_family(family) if isinstance(family, str) else family
 
 
 def evaluate_window(
-    bars: MarketBars,
-    family: Any,
+    bars: BarArrays,
+    family: str | Family,
     params: Mapping[str, Any],
     start: int,
     end: int,
@@ -315,11 +243,10 @@ def evaluate_window(
     fam = _family(family)
     sig = None if _cache is None else _cache.get(prefix_end)
     if sig is None:
-        sig = fam.signals(bars.signal[:prefix_end], params)
+        sig = fam.signals(bars[:prefix_end], params)
         if _cache is not None:
             _cache[prefix_end] = sig
-    win = bars[a:b]
-    return run_backtest(win.signal, _slice_signals(sig, a, b), bt_cfg, win.bid_ask)
+    return run_backtest(bars[a:b], _slice_signals(sig, a, b), bt_cfg)
 
 
 def period_returns(
@@ -332,8 +259,6 @@ def period_returns(
     ``period_ms`` since the epoch (:func:`aio_ray.strategies.sessions.period_keys`); periods
     without bars are absent.
     """
-    from aio_ray.strategies.sessions import period_keys
-
     t = np.asarray(ts, dtype=np.int64)
     r = np.asarray(returns, dtype=np.float64)
     if t.size == 0:
@@ -346,8 +271,8 @@ def period_returns(
 
 
 def evaluate_candidate(
-    bars_by_tf: Mapping[str, MarketBars | pl.DataFrame | BarArrays],
-    family: Any,
+    bars_by_tf: Mapping[str, BarArrays | pl.DataFrame],
+    family: str | Family,
     params: Mapping[str, Any],
     timeframe: str,
     folds: Sequence[Fold],
@@ -379,7 +304,7 @@ def evaluate_candidate(
         raise EvaluationError(f"no bars for timeframe {timeframe!r}; have {sorted(bars_by_tf)}")
     if not folds:
         raise EvaluationError("no folds to evaluate")
-    bars = _as_market_bars(bars_by_tf[timeframe], timeframe)
+    bars = _as_bars(bars_by_tf[timeframe], timeframe)
     fam = _family(family)
     cache: dict[int, Signals] = {}
     results: list[FoldResult] = []
@@ -419,8 +344,8 @@ def evaluate_candidate(
 
 
 def evaluate_holdout(
-    bars: MarketBars | pl.DataFrame | BarArrays,
-    family: Any,
+    bars: BarArrays | pl.DataFrame,
+    family: str | Family,
     params: Mapping[str, Any],
     holdout: tuple[int, int],
     bt_cfg: BacktestConfig | None = None,
@@ -433,7 +358,7 @@ def evaluate_holdout(
     only: nothing here feeds the search or the ranking.
     """
     bt_cfg = bt_cfg or BacktestConfig()
-    mb = _as_market_bars(bars, timeframe or getattr(bars, "timeframe", ""))
+    mb = _as_bars(bars, timeframe)
     start, end = holdout
     if end - start < 2:
         raise EvaluationError(f"{mb.timeframe}: holdout [{start}, {end}) has fewer than 2 bars")
@@ -453,7 +378,7 @@ def evaluate_holdout(
 
 def split_holdout(
     frames: Mapping[str, pl.DataFrame], holdout_fraction: float
-) -> tuple[dict[str, MarketBars], dict[str, MarketBars], int | None, dict[str, tuple[int, int]]]:
+) -> tuple[dict[str, BarArrays], dict[str, BarArrays], int | None, dict[str, tuple[int, int]]]:
     """Cut the final holdout off every timeframe at one shared time.
 
     The span runs from the earliest bar's open to the latest bar's close over all
@@ -471,11 +396,11 @@ def split_holdout(
     """
     if not frames:
         raise SearchError("no bars given")
-    full: dict[str, MarketBars] = {}
+    full: dict[str, BarArrays] = {}
     tf_ms: dict[str, int] = {}
     for tf, df in frames.items():
         tf_ms[tf] = parse_timeframe(tf).ms
-        full[tf] = MarketBars.from_frame(df, tf)
+        full[tf] = BarArrays.from_frame(df, timeframe=tf)
         if len(full[tf]) == 0:
             raise SearchError(f"no {tf} bars")
     if holdout_fraction <= 0:
@@ -489,7 +414,7 @@ def split_holdout(
         raise SearchError(
             f"holdout_fraction={holdout_fraction} leaves no walk-forward bars (span {t0}..{t1} ms)"
         )
-    wf: dict[str, MarketBars] = {}
+    wf: dict[str, BarArrays] = {}
     ranges: dict[str, tuple[int, int]] = {}
     for tf, b in full.items():
         n_wf = int(np.searchsorted(b.ts + tf_ms[tf], cut, side="right"))

@@ -138,6 +138,49 @@ import math
 
 from numba import njit
 
+__all__ = [
+    "COMMISSION_TYPES",
+    "COMM_CASH_PER_ORDER",
+    "COMM_PERCENT",
+    "COMM_PER_LOT",
+    "EXIT_END",
+    "EXIT_REASONS",
+    "EXIT_REVERSE",
+    "EXIT_SIGNAL",
+    "EXIT_STOP",
+    "EXIT_TAKE",
+    "INTRABAR_MODES",
+    "INTRABAR_STOP_FIRST",
+    "INTRABAR_TRADINGVIEW",
+    "LEVEL_TICK_EPS",
+    "LOT_UNITS",
+    "N_PRICE_ROWS",
+    "ORDER_CLOSE",
+    "ORDER_LONG",
+    "ORDER_NONE",
+    "ORDER_SHORT",
+    "PRICE_MODELS",
+    "ROW_ANCHOR",
+    "ROW_BUY_CLOSE",
+    "ROW_BUY_HIGH",
+    "ROW_BUY_LOW",
+    "ROW_BUY_OPEN",
+    "ROW_SELL_CLOSE",
+    "ROW_SELL_HIGH",
+    "ROW_SELL_LOW",
+    "ROW_SELL_OPEN",
+    "SIZING_FIXED",
+    "SIZING_MODES",
+    "SIZING_RISK",
+    "commission",
+    "decide_order",
+    "entry_units",
+    "long_exit_fill",
+    "round_level",
+    "short_exit_fill",
+    "swap_charge",
+]
+
 LOT_UNITS = 100_000.0
 """Units in one standard lot."""
 

@@ -30,13 +30,14 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from aio_ray.strategies.evaluate import MarketBars
+from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.population import (
     METRIC_INDEX,
     PopulationResult,
@@ -298,7 +299,7 @@ def _finalist(res: PopulationResult, p: int, number: int) -> dict[str, Any]:
 def run_generation(
     isl: Island,
     state: IslandState,
-    bars: MarketBars,
+    bars: BarArrays,
     folds: tuple[Fold, ...] | None,
     fold_error: str | None,
     layout: WindowLayout | None,
@@ -317,8 +318,6 @@ def run_generation(
     population). ``fold_error`` (the folds cannot be made on these bars) fails every
     candidate with that reason.
     """
-    import time
-
     left = isl.budget - state.done
     if left <= 0 or state.exhausted:
         return False

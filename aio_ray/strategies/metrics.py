@@ -21,6 +21,26 @@ import math
 
 import numpy as np
 
+__all__ = [
+    "METRIC_NAMES",
+    "MS_PER_DAY",
+    "MS_PER_YEAR",
+    "SUMMARY_METRICS",
+    "TRADING_DAYS_PER_YEAR",
+    "bar_returns",
+    "bars_per_year",
+    "cagr",
+    "compute_metrics",
+    "exposure",
+    "infer_bar_ms",
+    "max_drawdown",
+    "profit_factor",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "span_years",
+    "win_rate",
+]
+
 METRIC_NAMES: tuple[str, ...] = (
     "net_profit",
     "total_return",

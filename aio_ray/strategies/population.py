@@ -10,7 +10,8 @@ What :func:`evaluate_population` does for ``P`` parameter sets and ``k`` folds:
    population. Every indicator is causal, so the signals of bars ``[0, end)`` equal those
    computed on that prefix alone, which is what :func:`aio_ray.strategies.evaluate.evaluate_window`
    does window by window (a test pins the equality).
-2. The bars are validated once (:func:`aio_ray.strategies.engine.prepare_bars`); then
+2. The bars are validated once (:meth:`~aio_ray.strategies.bar_arrays.BarArrays.kernel_prices`,
+   cached on the bars: every population of a search on them reuses it); then
    :func:`aio_ray.strategies._population_nb.batch_windows` backtests every set on the
    in-sample and out-of-sample window of every fold, each from a flat account, with the same
    fill rules as every other backtest here.
@@ -37,8 +38,12 @@ from aio_ray.strategies import _engine_nb as nb
 from aio_ray.strategies import engine as eng
 from aio_ray.strategies import metrics as mt
 from aio_ray.strategies._population_nb import batch_windows
-from aio_ray.strategies.evaluate import DAY_MS, MarketBars, ObjectiveConfig, selection_config
+from aio_ray.strategies.bar_arrays import BarArrays
+from aio_ray.strategies.config import DAY_MS, ObjectiveConfig
+from aio_ray.strategies.evaluate import _family, selection_config
+from aio_ray.strategies.families import Family
 from aio_ray.strategies.families.base import MemoBars
+from aio_ray.strategies.sessions import period_keys
 from aio_ray.strategies.space import validate
 from aio_ray.strategies.walkforward import Fold, SearchError, window_bounds
 
@@ -47,6 +52,7 @@ __all__ = [
     "PopulationResult",
     "WindowLayout",
     "evaluate_population",
+    "finite_or_none",
     "window_layout",
 ]
 
@@ -143,8 +149,6 @@ def window_layout(
     ``final`` adds the in-sample window the exported parameters are chosen on
     (:func:`aio_ray.strategies.walkforward.final_window`) as the last window, sample
     ``"final"``, fold ``len(folds)``, with its own columns."""
-    from aio_ray.strategies.sessions import period_keys
-
     if not folds:
         raise SearchError("no folds to evaluate")
     t = np.asarray(ts, dtype=np.int64)
@@ -274,18 +278,11 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _window_config(cfg: eng.BacktestConfig, pb: eng.PreparedBars, a: int, b: int) -> np.ndarray:
-    """The kernel configuration of window ``[a, b)``: annualization and span of its own bars,
-    as ``run_backtest`` on that slice computes them."""
-    ts = pb.ts[a:b]
-    part = eng.PreparedBars(
-        ts=ts,
-        px=pb.px[:, a:b],
-        price_model=pb.price_model,
-        bar_ms=mt.infer_bar_ms(ts),
-        swap_units=pb.swap_units[a:b],
-    )
-    return eng._config_vector(cfg, part)
+def _window_config(cfg: eng.BacktestConfig, ts: np.ndarray, a: int, b: int) -> np.ndarray:
+    """The kernel configuration of window ``[a, b)`` of bars with open times ``ts`` (UTC ms):
+    annualization and span of its own bars, as ``run_backtest`` on that slice computes them."""
+    part = ts[a:b]
+    return eng._config_vector(cfg, part, mt.infer_bar_ms(part))
 
 
 def _fold_values(sharpe: np.ndarray, trades: np.ndarray, cfg: ObjectiveConfig) -> np.ndarray:
@@ -297,6 +294,7 @@ def _fold_values(sharpe: np.ndarray, trades: np.ndarray, cfg: ObjectiveConfig) -
 
 def _moments(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Vectorized :func:`aio_ray.strategies.dsr.return_moments` over rows of ``r`` (no NaN)."""
+    # heavy dependency: scipy.stats costs about 1 s to import, only paid where moments are computed
     from scipy.stats import kurtosis as _kurtosis
     from scipy.stats import skew as _skew
 
@@ -314,8 +312,8 @@ def _moments(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
 
 
 def evaluate_population(
-    bars: MarketBars,
-    family: Any,
+    bars: BarArrays,
+    family: str | Family,
     params: Sequence[Mapping[str, Any]],
     folds: Sequence[Fold],
     bt_cfg: eng.BacktestConfig | None = None,
@@ -347,8 +345,6 @@ def evaluate_population(
     Never raises for a bad candidate or bad bars: a failure is recorded per candidate (bars
     that fail validation, e.g. NaN prices, fail every candidate with that message).
     """
-    from aio_ray.strategies.evaluate import _family
-
     bt_cfg = bt_cfg or eng.BacktestConfig()
     objective = objective or ObjectiveConfig()
     fam = _family(family)
@@ -356,9 +352,11 @@ def evaluate_population(
     n, n_sets, n_win, n_cols = len(bars), len(params), lay.n_windows, lay.n_columns
     errors: list[str | None] = [None] * n_sets
     norm: list[dict[str, Any]] = [dict(p) for p in params]
-    pb: eng.PreparedBars | None = None
+    px: np.ndarray | None = None
+    swap = np.empty(0)
     try:
-        pb = eng.prepare_bars(bars.signal, bt_cfg.price_model, bars.bid_ask)
+        px = bars.kernel_prices(bt_cfg.price_model)  # validated once per bars, then cached
+        swap = bars.swap_units
     except Exception as exc:  # noqa: BLE001 - bad bars fail every candidate, with the reason
         errors = [f"bars: {_error(exc)}"] * n_sets
     le = np.zeros((n_sets, n), dtype=np.bool_)
@@ -369,8 +367,8 @@ def evaluate_population(
     dist_arrays: list[np.ndarray] = [np.full(n, np.nan)]
     sd_idx = np.zeros(n_sets, dtype=np.int64)
     td_idx = np.zeros(n_sets, dtype=np.int64)
-    if pb is not None:
-        mb = MemoBars.of(bars.signal)
+    if px is not None:
+        mb = MemoBars.of(bars)
         for p in range(n_sets):
             try:
                 q = validate(fam.name, params[p])
@@ -399,16 +397,16 @@ def evaluate_population(
     end_exits = np.zeros((n_sets, n_win), dtype=np.int64)
     growth = np.full((n_sets, n_cols), np.nan)
     sel = np.flatnonzero(ok)
-    if sel.size and pb is not None:
-        cvs = np.stack([_window_config(bt_cfg, pb, int(a), int(b)) for a, b in lay.windows])
+    if sel.size and px is not None:
+        cvs = np.stack([_window_config(bt_cfg, bars.ts, int(a), int(b)) for a, b in lay.windows])
         m_ok = np.empty((sel.size, n_win, nb.N_METRICS))
         e_ok = np.empty((sel.size, n_win), dtype=np.int64)
         g_ok = np.empty((sel.size, n_cols))
         rows = np.stack(dist_arrays)
         whole = sel.size == n_sets
         batch_windows(
-            pb.px,
-            pb.swap_units,
+            px,
+            swap,
             cvs,
             lay.windows,
             le if whole else le[sel],

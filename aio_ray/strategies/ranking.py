@@ -51,8 +51,26 @@ from typing import Any
 
 import numpy as np
 
+from aio_ray.strategies import dsr
 from aio_ray.strategies.config import RankingConfig
 from aio_ray.strategies.dsr import ReturnMoments, deflated_sharpe_ratio, expected_max_sharpe
+
+__all__ = [
+    "COMPONENTS",
+    "CRITERIA",
+    "Candidate",
+    "FoldOOS",
+    "ParamRanges",
+    "RankedStrategy",
+    "RankingConfig",
+    "Scored",
+    "min_track_record_length",
+    "param_distance",
+    "rank",
+    "score_candidate",
+    "score_candidates",
+    "trials_sharpe_variance",
+]
 
 CRITERIA: tuple[str, ...] = (
     "dsr",
@@ -177,8 +195,6 @@ def min_track_record_length(
     sharpe: float, skew: float, kurtosis: float, target: float, confidence: float
 ) -> float:
     """Minimum track record length, periods (see :mod:`aio_ray.strategies.dsr`)."""
-    from aio_ray.strategies import dsr
-
     return float(
         dsr.min_track_record_length(
             sharpe, skew, kurtosis, target_sharpe=target, confidence=confidence

@@ -19,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
-from aio_ray.strategies.population import PopulationResult
+from aio_ray.library import Library
+from aio_ray.library.candidates import WINDOW_METRICS, record_candidates
+from aio_ray.library.models import canonical_json
+from aio_ray.strategies.population import METRIC_INDEX, PopulationResult
 
 __all__ = [
     "CandidateRecorder",
@@ -54,10 +58,6 @@ def population_rows(
     """The population as library columns (name -> one value per candidate), numbered
     ``first, first + 1, ...`` (see :class:`aio_ray.library.models.CandidateRow`); ``guide``:
     the selection window whose sampler proposed it (-1: a data-blind sampler)."""
-    from aio_ray.library.candidates import WINDOW_METRICS
-    from aio_ray.library.models import canonical_json
-    from aio_ray.strategies.population import METRIC_INDEX
-
     n = len(params)
     cols: dict[str, list[Any]] = {
         "number": list(range(first, first + n)),
@@ -102,8 +102,6 @@ def population_rows(
 
 def write_spool(folder: Path, run_id: str, cols: dict[str, list[Any]]) -> Path:
     """Keep a population's columns in a Parquet file under ``folder`` (named by its numbers)."""
-    import polars as pl
-
     folder.mkdir(parents=True, exist_ok=True)
     lo, hi = cols["number"][0], cols["number"][-1]
     path = folder / f"{run_id}-{lo:012d}-{hi:012d}.parquet"
@@ -151,10 +149,8 @@ try:  # the actor class needs Ray; the row functions above do not
             self.run_id = run_id
             self.spool = Path(spool_dir)
             self.states = self.spool.parent / "island-states"
-            self.lib = None
+            self.lib: Library | None = None
             if db_url is not None:
-                from aio_ray.library import Library
-
                 self.lib = Library(db_url)
 
         def record(
@@ -178,8 +174,6 @@ try:  # the actor class needs Ray; the row functions above do not
             if self.lib is None:
                 write_spool(self.spool, self.run_id, rows)
                 return len(rows)
-            from aio_ray.library.candidates import record_candidates
-
             try:
                 return record_candidates(self.lib, self.run_id, rows)
             except Exception as exc:

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import pickle
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,7 +44,7 @@ from aio_ray.strategies.params import (
     _sampling_order,
     grid_levels,
 )
-from aio_ray.strategies.space import _space_of, sample_optuna
+from aio_ray.strategies.space import sample_optuna, space_of
 
 __all__ = [
     "OPTUNA_SAMPLERS",
@@ -76,7 +78,7 @@ class _Codec:
 
     def __init__(self, family: str, pins: Mapping[str, Any] | None = None) -> None:
         self.family = family
-        self.space: Space = _space_of(family)
+        self.space: Space = space_of(family)
         self.pins = dict(pins or {})
         for name in self.pins:
             self.space.param(name)
@@ -111,7 +113,8 @@ class _Codec:
         """Numeric values of ``name`` for level column ``lv`` (or its pin)."""
         if name in self.pins:
             return np.full(lv.shape[0], float(self.pins[name]))
-        return self.num[name][lv[:, self.col[name]]]
+        values: np.ndarray = self.num[name][lv[:, self.col[name]]]
+        return values
 
     def _inactive(self, lv: np.ndarray) -> None:
         """Pin inactive parameters to their default level, in place."""
@@ -296,7 +299,7 @@ class UnitCubeSampler(PopulationSampler):
         self.seen: set[bytes] = set()
         self._sobol: Any = None
         if kind == "sobol":
-            from scipy.stats import qmc
+            from scipy.stats import qmc  # optional heavy dependency: scipy.stats only for sobol
 
             self._sobol = qmc.Sobol(d=max(1, self.codec.dims), scramble=True, seed=seed)
 
@@ -352,7 +355,7 @@ class OptunaSampler(PopulationSampler):
         radius: float = 0.05,
         pins: Mapping[str, Any] | None = None,
     ) -> None:
-        import optuna
+        import optuna  # optional heavy dependency: only the Optuna samplers need it
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.name = sampler
@@ -384,8 +387,6 @@ class OptunaSampler(PopulationSampler):
     # Optuna's genetic samplers (NSGA-II) hold a thread lock: pickle the study without it
     # (an island checkpoints its sampler between generations) and give it a new one back.
     def __getstate__(self) -> dict[str, Any]:
-        import pickle
-
         state = self.__dict__.copy()
         sampler: Any = self.study.sampler  # Optuna's samplers keep a private lock
         lock = getattr(sampler, "_thread_lock", None)
@@ -398,8 +399,6 @@ class OptunaSampler(PopulationSampler):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        import pickle
-        import threading
 
         self.__dict__.update(state)
         if isinstance(self.study, bytes):
@@ -426,7 +425,7 @@ class OptunaSampler(PopulationSampler):
         return c.to_params(c.fresh(c.repair(lv), self.seen, k))
 
     def ask(self, n: int) -> list[dict[str, Any]]:
-        import optuna
+        import optuna  # optional heavy dependency: only the Optuna samplers need it
 
         population: list[dict[str, Any]] = []
         per = max(1, n // self.centres)
@@ -461,7 +460,7 @@ class OptunaSampler(PopulationSampler):
         sharpe: np.ndarray,
         drawdown: np.ndarray,
     ) -> None:
-        import optuna
+        import optuna  # optional heavy dependency: only the Optuna samplers need it
 
         for pend in self.pending:
             idx = [i for i in pend.members if math.isfinite(objective[i])]

@@ -28,15 +28,19 @@ and layouts what :meth:`aio_ray.strategies.population.WindowLayout.describe` giv
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
+from aio_ray.library.candidates import WINDOW_METRICS, unpack
 from aio_ray.strategies.dsr import ReturnMoments, return_moments
-from aio_ray.strategies.evaluate import ObjectiveConfig, selection_config
+from aio_ray.strategies.evaluate import ObjectiveConfig, fold_value, selection_config
 
 __all__ = [
     "FoldPick",
@@ -44,7 +48,9 @@ __all__ = [
     "MatrixSample",
     "ProcedureRecord",
     "Selector",
+    "aligned",
     "gross_from",
+    "spool_batches",
 ]
 
 
@@ -242,8 +248,6 @@ class Selector:
         matrix_candidates: int = 20_000,
         seed: int = 0,
     ) -> None:
-        from aio_ray.library.candidates import WINDOW_METRICS
-
         self.layouts = {tf: LayoutView.of(d) for tf, d in layouts.items()}
         self.objective = selection_config(objective or ObjectiveConfig())
         self.limit = matrix_candidates
@@ -265,9 +269,6 @@ class Selector:
 
     def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Take one batch of candidate rows (any order within a run; numbers unique)."""
-        from aio_ray.library.candidates import unpack
-        from aio_ray.strategies.evaluate import fold_value
-
         sh, tr = self._ix["sharpe"], self._ix["trades"]
         for r in rows:
             st = self._stream(str(r["family"]), str(r["timeframe"]))
@@ -356,11 +357,6 @@ class Selector:
 
 def spool_batches(folder: Any, batch: int = 10_000) -> Iterable[list[dict[str, Any]]]:
     """Candidate rows from a run's Parquet spool (no library), in file order."""
-    import json
-    from pathlib import Path
-
-    import polars as pl
-
     for path in sorted(Path(folder).glob("*.parquet")):
         df = pl.read_parquet(path)
         rows = df.to_dicts()

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = [
+    "Signals",
+]
+
 
 @dataclass(frozen=True)
 class Signals:

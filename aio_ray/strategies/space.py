@@ -80,6 +80,7 @@ __all__ = [
     "grid_levels",
     "identity_params",
     "sample_optuna",
+    "space_of",
     "validate",
 ]
 
@@ -91,7 +92,8 @@ SPACES: dict[str, Space] = {name: fam.space for name, fam in FAMILIES.items()}
 # --------------------------------------------------------------------------- functions
 
 
-def _space_of(family: str) -> Space:
+def space_of(family: str) -> Space:
+    """The parameter space of ``family``; ParameterError listing the known families otherwise."""
     try:
         return SPACES[family]
     except (KeyError, TypeError):
@@ -116,12 +118,12 @@ def validate(family: str, params: Mapping[str, Any]) -> dict[str, Any]:
         range or off the step grid, a choice not offered, or a violated constraint; the message
         names the family, the parameter, the value and what is accepted.
     """
-    return validate_params(_space_of(family), params)
+    return validate_params(space_of(family), params)
 
 
 def defaults(family: str) -> dict[str, Any]:
     """The declared default of every parameter of ``family`` (a valid set)."""
-    return space_defaults(_space_of(family))
+    return space_defaults(space_of(family))
 
 
 def identity_params(family: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,7 +166,7 @@ def sample_optuna(trial: Any, family: str, pins: Mapping[str, Any] | None = None
     """
     import optuna  # heavy, and needed only to sample: not loaded by importing this module
 
-    space = _space_of(family)
+    space = space_of(family)
     out: dict[str, Any] = {}
     pins = dict(pins or {})
     for p in _sampling_order(space):
@@ -204,7 +206,7 @@ def grid(
     are repeats (an inactive parameter is pinned to its default). ``fixed`` pins parameters
     to one value (validated), e.g. ``{"stop_atr": 0.0}``.
     """
-    space = _space_of(family)
+    space = space_of(family)
     if max_points < 1:
         raise ParameterError(family, f"grid: max_points must be >= 1, got {max_points}")
     fixed = dict(fixed or {})
@@ -226,7 +228,7 @@ def grid(
 
 def describe(family: str) -> dict[str, Any]:
     """The space of ``family`` as JSON-able data (for the API, the dashboard, Pine inputs)."""
-    space = _space_of(family)
+    space = space_of(family)
     params = []
     for p in space.params:
         d: dict[str, Any] = {"name": p.name, "type": p.kind, "default": p.default, "doc": p.doc}

@@ -7,7 +7,7 @@ candidates. Steps:
 1. **Effective trials.** Every evaluated candidate of the run counts against significance:
    the candidates' out-of-sample return series (all procedures, common trading days) are
    clustered by correlation; ``N`` for the Deflated Sharpe Ratio is the number of clusters
-   (:func:`aio_ray.strategies.overfitting.effective_trials`). ``V``, the variance of the
+   (:func:`aio_ray.strategies.effective_trials.effective_trials`). ``V``, the variance of the
    trials' Sharpe ratios under the null, is by default ``1 / (T - 1)``: what a zero-skill
    Sharpe estimate over ``T`` periods varies by. The observed variance of the cluster
    representatives is reported beside it (and can be chosen, ``dsr_variance``); it also holds
@@ -15,7 +15,7 @@ candidates. Steps:
    impossible to find exactly when one exists. Failed candidates are left out; raw and
    effective counts are both reported.
 2. **PBO** per procedure and for the whole run, by combinatorially symmetric cross-validation
-   of the same matrices (:func:`aio_ray.strategies.overfitting.pbo_cscv`).
+   of the same matrices (:func:`aio_ray.strategies.pbo.pbo_cscv`).
 3. **Gates** (:class:`aio_ray.strategies.ranking.RankingConfig`, all on by default): deflated
    Sharpe, record Sharpe > 0, profit factor > 1, trades without forced end exits, record length
    >= the minimum track record length, PBO below its threshold. Then the diversity-aware score
@@ -36,20 +36,22 @@ from typing import Any
 
 import numpy as np
 
+from aio_ray.strategies.config import RankingConfig
+from aio_ray.strategies.effective_trials import effective_trials
 from aio_ray.strategies.metrics import TRADING_DAYS_PER_YEAR
+from aio_ray.strategies.pbo import pbo_cscv
 from aio_ray.strategies.ranking import (
     Candidate,
     FoldOOS,
     ParamRanges,
     RankedStrategy,
-    RankingConfig,
     Scored,
     rank,
     score_candidates,
 )
 from aio_ray.strategies.selection import ProcedureRecord, aligned
 
-__all__ = ["Judgement", "judge", "verdict_message"]
+__all__ = ["NONE_PASSED", "PASSED", "Judgement", "judge", "plain_json", "verdict_message"]
 
 PASSED = "passed"
 NONE_PASSED = "none_passed"
@@ -66,15 +68,17 @@ class Judgement:
     verdict: dict[str, Any]
 
 
-def _plain(x: Any) -> Any:
+def plain_json(x: Any) -> Any:
+    """``x`` as plain JSON data: numpy scalars to Python, NaN/inf floats to None, dict keys to
+    str, tuples to lists (recursively)."""
     if isinstance(x, float):
         return x if math.isfinite(x) else None
     if isinstance(x, (np.floating, np.integer)):
-        return _plain(x.item())
+        return plain_json(x.item())
     if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
+        return {str(k): plain_json(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
+        return [plain_json(v) for v in x]
     return x
 
 
@@ -83,8 +87,6 @@ def _annual(per_period: float) -> float:
 
 
 def _effective(mat: np.ndarray, n_ok: int, seed: int) -> dict[str, Any]:
-    from aio_ray.strategies.overfitting import effective_trials
-
     if mat.ndim != 2 or mat.shape[0] < 2 or mat.shape[1] < 2:
         return {
             "n_raw": n_ok,
@@ -100,8 +102,6 @@ def _effective(mat: np.ndarray, n_ok: int, seed: int) -> dict[str, Any]:
 
 
 def _pbo(mat: np.ndarray, blocks: int, seed: int) -> dict[str, Any]:
-    from aio_ray.strategies.overfitting import pbo_cscv
-
     if mat.ndim != 2 or mat.size == 0:
         return {"pbo": None, "reason": "no evaluated candidates"}
     return pbo_cscv(mat, n_blocks=blocks, seed=seed).to_dict()
@@ -317,7 +317,8 @@ def _verdict(
         "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])[:5]),
     }
     out["message"] = verdict_message(out)
-    return _plain(out)
+    plain: dict[str, Any] = plain_json(out)
+    return plain
 
 
 def verdict_message(v: Mapping[str, Any]) -> str:

@@ -34,6 +34,18 @@ from typing import Literal
 
 from aio_ray.errors import AioError
 
+__all__ = [
+    "SCHEMES",
+    "Fold",
+    "NotEnoughBarsError",
+    "Scheme",
+    "SearchError",
+    "final_window",
+    "holdout_size",
+    "make_folds",
+    "window_bounds",
+]
+
 Scheme = Literal["rolling", "anchored"]
 SCHEMES: tuple[Scheme, ...] = ("rolling", "anchored")
 

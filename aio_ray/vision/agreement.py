@@ -29,7 +29,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from aio_ray.charts.raster import rasterize
+from aio_ray.patterns.detectors import window_patterns
+from aio_ray.patterns.synthetic_windows import synthetic_pattern
 from aio_ray.vision.analysis import AnalysisRecord
+from aio_ray.vision.backends import AnalysisRequest
+from aio_ray.vision.dataset import trend_label
+from aio_ray.vision.summary import indicator_summary
+
+__all__ = ["agreement_on_bars", "synthetic_recall", "synthetic_requests"]
 
 
 def _ratio(num: float, den: float) -> float:
@@ -44,9 +52,6 @@ def agreement_on_bars(
     ``bars`` are the bars the windows were cut from (BAR_SCHEMA, mid prices used); a record
     whose window is not found in them raises KeyError naming its start.
     """
-    from aio_ray.patterns.detectors import window_patterns
-    from aio_ray.vision.dataset import trend_label
-
     ts = bars["ts"].dt.epoch("ms").to_numpy()
     index = {int(t): i for i, t in enumerate(ts)}
     o, h, lo, c = (bars[f"mid_{k}"].to_numpy() for k in ("open", "high", "low", "close"))
@@ -109,11 +114,6 @@ def synthetic_requests(
     size: tuple[int, int] = (448, 448),
 ) -> list[tuple[str, Any]]:
     """``(truth, AnalysisRequest)`` pairs: ``per_pattern`` synthetic charts of each pattern."""
-    from aio_ray.charts.raster import rasterize
-    from aio_ray.patterns.synthetic_windows import synthetic_pattern
-    from aio_ray.vision.backends import AnalysisRequest
-    from aio_ray.vision.summary import indicator_summary
-
     out = []
     hour = 3_600_000
     for k, name in enumerate(patterns):

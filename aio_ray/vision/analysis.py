@@ -136,7 +136,8 @@ def _to_ms(value: Any, name: str) -> int:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
-        return round(value.timestamp() * 1000)
+        stamp: float = value.timestamp()
+        return round(stamp * 1000)
     if hasattr(value, "value") and hasattr(value, "tz_localize"):  # pandas.Timestamp
         return _to_ms(value.to_pydatetime(), name)
     raise TypeError(f"{name}: expected epoch ms or a timestamp, got {type(value).__name__}")

@@ -13,6 +13,7 @@ window's bars (overlays also use earlier bars, never later ones).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from aio_ray.vision.backends import AnalysisRequest, VisionSettings, make_backen
 from aio_ray.vision.config import VisionConfig
 from aio_ray.vision.log import AnalysisLog
 from aio_ray.vision.pool import analyze_dataset, analyze_requests, records_of, requests_dataset
+from aio_ray.vision.summary import indicator_summary
 
 # VisionConfig lives in aio_ray.vision.config; re-exported from here, its former home.
 __all__ = ["OVERLAY_WARMUP", "VisionConfig", "analyze_windows", "record_json", "window_requests"]
@@ -57,8 +59,6 @@ def window_requests(
     :func:`aio_ray.vision.summary.indicator_summary` of the window; ``ohlc`` its mid prices.
     Raises :class:`aio_ray.charts.render.RenderError` when there are fewer bars than one window.
     """
-    from aio_ray.vision.summary import indicator_summary  # loads the numba indicator kernels
-
     n = bars.height
     if n < window:
         raise RenderError(f"{instrument} {timeframe}: {n} bars, fewer than one window of {window}")
@@ -139,7 +139,6 @@ def record_json(rec: AnalysisRecord) -> dict[str, Any]:
     analysis failed), ``model``, ``window_start``/``window_end`` (ISO-8601 UTC; null for an uploaded image, whose
     window is unknown), plus
     ``status``, ``backend``, ``latency_ms`` and, for a failure, ``error`` and ``raw_text``."""
-    import datetime as dt
 
     def iso(ms: int) -> str:
         return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

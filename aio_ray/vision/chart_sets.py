@@ -41,7 +41,7 @@ import torch
 from aio_ray.bars.resample import bars_from_ticks
 from aio_ray.charts.overlays import overlay_lines
 from aio_ray.charts.raster import PALETTE, rasterize_batch
-from aio_ray.config import SyntheticConfig
+from aio_ray.data.config import SyntheticConfig
 from aio_ray.data.synthetic_ticks import generate_day
 from aio_ray.errors import AioError
 from aio_ray.patterns.detectors import synthetic_pattern, window_patterns

@@ -54,13 +54,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aio_ray.charts import overlays as chart_overlays
+from aio_ray.charts.raster import encode_png, rasterize_batch
 from aio_ray.errors import AioError
+from aio_ray.patterns.detectors import window_patterns
 from aio_ray.patterns.vocabulary import PATTERNS, TRENDS
 from aio_ray.schema import TS_TYPE
+from aio_ray.vision.summary import indicator_summary
 
 __all__ = [
     "DATASET_METADATA_KEY",
@@ -259,8 +263,6 @@ class _Bars:
 
 
 def _bars_arrays(bars_df: Any) -> _Bars:
-    import polars as pl
-
     df = bars_df if isinstance(bars_df, pl.DataFrame) else pl.from_arrow(bars_df)
     if not isinstance(df, pl.DataFrame):
         raise DatasetError("build_dataset: bars_df must be a polars DataFrame or a pyarrow Table")
@@ -287,10 +289,6 @@ def _window_starts(n: int, spec: DatasetSpec) -> list[int]:
 
 def _rows(bars: _Bars, starts: Sequence[int], spec: DatasetSpec) -> pa.Table:
     """Rows of the windows starting at ``starts`` (the pure core both builders map)."""
-    from aio_ray.charts.raster import encode_png, rasterize_batch
-    from aio_ray.patterns.detectors import window_patterns
-    from aio_ray.vision.summary import indicator_summary
-
     schema = dataset_schema(spec.horizons)
     cols: dict[str, list[Any]] = {f.name: [] for f in schema}
     w = spec.window
@@ -435,7 +433,7 @@ def build_dataset(
 
 def _ray_chunk_fn(spec: DatasetSpec, bars_ref: Any) -> Callable[[dict[str, np.ndarray]], pa.Table]:
     def fn(batch: dict[str, np.ndarray]) -> pa.Table:
-        import ray
+        import ray  # Ray worker code: runs inside a map_batches task
 
         bars = ray.get(bars_ref)  # zero-copy numpy views from the object store
         return _rows(bars, [int(s) for s in batch["start"]], spec)
@@ -466,8 +464,7 @@ def build_dataset_ray(
     the driver concatenates the rows in time order. The result equals :func:`build_dataset`'s.
     Needs a running Ray (``ray.init``) or starts a local one.
     """
-    import ray
-    import ray.data
+    import ray.data  # heavy: Ray Data only for the cluster path (binds ``ray`` too)
 
     spec = _spec(
         instrument,
@@ -576,6 +573,7 @@ def read_dataset(path: str | Path) -> pa.Table:
 
 def decode_image(png: bytes) -> np.ndarray:
     """A dataset image (palette PNG bytes) back to (H, W) uint8 palette indices."""
+    # optional dependency (vision extra): pillow
     from PIL import Image
 
     with Image.open(io.BytesIO(png)) as im:

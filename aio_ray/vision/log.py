@@ -27,7 +27,9 @@ is moved to ``_unreadable/`` and reported.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import sys
 import threading
 import time
 import uuid
@@ -120,8 +122,6 @@ def _flush_quietly(state: _LogState) -> None:
     try:
         state.flush()
     except Exception as exc:  # noqa: BLE001 - at exit there is nobody left to raise to
-        import sys
-
         print(f"aio-ray: analysis log not flushed: {exc}", file=sys.stderr)
 
 
@@ -276,8 +276,6 @@ def compact_log(
     messages in ``problems``). Nothing else happens (``path`` None) when there
     is at most one file and no bound drops a row.
     """
-    import fcntl
-
     root = Path(path_dir)
     if not root.is_dir():
         return CompactReport(0, 0, 0, [], None)

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aio_ray.charts.raster import PALETTE
 from aio_ray.errors import AioError
 from aio_ray.patterns.vocabulary import PATTERNS, TRENDS
 
@@ -265,8 +266,6 @@ def predict(
 
 
 def _current_palette() -> np.ndarray:
-    from aio_ray.charts.raster import PALETTE
-
     return np.asarray(PALETTE, dtype=np.uint8)
 
 
@@ -343,4 +342,5 @@ def weights_card(path: str | Path | None = None) -> dict[str, Any]:
     p = (Path(path) if path is not None else DEFAULT_WEIGHTS).with_suffix(".json")
     if not p.is_file():
         raise ModelNotFoundError(p)
-    return json.loads(p.read_text())
+    card: dict[str, Any] = json.loads(p.read_text())
+    return card

@@ -114,7 +114,7 @@ def extract_json_object(text: str) -> str:
     if len(fences) > 1:
         raise ParseError("extract", f"{len(fences)} fenced code blocks; expected one")
     if fences:
-        body = fences[0][1].strip()
+        body: str = fences[0][1].strip()
         if not body.startswith("{"):
             raise ParseError("extract", "the fenced block does not start with a JSON object")
         return body

@@ -30,11 +30,11 @@ import pyarrow as pa
 from aio_ray.vision.analysis import AnalysisRecord, records_from_table, records_to_table
 from aio_ray.vision.backends import VisionSettings, make_backend
 from aio_ray.vision.backends.base import AnalysisRequest, VisionBackend, request_png
+from aio_ray.vision.backends.vllm_engine import analyze_dataset_processor
+from aio_ray.vision.log import AnalysisLog
 
 if TYPE_CHECKING:
     import ray.data
-
-    from aio_ray.vision.log import AnalysisLog
 
 __all__ = [
     "BackendActor",
@@ -91,6 +91,7 @@ def request_rows(requests: Sequence[AnalysisRequest]) -> list[dict[str, Any]]:
 
 def requests_dataset(requests: Sequence[AnalysisRequest]) -> ray.data.Dataset:
     """A Ray dataset of request rows (see :func:`request_rows`)."""
+    # heavy: Ray Data is loaded only when a dataset is analysed
     import ray.data
 
     return ray.data.from_items(request_rows(requests))
@@ -136,12 +137,12 @@ def analyze_dataset(ds: ray.data.Dataset, settings: VisionSettings) -> ray.data.
     row (order across blocks is Ray Data's). The actor pool is lazy (nothing runs until the
     result is consumed); the Ray Data LLM path runs each retry round when called.
     """
+    # heavy: Ray Data is loaded only when a dataset is analysed
     import ray.data
 
     if settings.backend == "vllm" and settings.vllm_mode == "processor":
-        from aio_ray.vision.backends.vllm_engine import analyze_dataset_processor
-
-        return analyze_dataset_processor(ds, settings)
+        out: ray.data.Dataset = analyze_dataset_processor(ds, settings)
+        return out
     kwargs: dict[str, Any] = {}
     gpus = settings.gpus_per_actor
     if gpus:

@@ -316,7 +316,8 @@ def train(
                 lp.float(), yp, pos_weight=pos_weight
             )
             opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            # torch 2.13 leaves Tensor.backward unannotated
+            scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
             scaler.step(opt)
             scaler.update()
             total += float(loss.detach()) * len(idx)

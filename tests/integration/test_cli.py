@@ -102,8 +102,8 @@ def test_indicators_writes_the_contract_columns(real_bars, tmp_path):
 
 def test_backtest_json_is_the_contract(real_bars):
     from aio_ray.bars.store import read_bars
+    from aio_ray.strategies.bar_arrays import BarArrays
     from aio_ray.strategies.engine import BacktestConfig, run_backtest
-    from aio_ray.strategies.evaluate import MarketBars
     from aio_ray.strategies.families import get_family
     from aio_ray.strategies.space import defaults
 
@@ -156,11 +156,11 @@ def test_backtest_json_is_the_contract(real_bars):
             and dt.datetime.fromisoformat(t["entry_ts"]).tzinfo is not None
         )
     # the same numbers as calling the engine directly
-    mb = MarketBars.from_frame(read_bars(real_bars, "15m"), "15m")
+    mb = BarArrays.from_frame(read_bars(real_bars, "15m"), timeframe="15m")
     fam = get_family("ma_cross")
     res = run_backtest(
-        mb.signal,
-        fam.signals(mb.signal, {**defaults("ma_cross"), **params}),
+        mb,
+        fam.signals(mb, {**defaults("ma_cross"), **params}),
         BacktestConfig(price_model="single", commission_type="percent"),
     )
     assert len(doc["trades"]) == res.trades.height

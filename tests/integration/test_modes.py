@@ -133,8 +133,8 @@ def test_backtest_mode_replays_the_ranked_top_on_a_new_period(searched, ray_loca
     from aio_ray.bars.store import read_bars
     from aio_ray.library import open_library
     from aio_ray.pipeline import format_summary, run_pipeline
+    from aio_ray.strategies.bar_arrays import BarArrays
     from aio_ray.strategies.engine import run_backtest
-    from aio_ray.strategies.evaluate import MarketBars
     from aio_ray.strategies.families import get_family
 
     cfg = _backtest_cfg(searched, top=3)
@@ -149,13 +149,11 @@ def test_backtest_mode_replays_the_ranked_top_on_a_new_period(searched, ray_loca
         assert row["ranked_criteria"] is not None and "sharpe" in row["metrics"]
         # oracle: the same strategy backtested from bar 0 of the new bars trades identically
         # (the family issues no order before its indicators are defined)
-        mb = MarketBars.from_frame(
-            read_bars(cfg.data.bars_dir, row["timeframe"], "EURUSD"), row["timeframe"]
+        mb = BarArrays.from_frame(
+            read_bars(cfg.data.bars_dir, row["timeframe"], "EURUSD"), timeframe=row["timeframe"]
         )
         fam = get_family(row["family"])
-        full = run_backtest(
-            mb.signal, fam.signals(mb.signal, row["params"]), cfg.search.backtest, mb.bid_ask
-        )
+        full = run_backtest(mb, fam.signals(mb, row["params"]), cfg.search.backtest)
         assert row["trades"] == full.trades.height
     on_disk = json.loads(Path(summary["backtest"]["report"]).read_text())
     assert [r["strategy_id"] for r in on_disk["strategies"]] == [r["strategy_id"] for r in rows]

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
 from aio_ray.library import open_library
-from aio_ray.patterns.library import (
+from aio_ray.library.patterns import (
     PatternOccurrenceRow,
     PatternStatRow,
     load_occurrences,

@@ -89,7 +89,7 @@ def test_aio_analyze_bad_arguments_say_what_is_wrong(work):
 
 def test_pipeline_stages_mine_patterns_and_analyse_on_a_ray_actor_pool(work):
     from aio_ray.library import open_library
-    from aio_ray.patterns.library import load_pattern_stats
+    from aio_ray.library.patterns import load_pattern_stats
     from aio_ray.pipeline import _vision_line, run_patterns, run_vision
     from aio_ray.vision.log import read_log
 

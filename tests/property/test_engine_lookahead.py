@@ -34,7 +34,7 @@ def _run(b: BarArrays, fast: int, slow: int, stops: bool, model: str) -> Backtes
         risk_fraction=0.05,
         units=50_000.0,
     )
-    return run_backtest(b, sig, cfg, spread_around(b, 0.0001) if model == "bidask" else None)
+    return run_backtest(spread_around(b, 0.0001) if model == "bidask" else b, sig, cfg)
 
 
 def _scrambled(b: BarArrays, t: int, seed: int) -> BarArrays:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from aio_ray.strategies.bar_arrays import BarArrays
-from aio_ray.strategies.engine import BacktestConfig, BidAskArrays
+from aio_ray.strategies.engine import BacktestConfig
 from aio_ray.strategies.signals import Signals
 
 T0 = 1_548_979_200_000  # 2019-02-01 00:00 UTC, ms
@@ -67,18 +67,23 @@ def signals(
     )
 
 
-def spread_around(b: BarArrays, spread: float) -> BidAskArrays:
-    """Bid/ask bars a fixed ``spread`` apart, centred on ``b`` (taken as mid)."""
+def spread_around(b: BarArrays, spread: float) -> BarArrays:
+    """``b`` (taken as mid) with bid/ask OHLC a fixed ``spread`` apart, centred on it."""
     h = spread / 2
-    return BidAskArrays(
-        b.open - h,
-        b.high - h,
-        b.low - h,
-        b.close - h,
-        b.open + h,
-        b.high + h,
-        b.low + h,
-        b.close + h,
+    return BarArrays(
+        b.ts,
+        b.open,
+        b.high,
+        b.low,
+        b.close,
+        bid_open=b.open - h,
+        bid_high=b.high - h,
+        bid_low=b.low - h,
+        bid_close=b.close - h,
+        ask_open=b.open + h,
+        ask_high=b.high + h,
+        ask_low=b.low + h,
+        ask_close=b.close + h,
     )
 
 

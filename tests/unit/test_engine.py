@@ -6,6 +6,8 @@ Each case asserts exact fill bars and prices (see aio_ray/strategies/fills.py fo
 from __future__ import annotations
 
 import math
+import pickle
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -13,14 +15,13 @@ import pytest
 from pydantic import ValidationError
 
 from aio_ray.config import config_id
-from aio_ray.errors import AioError, ConfigError
+from aio_ray.errors import AioError, BarsError, ConfigError
+from aio_ray.strategies.bar_arrays import BID_ASK_FIELDS, BarArrays
 from aio_ray.strategies.engine import (
     TRADE_SCHEMA,
     BacktestConfig,
     BacktestConfigError,
     BacktestError,
-    BidAskArrays,
-    prepare_bars,
     run_backtest,
 )
 from aio_ray.strategies.signals import Signals
@@ -188,7 +189,7 @@ def test_bidask_buys_at_the_ask_and_sells_at_the_bid() -> None:
     mid = bars(BASE)
     ba = spread_around(mid, 0.0002)
     cfg = costless(price_model="bidask", units=100_000.0)
-    res = run_backtest(mid, signals(6, long_entry=[1], long_exit=[3], short_entry=[4]), cfg, ba)
+    res = run_backtest(ba, signals(6, long_entry=[1], long_exit=[3], short_entry=[4]), cfg)
     long_t, short_t = trade_rows(res)
     assert long_t["entry_price"] == ba.ask_open[2] and long_t["exit_price"] == ba.bid_open[4]
     assert short_t["entry_price"] == ba.bid_open[5]
@@ -205,7 +206,7 @@ def test_bidask_long_stop_is_triggered_by_the_bid_low() -> None:
     sig = signals(6, long_entry=[1], stop={1: 0.0010})
     single = run_backtest(mid, sig, SINGLE)
     assert trade_rows(single)[0]["exit_reason"] == "end"
-    bidask = run_backtest(mid, sig, costless(price_model="bidask"), ba)
+    bidask = run_backtest(ba, sig, costless(price_model="bidask"))
     (t,) = trade_rows(bidask)
     assert (t["exit_bar"], t["exit_reason"], t["exit_price"]) == (3, "stop", mid.close[1] - 0.0010)
 
@@ -218,7 +219,7 @@ def test_bidask_short_stop_is_triggered_by_the_ask_high() -> None:
     sig = signals(6, short_entry=[1], stop={1: 0.0012})
     (t,) = trade_rows(run_backtest(mid, sig, SINGLE))  # the mid high only gets there on bar 4
     assert (t["exit_bar"], t["exit_reason"], t["exit_price"]) == (4, "stop", 1.1027)
-    (t,) = trade_rows(run_backtest(mid, sig, costless(price_model="bidask"), ba))
+    (t,) = trade_rows(run_backtest(ba, sig, costless(price_model="bidask")))
     assert (t["exit_bar"], t["exit_reason"], t["exit_price"]) == (3, "stop", mid.close[1] + 0.0012)
 
 
@@ -428,30 +429,47 @@ def test_invalid_inputs_raise_backtest_error_naming_the_argument() -> None:
     )
     with pytest.raises(BacktestError, match=r"long_entry: expected a boolean array"):
         run_backtest(b, ints, SINGLE)
-    short_ba = BidAskArrays(*(a[:5] for a in spread_around(b, 2e-4).__dict__.values()))
-    with pytest.raises(BacktestError, match=r"bid_ask\.bid_open: expected 6 values"):
-        run_backtest(b, signals(6), BacktestConfig(), short_ba)
-    prepared = prepare_bars(b, "single")
-    with pytest.raises(BacktestError, match="prepared for price_model 'single'"):
-        run_backtest(prepared, signals(6), BacktestConfig(price_model="bidask"))
+    spread = spread_around(b, 2e-4)
+    with pytest.raises(BarsError, match=r"BarArrays\.bid_open has 5 bars, ts has 6"):
+        BarArrays(*(b.ts, b.open, b.high, b.low, b.close), **{f: getattr(spread, f)[:5] for f in BID_ASK_FIELDS})  # fmt: skip
+    with pytest.raises(BarsError, match="all or none"):
+        BarArrays(b.ts, b.open, b.high, b.low, b.close, bid_open=b.open)
+    bad_ask = spread.copy()
+    assert bad_ask.ask_low is not None
+    bad_ask.ask_low[2] = 2.0
+    with pytest.raises(BacktestError, match=r"bid_ask \(ask\): bar 2 is not a valid OHLC bar"):
+        run_backtest(bad_ask, signals(6), BacktestConfig())
     with pytest.raises(BacktestError, match="price_model: 'mid' is not one of"):
-        prepare_bars(b, "mid")  # type: ignore[arg-type]
+        b.kernel_prices("mid")
+    duck = SimpleNamespace(ts=b.ts, open=b.open, high=b.high, low=b.low, close=b.close)
+    with pytest.raises(
+        BacktestError, match="bars: expected aio_ray.strategies.bar_arrays.BarArrays"
+    ):
+        run_backtest(duck, signals(6), SINGLE)  # type: ignore[arg-type]
 
 
-def test_prepared_bars_give_the_same_result() -> None:
+def test_cached_kernel_inputs_give_the_same_result() -> None:
     b = bars(BASE)
     sig = signals(6, long_entry=[1], short_entry=[3], stop={1: 0.001})
     a = run_backtest(b, sig, SINGLE)
-    p = run_backtest(prepare_bars(b, "single"), sig, SINGLE)
-    assert a.trades.equals(p.trades) and np.array_equal(a.equity, p.equity)
-    assert a.metrics == p.metrics
+    assert b.kernel_prices("single") is b.kernel_prices("single")  # built once, then cached
+    p = run_backtest(b, sig, SINGLE)
+    shipped = pickle.loads(pickle.dumps(b))  # the cache is not pickled; rebuilt on use
+    assert shipped._cache == {}
+    q = run_backtest(shipped, sig, SINGLE)
+    for r in (p, q):
+        assert a.trades.equals(r.trades) and np.array_equal(a.equity, r.equity)
+        assert a.metrics == r.metrics
 
 
 def test_bid_ask_from_a_bar_table() -> None:
-    cols = {
-        f"{s}_{p}": [1.1, 1.2] for s in ("bid", "ask") for p in ("open", "high", "low", "close")
-    }
-    ba = BidAskArrays.from_table(pl.DataFrame(cols))
-    assert ba.ask_high.tolist() == [1.1, 1.2]
-    with pytest.raises(BacktestError, match="missing column"):
-        BidAskArrays.from_table(pl.DataFrame({"bid_open": [1.0]}))
+    cols: dict[str, object] = {"ts": [0, 60_000]}
+    cols |= {f"{s}_{p}": [1.1, 1.2] for s in ("mid", "bid", "ask") for p in ("open", "high", "low", "close")}  # fmt: skip
+    b = BarArrays.from_frame(pl.DataFrame(cols), timeframe="1m")
+    assert b.has_bid_ask and b.timeframe == "1m"
+    assert b.ask_high is not None and b.ask_high.tolist() == [1.1, 1.2]
+    assert b[1:].ask_high is not None and b[1:].ask_high.tolist() == [1.2]
+    mid_only = BarArrays.from_frame(pl.DataFrame(cols).drop("ask_close"))
+    assert not mid_only.has_bid_ask
+    with pytest.raises(BacktestError, match=r"bid_ask: price_model 'bidask' needs"):
+        run_backtest(mid_only, signals(2), BacktestConfig())

@@ -13,7 +13,6 @@ from aio_ray.strategies.engine import (
     BacktestError,
     cross_signals,
     metrics_frame,
-    prepare_bars,
     run_backtest,
     run_batch,
     run_crossover_batch,
@@ -37,7 +36,7 @@ def market():  # type: ignore[no-untyped-def]
     lengths = [5, 8, 13, 21, 34]
     lines = np.vstack([sma(mid.close, k) for k in lengths])
     dist = sma(mid.high - mid.low, 14)
-    return mid, ba, lines, dist
+    return ba, lines, dist
 
 
 def test_cross_signals_follow_tradingview_crossover() -> None:
@@ -57,29 +56,29 @@ def test_cross_signals_follow_tradingview_crossover() -> None:
 
 
 def test_run_batch_rows_equal_single_runs(market) -> None:  # type: ignore[no-untyped-def]
-    mid, ba, lines, dist = market
+    ba, lines, dist = market
     sets = [
         cross_signals(lines[0], lines[2], stop_dist=2 * dist, take_dist=3 * dist),
         cross_signals(lines[1], lines[4], "long", stop_dist=dist),
         cross_signals(lines[2], lines[3], "short"),
         cross_signals(lines[0], lines[4]),
     ]
-    out = run_batch(mid, sets, COSTS, ba)
+    out = run_batch(ba, sets, COSTS)
     assert out.shape == (4, len(METRIC_NAMES))
     for p, sig in enumerate(sets):
-        single = _metrics_row(run_backtest(mid, sig, COSTS, ba))
+        single = _metrics_row(run_backtest(ba, sig, COSTS))
         np.testing.assert_allclose(out[p], single, rtol=1e-12, atol=1e-12, err_msg=f"set {p}")
     assert np.all(out[:, METRIC_NAMES.index("trades")] > 10)
 
 
 @pytest.mark.parametrize("direction", ["both", "long", "short"])
 def test_crossover_batch_rows_equal_single_runs_of_cross_signals(market, direction: str) -> None:  # type: ignore[no-untyped-def]
-    mid, ba, lines, dist = market
+    ba, lines, dist = market
     fast = np.array([0, 0, 1, 2, 1])
     slow = np.array([2, 4, 3, 4, 4])
     stop_mult = np.array([2.0, np.nan, 1.5, 3.0, np.nan])
     take_mult = np.array([4.0, 2.0, np.nan, np.nan, np.nan])
-    prepared = prepare_bars(mid, "bidask", ba)
+    prepared = ba  # validated on the first run, cached on the bars for the rest
     out = run_crossover_batch(
         prepared,
         lines,
@@ -104,7 +103,7 @@ def test_crossover_batch_rows_equal_single_runs_of_cross_signals(market, directi
 
 
 def test_batch_result_does_not_depend_on_the_thread_count(market) -> None:  # type: ignore[no-untyped-def]
-    mid, _, lines, dist = market
+    mid, lines, dist = market
     fast = np.array([0, 1, 2, 0, 1, 3, 0])
     slow = np.array([2, 3, 4, 4, 4, 4, 1])
     cfg = BacktestConfig(price_model="single", commission=0.002, commission_type="percent")
@@ -123,39 +122,39 @@ def test_batch_result_does_not_depend_on_the_thread_count(market) -> None:  # ty
 
 
 def test_shared_stop_distances_are_stored_once_and_give_the_same_rows(market) -> None:  # type: ignore[no-untyped-def]
-    mid, ba, lines, dist = market
+    ba, lines, dist = market
     a = cross_signals(lines[0], lines[3], stop_dist=dist)
     b = cross_signals(lines[1], lines[3], stop_dist=dist)
-    both = run_batch(mid, [a, b], COSTS, ba)
-    np.testing.assert_allclose(both[1], run_batch(mid, [b], COSTS, ba)[0], rtol=1e-12)
+    both = run_batch(ba, [a, b], COSTS)
+    np.testing.assert_allclose(both[1], run_batch(ba, [b], COSTS)[0], rtol=1e-12)
 
 
 def test_batch_validation_names_the_argument(market) -> None:  # type: ignore[no-untyped-def]
-    mid, ba, lines, dist = market
+    ba, lines, dist = market
     idx = np.array([0])
     with pytest.raises(BacktestError, match="signals: empty sequence"):
-        run_batch(mid, [], COSTS, ba)
+        run_batch(ba, [], COSTS)
     with pytest.raises(BacktestError, match=r"fast: row indices must lie in \[0, 5\)"):
-        run_crossover_batch(mid, lines, np.array([5]), idx, COSTS, ba)
+        run_crossover_batch(ba, lines, np.array([5]), idx, COSTS)
     with pytest.raises(BacktestError, match="slow: expected a 1-D integer array"):
-        run_crossover_batch(mid, lines, idx, np.array([1.0]), COSTS, ba)
+        run_crossover_batch(ba, lines, idx, np.array([1.0]), COSTS)
     with pytest.raises(BacktestError, match="base_dist: required"):
-        run_crossover_batch(mid, lines, idx, np.array([1]), COSTS, ba, stop_mult=2.0)
+        run_crossover_batch(ba, lines, idx, np.array([1]), COSTS, stop_mult=2.0)
     with pytest.raises(BacktestError, match=r"take_mult: expected a scalar or 1 values"):
         run_crossover_batch(
-            mid, lines, idx, np.array([1]), COSTS, ba, base_dist=dist, take_mult=np.ones(2)
+            ba, lines, idx, np.array([1]), COSTS, base_dist=dist, take_mult=np.ones(2)
         )
     with pytest.raises(BacktestError, match=r"lines: expected shape \(K, "):
-        run_crossover_batch(mid, lines[:, :10], idx, np.array([1]), COSTS, ba)
+        run_crossover_batch(ba, lines[:, :10], idx, np.array([1]), COSTS)
     with pytest.raises(BacktestError, match="direction: 'up' is not one of"):
-        run_crossover_batch(mid, lines, idx, np.array([1]), COSTS, ba, direction="up")  # type: ignore[arg-type]
+        run_crossover_batch(ba, lines, idx, np.array([1]), COSTS, direction="up")  # type: ignore[arg-type]
 
 
 def test_metrics_frame_labels_the_matrix(market) -> None:  # type: ignore[no-untyped-def]
     import polars as pl
 
-    mid, ba, lines, _ = market
-    out = run_crossover_batch(mid, lines, np.array([0, 1]), np.array([3, 4]), COSTS, ba)
+    ba, lines, _ = market
+    out = run_crossover_batch(ba, lines, np.array([0, 1]), np.array([3, 4]), COSTS)
     frame = metrics_frame(out, pl.DataFrame({"fast": [5, 8], "slow": [21, 34]}))
     assert frame.columns == ["fast", "slow", *METRIC_NAMES]
     assert frame["trades"].to_list() == out[:, METRIC_NAMES.index("trades")].tolist()

@@ -90,7 +90,7 @@ def test_streamed_kernel_metrics_equal_the_numpy_formulas(seed: int) -> None:
     sig = cross_signals(sma(mid.close, 8), sma(mid.close, 30), stop_dist=dist, take_dist=2 * dist)
     # the default swap too (the 3,000 bars cross the Friday 17:00 New York rollover)
     cfg = BacktestConfig(commission=3.5, slippage_points=1.0, sizing="risk", risk_fraction=0.02)
-    res = run_backtest(mid, sig, cfg, ba)
+    res = run_backtest(ba, sig, cfg)
     assert res.metrics["trades"] > 20 and set(res.trades["exit_reason"]) >= {
         "stop",
         "take",

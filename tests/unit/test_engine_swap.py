@@ -18,11 +18,16 @@ from aio_ray.strategies.engine import (
     BacktestConfig,
     BacktestConfigError,
     cross_signals,
-    prepare_bars,
     run_backtest,
     run_batch,
     run_crossover_batch,
 )
+from aio_ray.strategies.evaluate import evaluate_candidate, split_holdout
+from aio_ray.strategies.population import evaluate_population
+from aio_ray.strategies.sessions import rollover_weights, swap_units
+from aio_ray.strategies.space import grid
+from aio_ray.strategies.walkforward import make_folds
+from tests.support.barsynth import hourly_bars
 from tests.support.engine_common import NO_COSTS, bars, costless, signals
 
 HOUR = 3_600_000
@@ -202,27 +207,21 @@ def test_swap_reaches_equity_metrics_and_trades_alike_on_every_path() -> None:
         cost = costless(price_model="single")
         assert run_backtest(b, cross_signals(lines[f], lines[s]), cost).metrics != res.metrics
     want = np.array(rows)
-    pb = prepare_bars(b, "single")
     np.testing.assert_allclose(
-        run_crossover_batch(pb, lines, fast, slow, cfg), want, rtol=1e-12, atol=1e-9
+        run_crossover_batch(b, lines, fast, slow, cfg), want, rtol=1e-12, atol=1e-9
     )
     sigs = [cross_signals(lines[f], lines[s]) for f, s in zip(fast, slow, strict=True)]
-    np.testing.assert_allclose(run_batch(pb, sigs, cfg), want, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(run_batch(b, sigs, cfg), want, rtol=1e-12, atol=1e-9)
 
 
-def test_prepared_bars_carry_the_rollovers() -> None:
-    pb = prepare_bars(hourly("2019-02-06 18:00", 8), "single")
-    assert pb.swap_units.dtype == np.float64
-    assert pb.swap_units.tolist() == [0, 0, 0, 0, 3, 0, 0, 0]
+def test_bars_carry_the_rollovers() -> None:
+    b = hourly("2019-02-06 18:00", 8)
+    assert b.swap_units.dtype == np.float64
+    assert b.swap_units.tolist() == [0, 0, 0, 0, 3, 0, 0, 0]
+    assert b.swap_units is b.swap_units  # computed once, cached on the bars
 
 
 def test_population_charges_swap_as_evaluate_candidate_does() -> None:
-    from aio_ray.strategies.evaluate import evaluate_candidate, split_holdout
-    from aio_ray.strategies.population import evaluate_population
-    from aio_ray.strategies.space import grid
-    from aio_ray.strategies.walkforward import make_folds
-    from tests.support.barsynth import hourly_bars
-
     wf, *_ = split_holdout({"1h": hourly_bars(1200, seed=3)}, 0.2)
     folds, _ = make_folds(len(wf["1h"]), 2, "rolling", holdout_fraction=0.0, warmup_bars=60)
     heavy = BacktestConfig(swap_long=-60.0, swap_short=45.0)  # swap dominates the result
@@ -247,9 +246,6 @@ def test_population_charges_swap_as_evaluate_candidate_does() -> None:
 @pytest.mark.parametrize("start", ["2019-03-07 00:00", "2019-10-31 00:00"])  # DST changes
 @pytest.mark.parametrize("step", [60_000, 15 * 60_000, 4 * HOUR])
 def test_rollovers_per_hour_equal_the_session_calendar(start: str, step: int) -> None:
-    from aio_ray.strategies.engine import swap_units
-    from aio_ray.strategies.sessions import rollover_weights
-
     ts = utc_ms(start) + np.arange(10 * 86_400_000 // step, dtype=np.int64) * step
     ts = np.delete(ts, np.arange(7, ts.shape[0], 11))  # irregular gaps too
     np.testing.assert_array_equal(swap_units(ts), rollover_weights(ts).astype(np.float64))

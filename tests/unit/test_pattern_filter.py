@@ -299,12 +299,11 @@ def test_optuna_suggests_the_filter_and_draws_the_lookback_only_with_a_pattern()
 def test_search_populations_draw_and_evaluate_the_filter(walk: BarArrays) -> None:
     """The search's own population sampler and evaluator, in-process."""
     from aio_ray.strategies.engine import BacktestConfig
-    from aio_ray.strategies.evaluate import MarketBars
     from aio_ray.strategies.population import evaluate_population
     from aio_ray.strategies.sampling import make_sampler
     from aio_ray.strategies.walkforward import make_folds
 
-    bars = MarketBars("1m", walk, None)
+    bars = walk
     folds, _ = make_folds(len(bars), 2, holdout_fraction=0.0, warmup_bars=100)
     cfg = BacktestConfig(price_model="single")
     for family in ("ma_cross", "rsi_reversion"):

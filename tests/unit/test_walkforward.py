@@ -13,11 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aio_ray.errors import AioError
-from aio_ray.strategies.bar_arrays import BarArrays
-from aio_ray.strategies.engine import BacktestConfig, BidAskArrays, run_backtest
+from aio_ray.strategies.bar_arrays import BID_ASK_FIELDS, OHLC_FIELDS, BarArrays
+from aio_ray.strategies.engine import BacktestConfig, run_backtest
 from aio_ray.strategies.evaluate import (
     EvaluationError,
-    MarketBars,
     ObjectiveConfig,
     evaluate_candidate,
     evaluate_holdout,
@@ -187,7 +186,7 @@ HOUR = 3_600_000
 MA = {"fast": 8, "slow": 60, "ma": "sma", "atr_length": 14, "stop_atr": 2.0, "take_atr": 0.0}
 
 
-def market_bars(n: int, seed: int, start_close: float = 1.10) -> MarketBars:
+def market_bars(n: int, seed: int, start_close: float = 1.10) -> BarArrays:
     """A 1h random walk with a 0.2-pip spread: mid OHLC plus bid/ask OHLC."""
     rng = np.random.default_rng(seed)
     close = start_close * np.exp(np.cumsum(rng.normal(0.0, 0.001, n)))
@@ -196,36 +195,36 @@ def market_bars(n: int, seed: int, start_close: float = 1.10) -> MarketBars:
     low = np.minimum(open_, close) - np.abs(rng.normal(0.0, 0.0003, n))
     ts = 1_600_041_600_000 + np.arange(n, dtype=np.int64) * HOUR
     half = 0.00001
-    ba = BidAskArrays(
-        open_ - half,
-        high - half,
-        low - half,
-        close - half,
-        open_ + half,
-        high + half,
-        low + half,
-        close + half,
+    return BarArrays(
+        ts,
+        open_,
+        high,
+        low,
+        close,
+        bid_open=open_ - half,
+        bid_high=high - half,
+        bid_low=low - half,
+        bid_close=close - half,
+        ask_open=open_ + half,
+        ask_high=high + half,
+        ask_low=low + half,
+        ask_close=close + half,
+        timeframe="1h",
     )
-    return MarketBars("1h", BarArrays(ts, open_, high, low, close), ba)
 
 
-def splice(a: MarketBars, b: MarketBars, at: int) -> MarketBars:
+def splice(a: BarArrays, b: BarArrays, at: int) -> BarArrays:
     """Bars of ``a`` before ``at`` and of ``b`` from ``at`` on (same timestamps)."""
 
     def cat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.concatenate((x[:at], y[at:]))
 
-    sig = BarArrays(
+    return BarArrays(
         a.ts.copy(),
-        *(
-            cat(getattr(a.signal, f), getattr(b.signal, f))
-            for f in ("open", "high", "low", "close")
-        ),
+        *(cat(getattr(a, f), getattr(b, f)) for f in OHLC_FIELDS),
+        **{f: cat(getattr(a, f), getattr(b, f)) for f in BID_ASK_FIELDS},
+        timeframe="1h",
     )
-    ba = BidAskArrays(
-        *(cat(getattr(a.bid_ask, f.name), getattr(b.bid_ask, f.name)) for f in fields(BidAskArrays))
-    )
-    return MarketBars("1h", sig, ba)
 
 
 def test_a_fold_never_depends_on_bars_after_its_window() -> None:
@@ -250,13 +249,13 @@ def test_window_signals_are_computed_on_the_history_before_it() -> None:
     start, end = 400, 600
     cfg = BacktestConfig()
     res = evaluate_window(bars, "ma_cross", MA, start, end, cfg)
-    full = get_family("ma_cross").signals(bars.signal, MA)  # causal family: same values up to `end`
+    full = get_family("ma_cross").signals(bars, MA)  # causal family: same values up to `end`
     cut = Signals(*(getattr(full, f.name)[start:end] for f in fields(Signals)))
-    ref = run_backtest(bars.signal[start:end], cut, cfg, bars[start:end].bid_ask)
+    ref = run_backtest(bars[start:end], cut, cfg)
     assert res.metrics == ref.metrics
     assert res.trades.equals(ref.trades)
     # a window computed from its own bars only would still be warming up its 60-bar MA
-    cold = get_family("ma_cross").signals(bars.signal[start:end], MA)
+    cold = get_family("ma_cross").signals(bars[start:end], MA)
     assert not np.array_equal(cold.long_entry | cold.short_entry, cut.long_entry | cut.short_entry)
 
 

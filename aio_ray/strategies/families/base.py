@@ -130,11 +130,15 @@ def pattern_series(bars: BarArrays, name: str) -> np.ndarray:
     table = memo(
         bars, ("candles",), lambda: detect_candles(bars.open, bars.high, bars.low, bars.close)
     )
-    return memo(bars, ("candle", name), lambda: np.asarray(table[name], dtype=bool))
+    fired: np.ndarray = memo(bars, ("candle", name), lambda: np.asarray(table[name], dtype=bool))
+    return fired
 
 
 def _atr(bars: BarArrays, length: int) -> np.ndarray:
-    return memo(bars, ("atr", length), lambda: ind.atr(bars.high, bars.low, bars.close, length))
+    out: np.ndarray = memo(
+        bars, ("atr", length), lambda: ind.atr(bars.high, bars.low, bars.close, length)
+    )
+    return out
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from aio_ray.strategies.families._bollinger import BollingerFamily, bollinger_space
 
+__all__ = ["BbBreakout"]
+
 
 class BbBreakout(BollingerFamily):
     name = "bb_breakout"

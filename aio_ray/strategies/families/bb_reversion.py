@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from aio_ray.strategies.families._bollinger import BollingerFamily, bollinger_space
 
+__all__ = ["BbReversion"]
+
 
 class BbReversion(BollingerFamily):
     name = "bb_reversion"

@@ -27,6 +27,8 @@ from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder, memo
 from aio_ray.strategies.params import ChoiceParam, IntParam, Less, family_space
 
+__all__ = ["MaCross"]
+
 
 class MaCross(Family):
     name = "ma_cross"

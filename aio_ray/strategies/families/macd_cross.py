@@ -23,6 +23,8 @@ from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder, memo
 from aio_ray.strategies.params import IntParam, Less, family_space
 
+__all__ = ["MacdCross"]
+
 
 class MacdCross(Family):
     name = "macd_cross"

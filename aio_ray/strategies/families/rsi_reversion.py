@@ -29,6 +29,8 @@ from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder, memo
 from aio_ray.strategies.params import IntParam, family_space
 
+__all__ = ["MIDLINE", "RsiReversion"]
+
 MIDLINE = 50.0
 
 

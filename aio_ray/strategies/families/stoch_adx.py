@@ -31,6 +31,8 @@ from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder, memo
 from aio_ray.strategies.params import FloatParam, IntParam, family_space
 
+__all__ = ["StochAdx"]
+
 
 class StochAdx(Family):
     name = "stoch_adx"

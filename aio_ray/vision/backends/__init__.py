@@ -53,14 +53,17 @@ def make_backend(name: str | None = None, settings: VisionSettings | None = None
     settings = settings or VisionSettings()
     name = name or settings.backend
     if name == "cpu":
+        # registry: a backend module loads only when chosen (its model may need torch)
         from aio_ray.vision.backends.cpu import CpuBackend
 
         return CpuBackend(settings)
     if name == "http":
+        # registry: a backend module loads only when chosen
         from aio_ray.vision.backends.http import HttpBackend
 
         return HttpBackend(settings)
     if name == "vllm":
+        # registry: a backend module loads only when chosen (vllm: the gpu extra)
         from aio_ray.vision.backends.vllm_engine import VllmBackend
 
         return VllmBackend(settings)

@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from aio_ray.charts.raster import PALETTE, encode_png
 from aio_ray.errors import AioError
 from aio_ray.vision.analysis import AnalysisRecord, ChartAnalysis, _to_ms
 
@@ -259,7 +260,6 @@ def request_png(request: AnalysisRequest) -> bytes:
     """The request's chart as PNG bytes (palette arrays encoded by the rasterizer)."""
     if isinstance(request.image, bytes):
         return request.image
-    from aio_ray.charts.raster import encode_png
 
     return encode_png(request.image)
 
@@ -272,9 +272,8 @@ def request_palette(request: AnalysisRequest) -> np.ndarray:
     """
     if isinstance(request.image, np.ndarray):
         return request.image
+    # optional dependency (vision extra): pillow
     from PIL import Image
-
-    from aio_ray.charts.raster import PALETTE
 
     pal = np.asarray(PALETTE, dtype=np.int32)
     with Image.open(io.BytesIO(request.image)) as im:
@@ -293,4 +292,5 @@ def request_palette(request: AnalysisRequest) -> np.ndarray:
     colours, inverse = np.unique(flat, axis=0, return_inverse=True)
     d = ((colours[:, None, :] - pal[None, :, :]) ** 2).sum(axis=2)
     nearest = d.argmin(axis=1).astype(np.uint8)
-    return nearest[inverse.reshape(-1)].reshape(rgb.shape[:2])
+    out: np.ndarray = nearest[inverse.reshape(-1)].reshape(rgb.shape[:2])
+    return out

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from aio_ray.patterns.detectors import support_resistance
 from aio_ray.patterns.vocabulary import PATTERNS, TRENDS
 from aio_ray.vision.analysis import MAX_LEVELS, MAX_RATIONALE_CHARS, AnalysisRecord, ChartAnalysis
 from aio_ray.vision.backends.base import (
@@ -93,6 +94,7 @@ class CpuBackend:
 
     def __init__(self, settings: object) -> None:
         try:
+            # optional heavy dependency: ChartNet needs torch (vision extra)
             from aio_ray.vision import model as chartnet
         except ImportError as exc:  # torch missing
             raise BackendUnavailableError(
@@ -109,7 +111,6 @@ class CpuBackend:
     def _levels(self, req: AnalysisRequest) -> list[float]:
         if req.ohlc is None or self.max_levels == 0:
             return []
-        from aio_ray.patterns.detectors import support_resistance
 
         o = req.ohlc
         return list(support_resistance(o[:, 1], o[:, 2], o[:, 3], max_levels=self.max_levels))

@@ -44,6 +44,7 @@ def llm_config_dict(settings: Any) -> dict[str, Any]:
 
 def _serve_llm() -> Any:
     try:
+        # optional dependency (gpu extra): ray[llm]
         import ray.serve.llm as serve_llm
     except ImportError as exc:  # ray.serve.llm raises ImportError without vllm (or sglang)
         raise BackendUnavailableError(

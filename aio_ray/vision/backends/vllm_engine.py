@@ -66,11 +66,13 @@ import json
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from aio_ray.charts.raster import to_rgb
 from aio_ray.vision.analysis import (
     RECORD_COLUMNS,
     AnalysisRecord,
@@ -144,7 +146,8 @@ def require_vllm() -> ModuleType:
             RuntimeWarning,
             stacklevel=2,
         )
-    return vllm
+    module: ModuleType = vllm
+    return module
 
 
 def engine_kwargs(settings: Any) -> dict[str, Any]:
@@ -290,6 +293,7 @@ def build_processor_config(settings: Any) -> Any:
     so it is given ``trust_remote_code`` as well; the chat template stage renders with thinking
     off (:func:`aio_ray.vision.prompts.chat_template_kwargs`).
     """
+    # optional dependency (gpu extra): ray[llm]
     from ray.data.llm import (
         ChatTemplateStageConfig,
         PrepareMultimodalStageConfig,
@@ -313,8 +317,8 @@ def build_processor_config(settings: Any) -> Any:
 def build_vllm_processor(settings: Any) -> Any:
     """The Ray Data LLM processor: prepared rows in, record rows (+ carry) out."""
     require_vllm()
-    from functools import partial
 
+    # optional dependency (gpu extra): ray[llm]
     from ray.data.llm import build_processor
 
     return build_processor(
@@ -403,11 +407,10 @@ def stop_token_ids(tokenizer: Any) -> list[int]:
 
 
 def _pil_rgb(req: AnalysisRequest) -> Any:
+    # optional dependency (vision extra): pillow
     from PIL import Image
 
     if isinstance(req.image, np.ndarray):
-        from aio_ray.charts.raster import to_rgb
-
         return Image.fromarray(to_rgb(req.image), mode="RGB")
     with Image.open(io.BytesIO(req.image)) as im:
         return im.convert("RGB")

@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from aio_ray.bars.timeframes import parse_timeframe
 from aio_ray.library.models import now_ms, table_of
 from aio_ray.patterns.stats import PatternStats, validate_patterns
 
@@ -245,8 +246,6 @@ def load_pattern_stats(
     t = _TABLES[0]
     q = select(t)
     if timeframe is not None:
-        from aio_ray.bars.timeframes import parse_timeframe
-
         q = q.where(t.c.timeframe == parse_timeframe(timeframe).name)
     if symbol is not None:
         q = q.where(t.c.symbol == symbol.upper())

@@ -1,4 +1,4 @@
-"""The ``aio analyze`` and ``aio patterns`` commands (registered by :func:`register`).
+"""The ``aio analyze`` and ``aio patterns`` commands.
 
 ::
 
@@ -22,28 +22,21 @@ from typing import Annotated, Any
 
 import typer
 
-from aio_ray.cli_state import state
+from aio_ray.bars.store import list_symbols, read_bars
+from aio_ray.cli.context import app_config, fail
 from aio_ray.errors import AioError
+from aio_ray.patterns.mining import mine_bars_dir
+from aio_ray.patterns.stats import validate_patterns
 from aio_ray.raycluster import ensure_ray
+from aio_ray.vision.analyze import VisionConfig, analyze_windows, record_json, window_requests
 
-# Each command imports its stage inside the function (bars store, vision backends, library,
-# mining), so that registering the commands with `aio` loads none of them.
-
-__all__ = ["analyze_cmd", "patterns_cmd", "register"]
+__all__ = ["analyze_cmd", "patterns_cmd"]
 
 _BACKENDS = ("cpu", "vllm", "http")
 
 
-def _fail(exc: Exception | str, code: int = 2) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def _app_config() -> Any:
-    return state.config
-
-
 def analyze_cmd(
+    ctx: typer.Context,
     bars: Annotated[Path, typer.Option("--bars", help="Bars folder written by `aio bars`.")],
     timeframe: Annotated[str, typer.Option(help="Timeframe of the charts, e.g. 1h.")],
     windows: Annotated[
@@ -73,23 +66,20 @@ def analyze_cmd(
 ) -> None:
     """Chart the latest bar windows and analyse each with a vision backend (ChartAnalysis:
     trend, patterns, levels, confidence, rationale)."""
-    from aio_ray.bars.store import list_symbols, read_bars
-    from aio_ray.vision.analyze import VisionConfig, analyze_windows, record_json, window_requests
-
     if backend is not None and backend not in _BACKENDS:
         raise typer.BadParameter(
             f"{backend!r}: accepted are {', '.join(_BACKENDS)}", param_hint="--backend"
         )
     if windows is not None and windows < 1:
         raise typer.BadParameter(f"{windows}: must be >= 1", param_hint="--windows")
-    vc: VisionConfig = _app_config().vision or VisionConfig()
+    vc: VisionConfig = app_config(ctx).vision or VisionConfig()
     settings = vc.model if backend is None else vc.model.model_copy(update={"backend": backend})
     try:
         settings = type(vc.model).model_validate(settings.model_dump())
         frame = read_bars(bars, timeframe, symbol)
         sym = symbol or list_symbols(bars, timeframe)[0]
         if use_ray:
-            ensure_ray(_app_config().ray)
+            ensure_ray(app_config(ctx).ray)
         reqs = window_requests(
             frame,
             instrument=sym.upper(),
@@ -102,7 +92,7 @@ def analyze_cmd(
         )
         records = analyze_windows(reqs, settings, use_ray=use_ray, log_dir=log_dir)
     except (AioError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     rows = [record_json(r) for r in records]
     if as_json:
         typer.echo(json.dumps(rows))
@@ -129,6 +119,7 @@ def _num(x: Any, spec: str) -> str:
 
 
 def patterns_cmd(
+    ctx: typer.Context,
     bars: Annotated[
         Path | None,
         typer.Option("--bars", help="Mine this bars folder (else: list what the library holds)."),
@@ -159,16 +150,15 @@ def patterns_cmd(
 ) -> None:
     """Pattern statistics: every occurrence of the vocabulary's candle and chart patterns and
     its forward return (count, mean bps signed in the pattern's direction, hit rate, t)."""
-    from aio_ray.library.repo import open_library
-    from aio_ray.patterns.library import load_pattern_stats
+    from aio_ray.library.patterns import load_pattern_stats  # lazy: sqlmodel, as the line above
+    from aio_ray.library.repo import (
+        open_library,
+    )  # lazy: sqlmodel; keeps aio --help at 1.8 s CPU instead of 3.1 s
 
-    cfg = _app_config()
+    cfg = app_config(ctx)
     pc = cfg.patterns
     try:
         if bars is not None:
-            from aio_ray.patterns.mining import mine_bars_dir
-            from aio_ray.patterns.stats import validate_patterns
-
             tfs = (
                 [t.strip() for t in timeframes.split(",")]
                 if timeframes
@@ -183,7 +173,7 @@ def patterns_cmd(
                 )
             }
             if save:
-                from aio_ray.patterns.library import save_mining
+                from aio_ray.library.patterns import save_mining  # lazy: sqlmodel, as above
 
                 save_mining(
                     open_library(db or cfg.library.url),
@@ -206,7 +196,7 @@ def patterns_cmd(
                 open_library(db or cfg.library.url), timeframe=timeframe, validated_only=validated
             )
     except (AioError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         typer.echo(json.dumps(rows, default=str))
         return
@@ -221,9 +211,3 @@ def patterns_cmd(
             f"{_num(r.get('mean_bps'), '10.2f')}{_num(r.get('hit_rate'), '7.2f')}"
             f"{_num(r.get('t_stat'), '7.2f')}  {'yes' if r.get('validated') else ''}"
         )
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``analyze`` and ``patterns`` to the ``aio`` command."""
-    app.command("analyze")(analyze_cmd)
-    app.command("patterns")(patterns_cmd)
