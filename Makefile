@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 RUNNER := tools/pinets-runner
 NODE_STAMP := $(RUNNER)/node_modules/.installed
 
-.PHONY: setup services demo test bench clean pine-parser lint
+.PHONY: setup services demo test bench clean clean-kernels pine-parser lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,5 +56,10 @@ test: services setup lint
 bench: setup
 	for b in bench/*.py; do $(BIN)/python $$b; done
 
-clean:
+# numba's on-disk cache keys a kernel on its own file only: after editing a kernel module
+# (aio_ray/**/_*nb.py, _engine_layout.py, strategies/fills.py) clear the compiled caches.
+clean-kernels:
+	find aio_ray -path '*/__pycache__/*' \( -name '*.nbi' -o -name '*.nbc' \) -delete
+
+clean: clean-kernels
 	rm -rf $(VENV) data/demo .services.env

@@ -3,11 +3,15 @@
 One event loop, :func:`step`, advances one parameter set over a range of bars, applying the
 rules of :mod:`aio_ray.strategies.fills`; its whole state lives in a small float64 vector
 (slots ``S_*``), so a run can be cut into tiles and resumed. :func:`simulate` runs one set over
-all bars (recording the trade list and equity curve if asked). Two parallel drivers run many
-parameter sets with ``numba.prange``: :func:`batch_signals` (precomputed signal matrices) and
-:func:`batch_crossover` (two-line crossovers derived in the loop from shared line series). Both
-walk the bars tile by tile (``TILE`` bars), running every parameter set of a thread over a tile
-before the next one, so a tile's prices and lines are read from cache, not memory.
+all bars (recording the trade list and equity curve if asked). The parallel drivers over many
+parameter sets are in :mod:`aio_ray.strategies._batch_nb`, the metric kernels in
+:mod:`aio_ray.strategies._metrics_nb`, the slot layouts (``TC_*``, ``M_*``, ``C_*``, ``S_*``) in
+:mod:`aio_ray.strategies._engine_layout`; the engine's Python side imports each from its module.
+
+The kernel stays in these few files, each with one job, and ``step`` stays one function: split
+into small compiled functions it measured 50-70 % slower on the crossover batch path. numba's
+on-disk cache does not see a change in another file: after editing one of these modules or
+``fills.py``, clear the caches (``make clean-kernels``).
 
 Signal sources (``mode``): 0 reads the per-bar signal arrays; 1 derives them from two lines,
 TradingView's ``ta.crossover`` / ``ta.crossunder`` (``a > b and a[1] <= b[1]``), with
@@ -34,8 +38,71 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from aio_ray.strategies._engine_layout import (
+    BLOCK,
+    C_COMM_KIND,
+    C_COMM_RATE,
+    C_INITIAL,
+    C_INTRABAR,
+    C_LOT_STEP,
+    C_PIP,
+    C_RISK,
+    C_SIZING,
+    C_SLIP,
+    C_SWAP_LONG,
+    C_SWAP_SHORT,
+    C_TICK,
+    C_UNITS,
+    N_STATE,
+    S_CASH,
+    S_DD_CASH,
+    S_DD_FRAC,
+    S_ENTRY_BAR,
+    S_ENTRY_COMM,
+    S_ENTRY_PX,
+    S_EXPOSED,
+    S_FAST_PREV,
+    S_GROSS_LOSS,
+    S_GROSS_WIN,
+    S_HALTED,
+    S_PEAK,
+    S_PEND,
+    S_PEND_STOP,
+    S_PEND_TAKE,
+    S_PEND_UNITS,
+    S_POS,
+    S_PREV_EQ,
+    S_PROTECTED,
+    S_QTY,
+    S_SLOW_PREV,
+    S_STOP,
+    S_SUM_NEG2,
+    S_SUM_R,
+    S_SUM_R2,
+    S_TAKE,
+    S_TRADE_SWAP,
+    S_TRADES,
+    S_WINS,
+    TC_COMMISSION,
+    TC_ENTRY_BAR,
+    TC_ENTRY_PRICE,
+    TC_EXIT_BAR,
+    TC_EXIT_PRICE,
+    TC_PNL,
+    TC_PNL_PIPS,
+    TC_REASON,
+    TC_SIDE,
+    TC_SWAP,
+    TC_UNITS,
+)
+from aio_ray.strategies._metrics_nb import (
+    drawdown,
+    finish,
+    init_state,
+    return_sums,
+)
 from aio_ray.strategies.fills import (
     EXIT_END,
     EXIT_REVERSE,
@@ -60,89 +127,6 @@ from aio_ray.strategies.fills import (
     short_exit_fill,
     swap_charge,
 )
-
-# Trade record columns.
-TC_ENTRY_BAR = 0
-TC_EXIT_BAR = 1
-TC_SIDE = 2
-TC_UNITS = 3
-TC_ENTRY_PRICE = 4
-TC_EXIT_PRICE = 5
-TC_COMMISSION = 6
-TC_PNL = 7
-TC_PNL_PIPS = 8
-TC_REASON = 9
-TC_SWAP = 10  # swap of the trade (account currency; included in TC_PNL)
-N_TRADE_COLS = 11
-
-# Metric vector slots (same order as metrics.METRIC_NAMES).
-M_NET_PROFIT = 0
-M_TOTAL_RETURN = 1
-M_CAGR = 2
-M_SHARPE = 3
-M_SORTINO = 4
-M_MAX_DD = 5
-M_MAX_DD_CASH = 6
-M_PROFIT_FACTOR = 7
-M_WIN_RATE = 8
-M_TRADES = 9
-M_EXPOSURE = 10
-M_AVG_TRADE = 11
-M_FINAL_EQUITY = 12
-N_METRICS = 13
-
-BLOCK = 1024  # bars per equity block (8 KiB: stays in L1)
-TILE = 4096  # bars per tile in the batch drivers (prices + lines of a tile stay in L2)
-
-# Configuration vector slots (shared by every parameter set of a run).
-C_INITIAL = 0  # initial capital, account currency
-C_SIZING = 1  # fills.SIZING_*
-C_UNITS = 2  # fixed units
-C_RISK = 3  # risk fraction of equity
-C_LOT_STEP = 4  # units
-C_COMM_KIND = 5  # fills.COMM_*
-C_COMM_RATE = 6
-C_SLIP = 7  # price units
-C_PIP = 8  # price units
-C_BARS_PER_YEAR = 9
-C_YEARS = 10
-C_INTRABAR = 11  # fills.INTRABAR_*
-C_TICK = 12  # level tick, price units; 0: levels not rounded
-C_SWAP_LONG = 13  # account currency per lot per rollover held long (negative: charged)
-C_SWAP_SHORT = 14  # the same, held short
-N_CONFIG = 15
-
-# State vector slots of one parameter set (integers and flags stored as float64).
-S_CASH = 0
-S_POS = 1
-S_QTY = 2
-S_ENTRY_PX = 3
-S_ENTRY_BAR = 4
-S_ENTRY_COMM = 5
-S_STOP = 6
-S_TAKE = 7
-S_PROTECTED = 8
-S_PEND = 9
-S_PEND_UNITS = 10
-S_PEND_STOP = 11
-S_PEND_TAKE = 12
-S_HALTED = 13
-S_TRADES = 14
-S_WINS = 15
-S_GROSS_WIN = 16
-S_GROSS_LOSS = 17
-S_SUM_R = 18
-S_SUM_R2 = 19
-S_SUM_NEG2 = 20
-S_PEAK = 21
-S_DD_FRAC = 22
-S_DD_CASH = 23
-S_EXPOSED = 24
-S_PREV_EQ = 25
-S_FAST_PREV = 26
-S_SLOW_PREV = 27
-S_TRADE_SWAP = 28  # swap of the open trade so far, account currency
-N_STATE = 29
 
 
 @njit(cache=True, nogil=True)
@@ -179,190 +163,6 @@ def _book(
         row[TC_REASON] = reason
         row[TC_SWAP] = swap
     return pnl
-
-
-@njit(cache=True, nogil=True)
-def finalize_metrics(
-    out: np.ndarray,
-    n: int,
-    initial: float,
-    final: float,
-    n_trades: int,
-    wins: int,
-    gross_win: float,
-    gross_loss: float,
-    s1: float,
-    s2: float,
-    sneg: float,
-    dd_frac: float,
-    dd_cash: float,
-    exposed: int,
-    bars_per_year: float,
-    years: float,
-) -> None:
-    """Turn the streamed accumulators into the metric vector (formulas: metrics.py)."""
-    nan = np.nan
-    out[M_NET_PROFIT] = final - initial
-    out[M_TOTAL_RETURN] = final / initial - 1.0
-    if years <= 0.0:
-        out[M_CAGR] = nan
-    elif final <= 0.0:
-        out[M_CAGR] = -1.0
-    else:
-        out[M_CAGR] = (final / initial) ** (1.0 / years) - 1.0
-    m = n - 1
-    sharpe = nan
-    sortino = nan
-    if m >= 2:
-        mean = s1 / m
-        var = (s2 - s1 * s1 / m) / (m - 1)
-        if var > 0.0:
-            sharpe = mean / math.sqrt(var) * math.sqrt(bars_per_year)
-        down = math.sqrt(sneg / m)
-        if down > 0.0:
-            sortino = mean / down * math.sqrt(bars_per_year)
-    out[M_SHARPE] = sharpe
-    out[M_SORTINO] = sortino
-    out[M_MAX_DD] = dd_frac
-    out[M_MAX_DD_CASH] = dd_cash
-    if n_trades == 0:
-        out[M_PROFIT_FACTOR] = nan
-        out[M_WIN_RATE] = nan
-        out[M_AVG_TRADE] = nan
-    else:
-        if gross_loss > 0.0:
-            out[M_PROFIT_FACTOR] = gross_win / gross_loss
-        elif gross_win > 0.0:
-            out[M_PROFIT_FACTOR] = np.inf
-        else:
-            out[M_PROFIT_FACTOR] = nan
-        out[M_WIN_RATE] = wins / n_trades
-        out[M_AVG_TRADE] = (final - initial) / n_trades
-    out[M_TRADES] = n_trades
-    out[M_EXPOSURE] = exposed / n
-    out[M_FINAL_EQUITY] = final
-
-
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _return_sums(eq: np.ndarray, prev_eq: float) -> tuple[float, float, float]:
-    """Sums of r, r^2 and min(r, 0)^2 over a block, r = eq[j] / eq[j-1] - 1 (0 after eq <= 0).
-
-    Reassociation lets LLVM vectorize the sums; they differ from a sequential sum only in
-    rounding.
-    """
-    s1 = 0.0
-    s2 = 0.0
-    sneg = 0.0
-    m = eq.shape[0]
-    r = eq[0] / prev_eq - 1.0 if prev_eq > 0.0 else 0.0
-    s1 += r
-    s2 += r * r
-    rn = min(r, 0.0)
-    sneg += rn * rn
-    for j in range(1, m):
-        p = eq[j - 1]
-        r = eq[j] / p - 1.0 if p > 0.0 else 0.0
-        s1 += r
-        s2 += r * r
-        rn = min(r, 0.0)
-        sneg += rn * rn
-    return s1, s2, sneg
-
-
-@njit(cache=True, nogil=True)
-def _min_max(eq: np.ndarray) -> tuple[float, float]:
-    """Smallest and largest value of a non-empty block (four independent chains: LLVM
-    does not vectorize this float min/max reduction, so break the dependency by hand)."""
-    m = eq.shape[0]
-    lo0 = lo1 = lo2 = lo3 = eq[0]
-    hi0 = hi1 = hi2 = hi3 = eq[0]
-    j = 0
-    while j + 4 <= m:
-        a = eq[j]
-        b = eq[j + 1]
-        c = eq[j + 2]
-        d = eq[j + 3]
-        lo0 = min(lo0, a)
-        lo1 = min(lo1, b)
-        lo2 = min(lo2, c)
-        lo3 = min(lo3, d)
-        hi0 = max(hi0, a)
-        hi1 = max(hi1, b)
-        hi2 = max(hi2, c)
-        hi3 = max(hi3, d)
-        j += 4
-    while j < m:
-        a = eq[j]
-        lo0 = min(lo0, a)
-        hi0 = max(hi0, a)
-        j += 1
-    return min(min(lo0, lo1), min(lo2, lo3)), max(max(hi0, hi1), max(hi2, hi3))
-
-
-@njit(cache=True, nogil=True)
-def _drawdown(
-    eq: np.ndarray, peak: float, dd_frac: float, dd_cash: float
-) -> tuple[float, float, float]:
-    """Running peak and the largest fall from it, in currency and as a fraction of the peak.
-
-    Most blocks hold no new high: the peak is then constant over the block and the largest
-    fall is at the block's minimum (the same value a bar-by-bar scan finds).
-    """
-    lo, hi = _min_max(eq)
-    if hi <= peak:
-        d = peak - lo
-        dd_cash = max(dd_cash, d)
-        if d > dd_frac * peak:
-            dd_frac = d / peak
-        return peak, dd_frac, dd_cash
-    for j in range(eq.shape[0]):
-        e = eq[j]
-        if e > peak:
-            peak = e
-        else:
-            d = peak - e
-            dd_cash = max(dd_cash, d)
-            if d > dd_frac * peak:
-                dd_frac = d / peak
-    return peak, dd_frac, dd_cash
-
-
-@njit(cache=True, nogil=True)
-def init_state(state: np.ndarray, initial: float) -> None:
-    """Reset ``state`` to a flat account holding ``initial`` (account currency)."""
-    state[:] = 0.0
-    state[S_CASH] = initial
-    state[S_STOP] = np.nan
-    state[S_TAKE] = np.nan
-    state[S_PEND_STOP] = np.nan
-    state[S_PEND_TAKE] = np.nan
-    state[S_PEAK] = initial
-    state[S_PREV_EQ] = initial
-    state[S_FAST_PREV] = np.nan
-    state[S_SLOW_PREV] = np.nan
-
-
-@njit(cache=True, nogil=True)
-def finish(state: np.ndarray, out: np.ndarray, n: int, cv: np.ndarray) -> None:
-    """Write the metric vector of a parameter set that has run over all ``n`` bars."""
-    finalize_metrics(
-        out,
-        n,
-        cv[C_INITIAL],
-        state[S_CASH],
-        int(state[S_TRADES]),
-        int(state[S_WINS]),
-        state[S_GROSS_WIN],
-        state[S_GROSS_LOSS],
-        state[S_SUM_R],
-        state[S_SUM_R2],
-        state[S_SUM_NEG2],
-        state[S_DD_FRAC],
-        state[S_DD_CASH],
-        int(state[S_EXPOSED]),
-        cv[C_BARS_PER_YEAR],
-        cv[C_YEARS],
-    )
 
 
 @njit(cache=True, nogil=True)
@@ -718,12 +518,12 @@ def step(
             i += 1
 
         # 5. Streamed metrics over the block.
-        r1, r2, rneg = _return_sums(buf, prev_eq)
+        r1, r2, rneg = return_sums(buf, prev_eq)
         s1 += r1
         s2 += r2
         sneg += rneg
         prev_eq = buf[b1 - b0 - 1]
-        peak, dd_frac, dd_cash = _drawdown(buf, peak, dd_frac, dd_cash)
+        peak, dd_frac, dd_cash = drawdown(buf, peak, dd_frac, dd_cash)
 
     state[S_CASH] = cash
     state[S_POS] = pos
@@ -806,127 +606,4 @@ def simulate(
     return int(state[S_TRADES])
 
 
-@njit(cache=True, parallel=True)
-def batch_signals(
-    px: np.ndarray,
-    sw: np.ndarray,
-    cv: np.ndarray,
-    le: np.ndarray,
-    se: np.ndarray,
-    lx: np.ndarray,
-    sx: np.ndarray,
-    sd: np.ndarray,
-    td: np.ndarray,
-    n_threads: int,
-    out: np.ndarray,
-) -> None:
-    """Metrics of P precomputed signal sets (``le`` etc. shape (P, n); ``sd``/``td`` shape
-    (P, n) or (1, n) shared; ``sw`` (n,) rollovers per bar) into ``out`` (P, N_METRICS),
-    parallel over parameter sets."""
-    n = px.shape[1]
-    n_sets = le.shape[0]
-    n_chunks = max(1, min(n_sets, n_threads))
-    states = np.empty((n_sets, N_STATE), dtype=np.float64)
-    for p in range(n_sets):
-        init_state(states[p], cv[C_INITIAL])
-    for c in prange(n_chunks):
-        p0 = c * n_sets // n_chunks
-        p1 = (c + 1) * n_sets // n_chunks
-        ef = np.empty(0, dtype=np.float64)
-        et = np.empty((0, 0), dtype=np.float64)
-        scratch = np.empty(BLOCK, dtype=np.float64)
-        for t0 in range(0, n, TILE):
-            t1 = min(t0 + TILE, n)
-            for p in range(p0, p1):
-                sdr = sd[p] if sd.shape[0] > 1 else sd[0]
-                tdr = td[p] if td.shape[0] > 1 else td[0]
-                step(
-                    states[p],
-                    t0,
-                    t1,
-                    px,
-                    sw,
-                    cv,
-                    0,
-                    le[p],
-                    se[p],
-                    lx[p],
-                    sx[p],
-                    sdr,
-                    tdr,
-                    ef,
-                    ef,
-                    ef,
-                    np.nan,
-                    np.nan,
-                    0,
-                    False,
-                    et,
-                    ef,
-                    scratch,
-                )
-    for p in range(n_sets):
-        finish(states[p], out[p], n, cv)
-
-
-@njit(cache=True, parallel=True)
-def batch_crossover(
-    px: np.ndarray,
-    sw: np.ndarray,
-    cv: np.ndarray,
-    lines: np.ndarray,
-    fast_idx: np.ndarray,
-    slow_idx: np.ndarray,
-    base_dist: np.ndarray,
-    stop_mult: np.ndarray,
-    take_mult: np.ndarray,
-    direction: int,
-    n_threads: int,
-    out: np.ndarray,
-) -> None:
-    """Metrics of P crossovers ``lines[fast_idx[p]]`` x ``lines[slow_idx[p]]`` into ``out``
-    (P, N_METRICS), parallel over parameter sets; ``stop_mult``/``take_mult`` (P,), NaN: none.
-    The sets are cut into ``n_threads`` contiguous chunks, one per thread."""
-    n = px.shape[1]
-    n_sets = fast_idx.shape[0]
-    n_chunks = max(1, min(n_sets, n_threads))
-    states = np.empty((n_sets, N_STATE), dtype=np.float64)
-    for p in range(n_sets):
-        init_state(states[p], cv[C_INITIAL])
-    for c in prange(n_chunks):
-        p0 = c * n_sets // n_chunks
-        p1 = (c + 1) * n_sets // n_chunks
-        eb = np.empty(0, dtype=np.bool_)
-        ef = np.empty(0, dtype=np.float64)
-        et = np.empty((0, 0), dtype=np.float64)
-        scratch = np.empty(BLOCK, dtype=np.float64)
-        for t0 in range(0, n, TILE):
-            t1 = min(t0 + TILE, n)
-            for p in range(p0, p1):
-                step(
-                    states[p],
-                    t0,
-                    t1,
-                    px,
-                    sw,
-                    cv,
-                    1,
-                    eb,
-                    eb,
-                    eb,
-                    eb,
-                    ef,
-                    ef,
-                    lines[fast_idx[p]],
-                    lines[slow_idx[p]],
-                    base_dist,
-                    stop_mult[p],
-                    take_mult[p],
-                    direction,
-                    False,
-                    et,
-                    ef,
-                    scratch,
-                )
-    for p in range(n_sets):
-        finish(states[p], out[p], n, cv)
+__all__ = ["simulate", "step"]

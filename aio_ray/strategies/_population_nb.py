@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from aio_ray.strategies._engine_nb import N_METRICS, N_TRADE_COLS, TC_REASON, simulate
+from aio_ray.strategies._engine_layout import N_METRICS, N_TRADE_COLS, TC_REASON
+from aio_ray.strategies._engine_nb import simulate
 from aio_ray.strategies.fills import EXIT_END
 
 

@@ -34,8 +34,9 @@ import numba
 import numpy as np
 import polars as pl
 
+from aio_ray.strategies import _batch_nb, fills
+from aio_ray.strategies import _engine_layout as layout
 from aio_ray.strategies import _engine_nb as nb
-from aio_ray.strategies import fills
 from aio_ray.strategies import metrics as mt
 from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.config import (
@@ -164,24 +165,24 @@ def _signal_arrays(sig: Signals, n: int, where: str = "signals") -> tuple[np.nda
 def _config_vector(cfg: BacktestConfig, ts: np.ndarray, bar_ms: int) -> np.ndarray:
     """The kernel's configuration vector (``_engine_nb.C_*`` slots) for bars with open times
     ``ts`` (int64 UTC ms) spaced ``bar_ms`` apart."""
-    cv = np.empty(nb.N_CONFIG, dtype=np.float64)
-    cv[nb.C_INITIAL] = cfg.initial_capital
-    cv[nb.C_SIZING] = fills.SIZING_MODES.index(cfg.sizing)
-    cv[nb.C_UNITS] = cfg.units
-    cv[nb.C_RISK] = cfg.risk_fraction
-    cv[nb.C_LOT_STEP] = cfg.lot_step
-    cv[nb.C_COMM_KIND] = fills.COMMISSION_TYPES.index(cfg.commission_type)
-    cv[nb.C_COMM_RATE] = cfg.commission
-    cv[nb.C_SLIP] = cfg.slippage_points * cfg.point_size
-    cv[nb.C_PIP] = cfg.pip_size
-    cv[nb.C_BARS_PER_YEAR] = (
+    cv = np.empty(layout.N_CONFIG, dtype=np.float64)
+    cv[layout.C_INITIAL] = cfg.initial_capital
+    cv[layout.C_SIZING] = fills.SIZING_MODES.index(cfg.sizing)
+    cv[layout.C_UNITS] = cfg.units
+    cv[layout.C_RISK] = cfg.risk_fraction
+    cv[layout.C_LOT_STEP] = cfg.lot_step
+    cv[layout.C_COMM_KIND] = fills.COMMISSION_TYPES.index(cfg.commission_type)
+    cv[layout.C_COMM_RATE] = cfg.commission
+    cv[layout.C_SLIP] = cfg.slippage_points * cfg.point_size
+    cv[layout.C_PIP] = cfg.pip_size
+    cv[layout.C_BARS_PER_YEAR] = (
         cfg.bars_per_year if cfg.bars_per_year is not None else mt.bars_per_year(bar_ms)
     )
-    cv[nb.C_YEARS] = mt.span_years(ts, bar_ms)
-    cv[nb.C_INTRABAR] = fills.INTRABAR_MODES.index(cfg.intrabar)
-    cv[nb.C_TICK] = cfg.level_tick if cfg.level_tick is not None else 0.0
-    cv[nb.C_SWAP_LONG] = cfg.swap_long
-    cv[nb.C_SWAP_SHORT] = cfg.swap_short
+    cv[layout.C_YEARS] = mt.span_years(ts, bar_ms)
+    cv[layout.C_INTRABAR] = fills.INTRABAR_MODES.index(cfg.intrabar)
+    cv[layout.C_TICK] = cfg.level_tick if cfg.level_tick is not None else 0.0
+    cv[layout.C_SWAP_LONG] = cfg.swap_long
+    cv[layout.C_SWAP_SHORT] = cfg.swap_short
     return cv
 
 
@@ -214,9 +215,9 @@ def run_backtest(
     px = _kernel_prices(bars, cfg)
     n = len(bars)
     le, se, lx, sx, sd, td = _signal_arrays(signals, n)
-    trades = np.zeros((n, nb.N_TRADE_COLS), dtype=np.float64)
+    trades = np.zeros((n, layout.N_TRADE_COLS), dtype=np.float64)
     equity = np.empty(n, dtype=np.float64)
-    out = np.empty(nb.N_METRICS, dtype=np.float64)
+    out = np.empty(layout.N_METRICS, dtype=np.float64)
     cv = _config_vector(cfg, bars.ts, bars.bar_ms)
     k = nb.simulate(px, bars.swap_units, cv, le, se, lx, sx, sd, td, trades, equity, out)
     return BacktestResult(
@@ -229,8 +230,8 @@ def run_backtest(
 
 
 def _trade_frame(rec: np.ndarray, ts: np.ndarray) -> pl.DataFrame:
-    e0 = rec[:, nb.TC_ENTRY_BAR].astype(np.int64)
-    e1 = rec[:, nb.TC_EXIT_BAR].astype(np.int64)
+    e0 = rec[:, layout.TC_ENTRY_BAR].astype(np.int64)
+    e1 = rec[:, layout.TC_EXIT_BAR].astype(np.int64)
     reasons = np.array(fills.EXIT_REASONS, dtype=object)
     df = pl.DataFrame(
         {
@@ -238,15 +239,15 @@ def _trade_frame(rec: np.ndarray, ts: np.ndarray) -> pl.DataFrame:
             "exit_bar": e1,
             "entry_ts": ts[e0],
             "exit_ts": ts[e1],
-            "side": np.where(rec[:, nb.TC_SIDE] > 0, "long", "short").astype(object),
-            "size": rec[:, nb.TC_UNITS],
-            "entry_price": rec[:, nb.TC_ENTRY_PRICE],
-            "exit_price": rec[:, nb.TC_EXIT_PRICE],
-            "pnl_pips": rec[:, nb.TC_PNL_PIPS],
-            "pnl": rec[:, nb.TC_PNL],
-            "commission": rec[:, nb.TC_COMMISSION],
-            "swap": rec[:, nb.TC_SWAP],
-            "exit_reason": reasons[rec[:, nb.TC_REASON].astype(np.int64)],
+            "side": np.where(rec[:, layout.TC_SIDE] > 0, "long", "short").astype(object),
+            "size": rec[:, layout.TC_UNITS],
+            "entry_price": rec[:, layout.TC_ENTRY_PRICE],
+            "exit_price": rec[:, layout.TC_EXIT_PRICE],
+            "pnl_pips": rec[:, layout.TC_PNL_PIPS],
+            "pnl": rec[:, layout.TC_PNL],
+            "commission": rec[:, layout.TC_COMMISSION],
+            "swap": rec[:, layout.TC_SWAP],
+            "exit_reason": reasons[rec[:, layout.TC_REASON].astype(np.int64)],
         },
         schema={k: (pl.Int64 if k.endswith("_ts") else v) for k, v in TRADE_SCHEMA.items()},
     )
@@ -283,9 +284,9 @@ def run_batch(
             cols[j].append(a)
     le, se, lx, sx = (np.stack(c) for c in cols[:4])
     sd, td = (_shared_rows(c) for c in cols[4:])
-    out = np.empty((len(signals), nb.N_METRICS), dtype=np.float64)
+    out = np.empty((len(signals), layout.N_METRICS), dtype=np.float64)
     cv = _config_vector(cfg, bars.ts, bars.bar_ms)
-    nb.batch_signals(px, bars.swap_units, cv, le, se, lx, sx, sd, td, _threads(threads), out)
+    _batch_nb.batch_signals(px, bars.swap_units, cv, le, se, lx, sx, sd, td, _threads(threads), out)
     return out
 
 
@@ -387,8 +388,8 @@ def run_crossover_batch(
     directions = {"both": 0, "long": 1, "short": -1}
     if direction not in directions:
         raise BacktestError(f"direction: {direction!r} is not one of {tuple(directions)}")
-    out = np.empty((n_sets, nb.N_METRICS), dtype=np.float64)
-    nb.batch_crossover(
+    out = np.empty((n_sets, layout.N_METRICS), dtype=np.float64)
+    _batch_nb.batch_crossover(
         px,
         bars.swap_units,
         _config_vector(cfg, bars.ts, bars.bar_ms),

@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from aio_ray.strategies import _engine_nb as nb
 from aio_ray.strategies import engine as eng
 from aio_ray.strategies import metrics as mt
+from aio_ray.strategies._engine_layout import N_METRICS
 from aio_ray.strategies._population_nb import batch_windows
 from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.config import DAY_MS, ObjectiveConfig
@@ -393,13 +393,13 @@ def evaluate_population(
             except Exception as exc:  # noqa: BLE001 - one bad candidate must not stop the rest
                 errors[p] = _error(exc)
     ok = np.array([e is None for e in errors], dtype=bool)
-    metrics = np.full((n_sets, n_win, nb.N_METRICS), np.nan)
+    metrics = np.full((n_sets, n_win, N_METRICS), np.nan)
     end_exits = np.zeros((n_sets, n_win), dtype=np.int64)
     growth = np.full((n_sets, n_cols), np.nan)
     sel = np.flatnonzero(ok)
     if sel.size and px is not None:
         cvs = np.stack([_window_config(bt_cfg, bars.ts, int(a), int(b)) for a, b in lay.windows])
-        m_ok = np.empty((sel.size, n_win, nb.N_METRICS))
+        m_ok = np.empty((sel.size, n_win, N_METRICS))
         e_ok = np.empty((sel.size, n_win), dtype=np.int64)
         g_ok = np.empty((sel.size, n_cols))
         rows = np.stack(dist_arrays)

@@ -6,7 +6,7 @@ import numba
 import numpy as np
 import pytest
 
-from aio_ray.strategies import _engine_nb
+from aio_ray.strategies import _engine_layout
 from aio_ray.strategies.engine import (
     METRIC_NAMES,
     BacktestConfig,
@@ -30,7 +30,7 @@ def _metrics_row(res) -> np.ndarray:  # type: ignore[no-untyped-def]
 def market():  # type: ignore[no-untyped-def]
     # Longer than two tiles, and not a multiple of the tile or block length, so the batch
     # path suspends and resumes every parameter set's state.
-    n = 2 * _engine_nb.TILE + 777
+    n = 2 * _engine_layout.TILE + 777
     mid = random_walk(n, seed=11)
     ba = spread_around(mid, 0.0001)
     lengths = [5, 8, 13, 21, 34]
