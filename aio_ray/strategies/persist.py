@@ -12,24 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aio_ray.library import METRIC_COLUMNS, Library
+from aio_ray.library import METRIC_COLUMNS, TRADE_FIELDS, Library
 from aio_ray.library.candidates import record_layout
 from aio_ray.strategies.search_outcome import SearchOutcome
 from aio_ray.strategies.verdict import Judgement
 
 __all__ = ["HOLDOUT_TRADE_COLUMNS", "record_layouts", "store_outcome"]
 
-HOLDOUT_TRADE_COLUMNS = (
-    "side",
-    "entry_ts",
-    "exit_ts",
-    "entry_price",
-    "exit_price",
-    "size",
-    "pnl",
-    "pnl_pips",
-    "exit_reason",
-)
+HOLDOUT_TRADE_COLUMNS = TRADE_FIELDS
 """The trade columns stored for a ranked strategy's holdout."""
 
 
