@@ -19,7 +19,8 @@ from typing import Any
 from aio_ray.bars.build import build_bars
 from aio_ray.bars.store import read_bars
 from aio_ray.config import AppConfig, config_id
-from aio_ray.data.ingest import IngestReport, ingest_dukascopy, ingest_files, ingest_synthetic
+from aio_ray.data.ingest import IngestReport
+from aio_ray.data.sources.base import get_source
 from aio_ray.data.tick_store import list_partitions
 from aio_ray.indicators import compute_all
 from aio_ray.library.config import ensure_sqlite_dir
@@ -60,39 +61,10 @@ log = logging.getLogger(__name__)
 
 def run_ingest(cfg: AppConfig, use_ray: bool = True) -> IngestReport:
     """Ingest the configured source into ``<workdir>/ticks`` (complete days are skipped)."""
-    d = cfg.data
+    source = get_source(cfg.data.source)
+    settings = getattr(cfg, source.section) if source.section else None
     with stage_progress("ingest") as prog:
-        if d.source == "synthetic":
-            return ingest_synthetic(
-                d.symbol,
-                d.start,
-                d.end,
-                d.ticks_dir,
-                cfg.synthetic,
-                cfg.validation,
-                use_ray=use_ray,
-                progress=prog,
-            )
-        if d.source == "dukascopy":
-            return ingest_dukascopy(
-                d.symbol,
-                d.start,
-                d.end,
-                d.ticks_dir,
-                mirror=d.mirror,
-                dcfg=cfg.dukascopy,
-                vcfg=cfg.validation,
-                use_ray=use_ray,
-                progress=prog,
-            )
-        return ingest_files(
-            list(d.files),
-            d.symbol,
-            d.ticks_dir,
-            vcfg=cfg.validation,
-            use_ray=use_ray,
-            progress=prog,
-        )
+        return source.ingest(cfg.data, settings, cfg.validation, use_ray=use_ray, progress=prog)
 
 
 def _bars_fingerprint(cfg: AppConfig) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def _bars(quick: bool) -> Any:
 
         from aio_ray.bars.build import build_bars
         from aio_ray.config import SyntheticConfig, ValidationConfig
-        from aio_ray.data.ingest import ingest_synthetic
+        from aio_ray.data.sources.synthetic import ingest_synthetic
 
         tmp = Path(tempfile.mkdtemp(prefix="aio-agree-"))
         end = dt.date(2025, 7, 15 if quick else 31)

@@ -25,7 +25,9 @@ from aio_ray.cli.context import JsonOpt, LocalOpt, OutOpt, app_config, fail, use
 from aio_ray.data.bar_ingest import ingest_bar_files
 from aio_ray.data.config import SyntheticConfig
 from aio_ray.data.files import ColumnMapping
-from aio_ray.data.ingest import ingest_dukascopy, ingest_files, ingest_synthetic
+from aio_ray.data.sources.dukascopy import ingest_dukascopy
+from aio_ray.data.sources.files import ingest_files
+from aio_ray.data.sources.synthetic import ingest_synthetic
 from aio_ray.errors import AioError
 from aio_ray.progress import stage_progress
 

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from aio_ray.data.sources import SOURCE_NAMES
 from aio_ray.frozen import Frozen
 
 __all__ = ["DataConfig", "DukascopyConfig", "SpikeRule", "SyntheticConfig", "ValidationConfig"]
@@ -109,7 +110,11 @@ class SyntheticConfig(Frozen):
 class DataConfig(Frozen):
     """What the pipeline ingests by default."""
 
-    source: Literal["synthetic", "dukascopy", "files"] = "synthetic"
+    source: str = Field(
+        "synthetic",
+        description="tick source, a name registered in aio_ray.data.sources.SOURCES",
+        json_schema_extra={"enum": list(SOURCE_NAMES)},
+    )
     symbol: str = "EURUSD"
     start: dt.date = dt.date(2025, 7, 1)
     end: dt.date = dt.date(2025, 8, 1)
@@ -124,6 +129,13 @@ class DataConfig(Frozen):
     @property
     def bars_dir(self) -> Path:
         return self.workdir / "bars"
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if v not in SOURCE_NAMES:
+            raise ValueError(f"unknown tick source {v!r}; accepted: {', '.join(SOURCE_NAMES)}")
+        return v
 
     @field_validator("symbol")
     @classmethod

@@ -19,7 +19,9 @@ import pytest
 
 from aio_ray.config import SyntheticConfig
 from aio_ray.data import tick_store
-from aio_ray.data.ingest import ingest_dukascopy, ingest_files, ingest_synthetic
+from aio_ray.data.sources.dukascopy import ingest_dukascopy
+from aio_ray.data.sources.files import ingest_files
+from aio_ray.data.sources.synthetic import ingest_synthetic
 from aio_ray.data.validate import REASONS
 
 REPO = Path(__file__).resolve().parents[2]
