@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.bars.build import build_bars
 from aio_ray.bars.store import read_bars
 from aio_ray.config import AppConfig, config_id
@@ -36,7 +37,6 @@ from aio_ray.pine.verify import verify_scripts
 from aio_ray.progress import stage_progress
 from aio_ray.raycluster import ensure_ray
 from aio_ray.replay import format_replay, replay_strategies
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.config import SearchConfig
 from aio_ray.strategies.search import SearchOutcome, run_search
 from aio_ray.vision.agreement import agreement_on_bars

@@ -18,11 +18,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.bars.store import read_bars
 from aio_ray.config import AppConfig
 from aio_ray.errors import AioError
 from aio_ray.library.repo import open_library
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.evaluate import evaluate_window
 from aio_ray.strategies.families import get_family
 

@@ -6,7 +6,7 @@ the same run:
 
 - ours: ``run_crossover_batch`` (the full engine: bid/ask fills, commission per lot,
   slippage, 2 x ATR stop, 4 x ATR target, 1 % risk sizing), prange over parameter sets, each
-  distinct SMA computed once and the bars validated once (``BarArrays.kernel_prices``); that one-time
+  distinct SMA computed once and the bars validated once (``kernel_prices``); that one-time
   cost is reported apart (``ours_prep_s``) and folded into ``ours_incl_prep_*``;
 - vectorbt ``Portfolio.from_signals``: the same signals (shifted one bar, filled at the open),
   columns = parameter sets; once with fees, slippage and the same ATR stops/targets as
@@ -44,13 +44,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numba
 from numba import njit, prange
 
-from aio_ray.strategies.bar_arrays import BarArrays
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.strategies.engine import (
     BacktestConfig,
     cross_signals,
     run_backtest,
     run_crossover_batch,
 )
+from aio_ray.strategies.kernel_inputs import kernel_prices, swap_units_of
 
 log = logging.getLogger("bench.backtest")
 
@@ -319,8 +320,10 @@ def main() -> None:
     t0 = time.perf_counter()
     lines = np.vstack([sma(bars.close, k) for k in lengths])
     dist = atr(bars.high, bars.low, bars.close, ATR_LEN)
-    bars.kernel_prices("bidask")  # validated once and cached on the bars, as a search does per fold
-    _ = bars.swap_units, bars.bar_ms
+    kernel_prices(
+        bars, "bidask"
+    )  # validated once and cached on the bars, as a search does per fold
+    _ = swap_units_of(bars), bars.bar_ms
     prep_s = time.perf_counter() - t0
 
     cfg = BacktestConfig(

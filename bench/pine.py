@@ -65,7 +65,7 @@ def _synthetic_bars(n: int, timeframe: str):  # type: ignore[no-untyped-def]
 def _bars(n: int):  # type: ignore[no-untyped-def]
     import polars as pl
 
-    from aio_ray.strategies.bar_arrays import BarArrays
+    from aio_ray.bars.arrays import BarArrays
 
     return BarArrays.from_frame(pl.from_arrow(_synthetic_bars(n, "1m")), "mid")
 

@@ -68,11 +68,11 @@ def _verify_rejected(cfg: Any, report: dict[str, Any], n: int) -> dict[str, Any]
     """Verify the strategy scripts of the ``n`` best rejected strategies in one batch (one
     parser, one PineTS process); returns how many were checked, how many passed parity and
     the first difference of each that did not."""
+    from aio_ray.bars.arrays import BarArrays
     from aio_ray.bars.store import read_bars
     from aio_ray.library.repo import open_library
     from aio_ray.pine.library import pine_for_strategy
     from aio_ray.pine.verify import verify_scripts
-    from aio_ray.strategies.bar_arrays import BarArrays
 
     lib = open_library(cfg.library.url)
     recs = [lib.get_strategy(r["strategy_id"]) for r in (report.get("best_rejected") or [])[:n]

@@ -7,6 +7,7 @@ Public surface::
     partial_bars / merge_partials / partials_to_bars    # the shard -> merge -> bars steps
     build_bars(ticks_dir, bars_dir, timeframes, ...)    # Ray tasks over a tick dataset
     read_bars(bars_dir, timeframe, symbol=None)         # polars DataFrame for later stages
+    BarArrays.from_frame(df, price="mid")               # numpy arrays: the one bar type
 
 Minutes without ticks produce no bar (nothing is forward-filled).
 """
@@ -20,6 +21,7 @@ from typing import Any
 # ``aio_ray.bars.timeframes`` never drags in Ray Data or creates an import cycle with
 # ``aio_ray.config``.
 _EXPORTS = {
+    "BarArrays": "arrays",
     "build_bars": "build",
     "build_bars_from_config": "build",
     "discover_tick_files": "build",
@@ -35,6 +37,7 @@ _EXPORTS = {
     "read_manifest": "store",
     "write_bars": "store",
     "SUPPORTED_TIMEFRAMES": "timeframes",
+    "infer_bar_ms": "timeframes",
     "Timeframe": "timeframes",
     "bar_labels": "timeframes",
     "parse_timeframe": "timeframes",

@@ -28,6 +28,7 @@ __all__ = [
     "Timeframe",
     "bar_labels",
     "check_daily_close",
+    "infer_bar_ms",
     "new_york_day_opens",
     "parse_timeframe",
     "parse_timeframes",
@@ -162,3 +163,17 @@ def bar_labels(times_ms: np.ndarray, tf: Timeframe, daily_close: DailyClose = "u
         opens = new_york_day_opens(int(t.min()), int(t.max()))
         return opens[np.searchsorted(opens, t, side="right") - 1]
     return t - np.mod(t, tf.ms)
+
+
+def infer_bar_ms(ts_ms: np.ndarray) -> int:
+    """The bar duration (ms): the median of the positive gaps between consecutive ``ts``.
+
+    The median ignores weekend and holiday gaps. Returns 60,000 (1m) when fewer than two
+    bars are given.
+    """
+    ts = np.asarray(ts_ms, dtype=np.int64)
+    gaps = np.diff(ts)
+    gaps = gaps[gaps > 0]
+    if gaps.size == 0:
+        return 60_000
+    return int(np.median(gaps))

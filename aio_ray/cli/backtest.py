@@ -14,10 +14,10 @@ from typing import Annotated, Any
 
 import typer
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.bars.store import read_bars
 from aio_ray.cli.context import JsonOpt, app_config, fail, parse_json_object
 from aio_ray.errors import AioError
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.engine import BacktestConfig, run_backtest
 from aio_ray.strategies.families import get_family
 from aio_ray.strategies.space import defaults, validate

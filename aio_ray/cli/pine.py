@@ -31,6 +31,7 @@ from typing import Annotated, Any
 
 import typer
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.bars.store import read_bars
 from aio_ray.bars.timeframes import parse_timeframe
 from aio_ray.cli.context import app_config, fail, parse_json_object
@@ -39,7 +40,6 @@ from aio_ray.library.report import ranked_verdict, significance_warning
 from aio_ray.pine.generate import ScriptSource, generate, read_meta
 from aio_ray.pine.library import pine_for_strategy, record_verification, source_for_strategy
 from aio_ray.pine.verify import verify_scripts
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.engine import BacktestConfig
 from aio_ray.strategies.space import defaults, validate
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.bars.store import list_symbols, read_bars
 from aio_ray.bars.timeframes import parse_timeframe
 from aio_ray.patterns.detectors import (
@@ -44,7 +45,6 @@ from aio_ray.patterns.stats import (
     validate_patterns,
 )
 from aio_ray.patterns.vocabulary import PATTERNS
-from aio_ray.strategies.bar_arrays import BarArrays
 
 __all__ = [
     "DEFAULT_HORIZONS",

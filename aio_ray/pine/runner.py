@@ -34,9 +34,9 @@ from typing import Any, Self
 
 import numpy as np
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.bars.timeframes import parse_timeframe
 from aio_ray.errors import AioError
-from aio_ray.strategies.bar_arrays import BarArrays
 
 __all__ = [
     "RUNNER_DIR",

@@ -53,10 +53,10 @@ from typing import Any
 
 import numpy as np
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.pine.generate import PLOT_SIGNALS, read_meta
 from aio_ray.pine.parser_cache import SyntaxResult, check_syntax, save_parser_cache
 from aio_ray.pine.runner import PineRun, PineRunError, PineRuntime, run_pinets
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.engine import BacktestConfig, BacktestResult, run_backtest
 from aio_ray.strategies.families import Family, get_family
 from aio_ray.strategies.fills import round_level

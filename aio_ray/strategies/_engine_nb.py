@@ -20,7 +20,7 @@ only: cross over exits); the stop / target distance of an entry at bar ``i`` is 
 ``stop_mult * base_dist[i]`` / ``take_mult * base_dist[i]``.
 
 Swap: ``sw`` (n,) float64 holds the rollovers charged at each bar
-(:func:`aio_ray.strategies.sessions.rollover_weights`, cached by ``BarArrays.swap_units``); a
+(:func:`aio_ray.strategies.sessions.rollover_weights`, cached by ``kernel_inputs.swap_units_of``); a
 position held at the close of bar ``i - 1`` pays ``fills.swap_charge(sw[i], rate, units)`` into
 cash at the start of bar ``i`` (``C_SWAP_LONG`` / ``C_SWAP_SHORT``). The quiet-bar loops hand a
 rollover bar to the general path, which charges it, so the swap reaches equity, returns, net

@@ -9,7 +9,7 @@ forced end-of-window exit, and compounds the window's per-bar returns into perio
 (``period_col[w, i]``: the column of bar ``i``'s return in window ``w``, -1: none), so the
 caller gets per-period (e.g. daily) returns of every window without per-bar arrays.
 
-Swap: ``sw`` (n,) holds the rollovers of the walk-forward bars (``BarArrays.swap_units``);
+Swap: ``sw`` (n,) holds the rollovers of the walk-forward bars (``kernel_inputs.swap_units_of``);
 window ``w`` passes ``sw[a:b]`` to ``simulate``, which is what ``run_backtest`` computes on the
 slice alone (a window's first bar is flat, so its own weight never counts).
 

@@ -9,10 +9,10 @@
   inside the kernel from shared line series (no per-set signal arrays at all);
   :func:`cross_signals` gives the same signals as :class:`Signals` for a single run.
 
-Every run takes :class:`~aio_ray.strategies.bar_arrays.BarArrays`: the signal series and, for
+Every run takes :class:`~aio_ray.bars.arrays.BarArrays`: the signal series and, for
 ``price_model="bidask"``, the bid/ask OHLC of the same bars. The kernel's price matrix, the
 rollovers and the bar spacing are validated and computed once per bars object and cached on it
-(:meth:`BarArrays.kernel_prices`), so many runs on one fold validate it once.
+(:func:`~aio_ray.strategies.kernel_inputs.kernel_prices`), so many runs on one fold validate it once.
 
 The fill rules live in :mod:`aio_ray.strategies.fills`; the metric formulas in
 :mod:`aio_ray.strategies.metrics`. Prices are float64 in quote currency, ``ts`` int64 UTC ms
@@ -34,17 +34,18 @@ import numba
 import numpy as np
 import polars as pl
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.strategies import _batch_nb, fills
 from aio_ray.strategies import _engine_layout as layout
 from aio_ray.strategies import _engine_nb as nb
 from aio_ray.strategies import metrics as mt
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.config import (
     DEFAULT_COMMISSION_PER_LOT,  # noqa: F401 - its old home
     BacktestConfig,
     BacktestConfigError,
     BacktestError,
 )
+from aio_ray.strategies.kernel_inputs import kernel_prices, swap_units_of
 from aio_ray.strategies.signals import Signals
 
 __all__ = [
@@ -124,9 +125,9 @@ def _kernel_prices(bars: BarArrays, cfg: BacktestConfig) -> np.ndarray:
     """``bars``' price matrix for ``cfg.price_model`` (validated once per bars, then cached)."""
     if not isinstance(bars, BarArrays):
         raise BacktestError(
-            f"bars: expected aio_ray.strategies.bar_arrays.BarArrays, got {type(bars).__name__}"
+            f"bars: expected aio_ray.bars.arrays.BarArrays, got {type(bars).__name__}"
         )
-    return bars.kernel_prices(cfg.price_model)
+    return kernel_prices(bars, cfg.price_model)
 
 
 def _flags(name: str, x: Any, n: int) -> np.ndarray:
@@ -219,7 +220,7 @@ def run_backtest(
     equity = np.empty(n, dtype=np.float64)
     out = np.empty(layout.N_METRICS, dtype=np.float64)
     cv = _config_vector(cfg, bars.ts, bars.bar_ms)
-    k = nb.simulate(px, bars.swap_units, cv, le, se, lx, sx, sd, td, trades, equity, out)
+    k = nb.simulate(px, swap_units_of(bars), cv, le, se, lx, sx, sd, td, trades, equity, out)
     return BacktestResult(
         trades=_trade_frame(trades[:k], bars.ts),
         equity=equity,
@@ -286,7 +287,9 @@ def run_batch(
     sd, td = (_shared_rows(c) for c in cols[4:])
     out = np.empty((len(signals), layout.N_METRICS), dtype=np.float64)
     cv = _config_vector(cfg, bars.ts, bars.bar_ms)
-    _batch_nb.batch_signals(px, bars.swap_units, cv, le, se, lx, sx, sd, td, _threads(threads), out)
+    _batch_nb.batch_signals(
+        px, swap_units_of(bars), cv, le, se, lx, sx, sd, td, _threads(threads), out
+    )
     return out
 
 
@@ -391,7 +394,7 @@ def run_crossover_batch(
     out = np.empty((n_sets, layout.N_METRICS), dtype=np.float64)
     _batch_nb.batch_crossover(
         px,
-        bars.swap_units,
+        swap_units_of(bars),
         _config_vector(cfg, bars.ts, bars.bar_ms),
         lines,
         idx[0],

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.bars.timeframes import parse_timeframe
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.config import DAY_MS, ObjectiveConfig
 from aio_ray.strategies.dsr import ReturnMoments, return_moments
 from aio_ray.strategies.engine import BacktestConfig, BacktestResult, run_backtest

@@ -21,7 +21,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from aio_ray.strategies.bar_arrays import BarArrays
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.strategies.config import SearchConfig
 from aio_ray.strategies.islands import Island, IslandState, island_windows, run_generation
 from aio_ray.strategies.population import window_layout

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from aio_ray.strategies.bar_arrays import BarArrays
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.strategies.population import (
     METRIC_INDEX,
     PopulationResult,

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.library import Library, strategy_id
 from aio_ray.library.candidates import iter_candidates
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.config import SearchConfig
 from aio_ray.strategies.evaluate import HoldoutResult, evaluate_holdout
 from aio_ray.strategies.islands import island_windows

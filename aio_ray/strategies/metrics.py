@@ -32,7 +32,6 @@ __all__ = [
     "cagr",
     "compute_metrics",
     "exposure",
-    "infer_bar_ms",
     "max_drawdown",
     "profit_factor",
     "sharpe_ratio",
@@ -75,20 +74,6 @@ SUMMARY_METRICS: tuple[str, ...] = (
 MS_PER_DAY = 86_400_000
 TRADING_DAYS_PER_YEAR = 260
 MS_PER_YEAR = 365.25 * MS_PER_DAY
-
-
-def infer_bar_ms(ts_ms: np.ndarray) -> int:
-    """The bar duration (ms): the median of the positive gaps between consecutive ``ts``.
-
-    The median ignores weekend and holiday gaps. Returns 60,000 (1m) when fewer than two
-    bars are given.
-    """
-    ts = np.asarray(ts_ms, dtype=np.int64)
-    gaps = np.diff(ts)
-    gaps = gaps[gaps > 0]
-    if gaps.size == 0:
-        return 60_000
-    return int(np.median(gaps))
 
 
 def bars_per_year(bar_ms: int) -> float:

@@ -10,7 +10,7 @@ What :func:`evaluate_population` does for ``P`` parameter sets and ``k`` folds:
    population. Every indicator is causal, so the signals of bars ``[0, end)`` equal those
    computed on that prefix alone, which is what :func:`aio_ray.strategies.evaluate.evaluate_window`
    does window by window (a test pins the equality).
-2. The bars are validated once (:meth:`~aio_ray.strategies.bar_arrays.BarArrays.kernel_prices`,
+2. The bars are validated once (:func:`~aio_ray.strategies.kernel_inputs.kernel_prices`,
    cached on the bars: every population of a search on them reuses it); then
    :func:`aio_ray.strategies._population_nb.batch_windows` backtests every set on the
    in-sample and out-of-sample window of every fold, each from a flat account, with the same
@@ -34,15 +34,16 @@ from typing import Any
 
 import numpy as np
 
+from aio_ray.bars.arrays import BarArrays
+from aio_ray.bars.timeframes import infer_bar_ms
 from aio_ray.strategies import engine as eng
-from aio_ray.strategies import metrics as mt
 from aio_ray.strategies._engine_layout import N_METRICS
 from aio_ray.strategies._population_nb import batch_windows
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.config import DAY_MS, ObjectiveConfig
 from aio_ray.strategies.evaluate import _family, selection_config
 from aio_ray.strategies.families import Family
 from aio_ray.strategies.families.base import MemoBars
+from aio_ray.strategies.kernel_inputs import kernel_prices, swap_units_of
 from aio_ray.strategies.sessions import period_keys
 from aio_ray.strategies.space import validate
 from aio_ray.strategies.walkforward import Fold, SearchError, window_bounds
@@ -282,7 +283,7 @@ def _window_config(cfg: eng.BacktestConfig, ts: np.ndarray, a: int, b: int) -> n
     """The kernel configuration of window ``[a, b)`` of bars with open times ``ts`` (UTC ms):
     annualization and span of its own bars, as ``run_backtest`` on that slice computes them."""
     part = ts[a:b]
-    return eng._config_vector(cfg, part, mt.infer_bar_ms(part))
+    return eng._config_vector(cfg, part, infer_bar_ms(part))
 
 
 def _fold_values(sharpe: np.ndarray, trades: np.ndarray, cfg: ObjectiveConfig) -> np.ndarray:
@@ -355,8 +356,8 @@ def evaluate_population(
     px: np.ndarray | None = None
     swap = np.empty(0)
     try:
-        px = bars.kernel_prices(bt_cfg.price_model)  # validated once per bars, then cached
-        swap = bars.swap_units
+        px = kernel_prices(bars, bt_cfg.price_model)  # validated once per bars, then cached
+        swap = swap_units_of(bars)
     except Exception as exc:  # noqa: BLE001 - bad bars fail every candidate, with the reason
         errors = [f"bars: {_error(exc)}"] * n_sets
     le = np.zeros((n_sets, n), dtype=np.bool_)

@@ -22,7 +22,7 @@ import ray
 from ray import tune
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from aio_ray.strategies.bar_arrays import BarArrays
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.strategies.config import SearchConfig
 from aio_ray.strategies.island_trial import run_island
 from aio_ray.strategies.islands import Island, SharpeStats

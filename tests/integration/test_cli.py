@@ -101,8 +101,8 @@ def test_indicators_writes_the_contract_columns(real_bars, tmp_path):
 
 
 def test_backtest_json_is_the_contract(real_bars):
+    from aio_ray.bars.arrays import BarArrays
     from aio_ray.bars.store import read_bars
-    from aio_ray.strategies.bar_arrays import BarArrays
     from aio_ray.strategies.engine import BacktestConfig, run_backtest
     from aio_ray.strategies.families import get_family
     from aio_ray.strategies.space import defaults

@@ -130,10 +130,10 @@ def _backtest_cfg(searched, **replay):
 
 
 def test_backtest_mode_replays_the_ranked_top_on_a_new_period(searched, ray_local):
+    from aio_ray.bars.arrays import BarArrays
     from aio_ray.bars.store import read_bars
     from aio_ray.library import open_library
     from aio_ray.pipeline import format_summary, run_pipeline
-    from aio_ray.strategies.bar_arrays import BarArrays
     from aio_ray.strategies.engine import run_backtest
     from aio_ray.strategies.families import get_family
 

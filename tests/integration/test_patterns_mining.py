@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 from scipy import stats as sps
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.bars.resample import bars_from_ticks
 from aio_ray.bars.store import write_bars
 from aio_ray.patterns.detectors import PatternError, detect_candles, detect_chart_patterns
@@ -26,7 +27,6 @@ from aio_ray.patterns.stats import (
     validate_patterns,
 )
 from aio_ray.patterns.vocabulary import BEARISH, BULLISH, PATTERNS
-from aio_ray.strategies.bar_arrays import BarArrays
 
 HORIZONS = (1, 5, 20)
 

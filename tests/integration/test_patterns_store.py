@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.library import open_library
 from aio_ray.library.patterns import (
     PatternOccurrenceRow,
@@ -31,7 +32,6 @@ from aio_ray.library.patterns import (
 from aio_ray.patterns.mining import mine_bars
 from aio_ray.patterns.stats import DIRECTIONS, PatternStats
 from aio_ray.patterns.synthetic_windows import random_walk_ohlc
-from aio_ray.strategies.bar_arrays import BarArrays
 
 PG_ENV = "AIO_TEST_POSTGRES_URL"
 

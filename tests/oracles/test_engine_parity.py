@@ -18,8 +18,8 @@ import pyarrow as pa
 import pytest
 from backtesting import Backtest, Strategy
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.data.dukascopy import decode_ticks
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.engine import cross_signals, run_backtest
 from aio_ray.strategies.signals import Signals
 from tests.support.engine_common import costless, random_walk, sma

@@ -8,20 +8,18 @@ to a plain-Python transcription of Pine's ``ta.dmi`` instead.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import pytest
 import talib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aio_ray import indicators as ind
-from aio_ray.data.dukascopy import decode_ticks
+from tests.support.real_bars import real_mid_bars
 
 TOL = 1e-9
 
@@ -34,30 +32,6 @@ def random_walk(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     high = np.maximum(close, prev) + np.abs(rng.normal(0.0, 1e-4, n))
     low = np.minimum(close, prev) - np.abs(rng.normal(0.0, 1e-4, n))
     return high, low, close
-
-
-def real_mid_bars(root: Path) -> pl.DataFrame:
-    """1-minute mid bars of 2019-02-04 and 2019-02-05 from the real Dukascopy hour files."""
-    tables = []
-    for day in (4, 5):
-        for hour in range(24):
-            path = root / "EURUSD" / "2019" / "01" / f"{day:02d}" / f"{hour:02d}h_ticks.bi5"
-            start = dt.datetime(2019, 2, day, hour, tzinfo=dt.UTC)
-            tables.append(decode_ticks(path.read_bytes(), start, "EURUSD", str(path)))
-    ticks = pl.from_arrow(pa.concat_tables(tables))
-    assert isinstance(ticks, pl.DataFrame)
-    mid = pl.col("mid")
-    return (
-        ticks.sort("ts")
-        .with_columns(mid=(pl.col("bid") + pl.col("ask")) / 2)
-        .group_by_dynamic("ts", every="1m")
-        .agg(
-            mid_open=mid.first(),
-            mid_high=mid.max(),
-            mid_low=mid.min(),
-            mid_close=mid.last(),
-        )
-    )
 
 
 @pytest.fixture(scope="module")

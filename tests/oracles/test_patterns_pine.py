@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.patterns import detectors as d
 from aio_ray.patterns.detectors import detect_candles, synthetic_pattern
 from aio_ray.patterns.vocabulary import CANDLE_PATTERNS, CHART_PATTERNS
@@ -23,7 +24,6 @@ from aio_ray.pine.patterns import (
     patterns_indicator,
 )
 from aio_ray.pine.runner import run_pinets
-from aio_ray.strategies.bar_arrays import BarArrays
 from tests.support.pine_fixtures import mid, real_bars, require_pinets, require_pynescript
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.pine.generate import PLOT_SIGNALS, ScriptSource, generate
 from aio_ray.pine.runner import PineRunError, run_pinets
 from aio_ray.pine.verify import expected_run, verify_script
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.engine import BacktestConfig
 from tests.support.pine_fixtures import (
     FAMILIES,

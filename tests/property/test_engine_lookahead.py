@@ -13,7 +13,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aio_ray.strategies.bar_arrays import BarArrays
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.strategies.engine import BacktestConfig, BacktestResult, cross_signals, run_backtest
 from tests.support.engine_common import random_walk, sma, spread_around
 

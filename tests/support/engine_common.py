@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from aio_ray.strategies.bar_arrays import BarArrays
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.strategies.engine import BacktestConfig
 from aio_ray.strategies.signals import Signals
 

@@ -15,9 +15,9 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.bars.resample import bars_from_ticks
 from aio_ray.data.dukascopy import decode_ticks, hour_path
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.space import defaults
 
 FAMILIES = ("ma_cross", "rsi_reversion", "macd_cross", "bb_breakout", "bb_reversion", "stoch_adx")

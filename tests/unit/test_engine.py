@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
+from aio_ray.bars.arrays import BID_ASK_FIELDS, BarArrays
 from aio_ray.config import config_id
 from aio_ray.errors import AioError, BarsError, ConfigError
-from aio_ray.strategies.bar_arrays import BID_ASK_FIELDS, BarArrays
 from aio_ray.strategies.engine import (
     TRADE_SCHEMA,
     BacktestConfig,
@@ -24,6 +24,7 @@ from aio_ray.strategies.engine import (
     BacktestError,
     run_backtest,
 )
+from aio_ray.strategies.kernel_inputs import kernel_prices
 from aio_ray.strategies.signals import Signals
 from tests.support.engine_common import T0, bars, costless, flat_bars, signals, spread_around
 
@@ -440,11 +441,9 @@ def test_invalid_inputs_raise_backtest_error_naming_the_argument() -> None:
     with pytest.raises(BacktestError, match=r"bid_ask \(ask\): bar 2 is not a valid OHLC bar"):
         run_backtest(bad_ask, signals(6), BacktestConfig())
     with pytest.raises(BacktestError, match="price_model: 'mid' is not one of"):
-        b.kernel_prices("mid")
+        kernel_prices(b, "mid")
     duck = SimpleNamespace(ts=b.ts, open=b.open, high=b.high, low=b.low, close=b.close)
-    with pytest.raises(
-        BacktestError, match="bars: expected aio_ray.strategies.bar_arrays.BarArrays"
-    ):
+    with pytest.raises(BacktestError, match="bars: expected aio_ray.bars.arrays.BarArrays"):
         run_backtest(duck, signals(6), SINGLE)  # type: ignore[arg-type]
 
 
@@ -452,7 +451,7 @@ def test_cached_kernel_inputs_give_the_same_result() -> None:
     b = bars(BASE)
     sig = signals(6, long_entry=[1], short_entry=[3], stop={1: 0.001})
     a = run_backtest(b, sig, SINGLE)
-    assert b.kernel_prices("single") is b.kernel_prices("single")  # built once, then cached
+    assert kernel_prices(b, "single") is kernel_prices(b, "single")  # built once, then cached
     p = run_backtest(b, sig, SINGLE)
     shipped = pickle.loads(pickle.dumps(b))  # the cache is not pickled; rebuilt on use
     assert shipped._cache == {}

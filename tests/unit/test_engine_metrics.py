@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from aio_ray.bars.timeframes import infer_bar_ms
 from aio_ray.strategies import metrics as mt
 from aio_ray.strategies.engine import BacktestConfig, cross_signals, run_backtest
 from tests.support.engine_common import random_walk, signals, sma, spread_around
@@ -61,7 +62,7 @@ def test_cagr_and_annualization_constants() -> None:
     assert mt.bars_per_year(86_400_000) == 260.0
     # A weekend gap does not change the inferred spacing.
     ts = np.concatenate([np.arange(10) * 60_000, 3 * 86_400_000 + np.arange(10) * 60_000])
-    assert mt.infer_bar_ms(ts) == 60_000
+    assert infer_bar_ms(ts) == 60_000
     assert mt.span_years(
         np.array([0, 365 * 86_400_000 - 86_400_000 // 4]), 86_400_000 // 2
     ) == pytest.approx((365 * 86_400_000 + 86_400_000 // 4) / mt.MS_PER_YEAR)
@@ -69,7 +70,7 @@ def test_cagr_and_annualization_constants() -> None:
 
 def _recompute(res, cfg: BacktestConfig) -> dict[str, float]:  # type: ignore[no-untyped-def]
     t = res.trades
-    bar_ms = mt.infer_bar_ms(res.ts)
+    bar_ms = infer_bar_ms(res.ts)
     return mt.compute_metrics(
         res.equity,
         t["pnl"].to_numpy(),

@@ -12,7 +12,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from aio_ray.strategies.bar_arrays import BarArrays
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.strategies.engine import (
     METRIC_NAMES,
     BacktestConfig,
@@ -23,6 +23,7 @@ from aio_ray.strategies.engine import (
     run_crossover_batch,
 )
 from aio_ray.strategies.evaluate import evaluate_candidate, split_holdout
+from aio_ray.strategies.kernel_inputs import swap_units_of
 from aio_ray.strategies.population import evaluate_population
 from aio_ray.strategies.sessions import rollover_weights, swap_units
 from aio_ray.strategies.space import grid
@@ -216,9 +217,9 @@ def test_swap_reaches_equity_metrics_and_trades_alike_on_every_path() -> None:
 
 def test_bars_carry_the_rollovers() -> None:
     b = hourly("2019-02-06 18:00", 8)
-    assert b.swap_units.dtype == np.float64
-    assert b.swap_units.tolist() == [0, 0, 0, 0, 3, 0, 0, 0]
-    assert b.swap_units is b.swap_units  # computed once, cached on the bars
+    assert swap_units_of(b).dtype == np.float64
+    assert swap_units_of(b).tolist() == [0, 0, 0, 0, 3, 0, 0, 0]
+    assert swap_units_of(b) is swap_units_of(b)  # computed once, cached on the bars
 
 
 def test_population_charges_swap_as_evaluate_candidate_does() -> None:

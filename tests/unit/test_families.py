@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aio_ray import indicators as ind
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.errors import AioError, BarsError
 from aio_ray.strategies import space
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.families import FAMILIES, crossover, crossunder, get_family
 from aio_ray.strategies.space import (
     SPACES,
@@ -27,6 +27,7 @@ from aio_ray.strategies.space import (
     ParameterError,
     Space,
 )
+from tests.support.real_bars import real_mid_bars
 
 MINUTE_MS = 60_000
 DROP = object()  # marks a parameter to leave out
@@ -149,8 +150,6 @@ def test_each_family_enters_both_sides_on_a_random_walk(bars, name):
 
 @pytest.mark.parametrize("name", sorted(SPACES))
 def test_each_family_trades_on_real_eurusd_minutes(dukascopy_dir, name):
-    from test_indicators import real_mid_bars
-
     real = BarArrays.from_frame(real_mid_bars(dukascopy_dir))
     assert len(real) == 2880
     s = FAMILIES[name].signals(real, space.defaults(name))

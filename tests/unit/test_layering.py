@@ -51,10 +51,6 @@ UPWARD: dict[tuple[str, str], str] = {
         "a strategy's id hashes its family-aware identity_params, so two spellings of one "
         "strategy share a row; the rule belongs to the families, the id to the library"
     ),
-    ("aio_ray.patterns.mining", "aio_ray.strategies.bar_arrays"): (
-        "mining takes the backtest's bar arrays, so the bars the search prepared are mined "
-        "without a copy; it goes when BarArrays moves down into bars/ (one bar type)"
-    ),
 }
 
 SOURCES = ("aio_ray", "serve", "jobs")

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.library.models import strategy_id
 from aio_ray.patterns.detectors import detect_candles
 from aio_ray.patterns.vocabulary import CANDLE_PATTERNS
 from aio_ray.pine.generate import PLOT_SIGNALS, ScriptSource, generate, read_meta
 from aio_ray.strategies import space
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.engine import BacktestConfig
 from aio_ray.strategies.families import FAMILIES as REGISTRY
 from aio_ray.strategies.families.base import PATTERN_KEY, pattern_gate

@@ -81,7 +81,7 @@ def test_every_family_generates_a_complete_v6_script(family: str, kind: str) -> 
 def test_plot_titles_are_the_family_indicator_keys(family: str) -> None:
     import numpy as np
 
-    from aio_ray.strategies.bar_arrays import BarArrays
+    from aio_ray.bars.arrays import BarArrays
 
     n = 60
     x = 1.1 + np.sin(np.arange(n) / 5) * 1e-3

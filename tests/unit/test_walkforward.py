@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aio_ray.bars.arrays import BID_ASK_FIELDS, OHLC_FIELDS, BarArrays
 from aio_ray.errors import AioError
-from aio_ray.strategies.bar_arrays import BID_ASK_FIELDS, OHLC_FIELDS, BarArrays
 from aio_ray.strategies.engine import BacktestConfig, run_backtest
 from aio_ray.strategies.evaluate import (
     EvaluationError,

@@ -39,10 +39,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from aio_ray import indicators as ind
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.patterns.detectors import detect_candles
 from aio_ray.pine.builder import Expr, ScriptBuilder
 from aio_ray.pine.templates import PineParts
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.params import PATTERN_NONE, ParameterError, Space, validate_params
 from aio_ray.strategies.signals import Signals
 

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from aio_ray import indicators as ind
+from aio_ray.bars.arrays import BarArrays
 from aio_ray.pine import templates as pt
 from aio_ray.pine.builder import Expr, ScriptBuilder
 from aio_ray.pine.templates import PineParts
-from aio_ray.strategies.bar_arrays import BarArrays
 from aio_ray.strategies.families.base import Family, Rules, crossover, crossunder, memo
 from aio_ray.strategies.params import IntParam, Less, family_space
 

@@ -6,38 +6,37 @@ Stable public API::
     BarArrays.from_frame(df, price="mid", timeframe="1h")  # from a bar frame (schema.BAR_SCHEMA)
     len(bars), bars[a:b], bars.copy()                     # bar count; contiguous slice (views)
     bars.has_bid_ask                                      # bid/ask OHLC present (``bidask`` fills)
-    bars.kernel_prices(price_model), bars.swap_units, bars.bar_ms   # what the engine reads
+    bars.bar_ms                                           # bar spacing (ms), cached
+    bars.cached(key, build)                               # a derived array, built once per bars
 
 ``ts`` is int64 UTC ms (bar open time); prices are float64 in quote currency. The signal series
 (``open/high/low/close``, mid prices by default) is what strategy families compute on; the
-optional bid/ask OHLC of the same bars are what ``price_model="bidask"`` fills at. The derived
-arrays the engine needs are validated and computed once per bars object and cached on it (treat
-every array as read-only: the cache does not see later writes).
+optional bid/ask OHLC of the same bars are what ``price_model="bidask"`` fills at. Arrays derived
+from the bars (the backtest's validated price matrix and rollover counts,
+:mod:`aio_ray.strategies.kernel_inputs`) are built once per bars object and cached on it
+(:meth:`BarArrays.cached`; treat every array as read-only: the cache does not see later writes).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import polars as pl
 
-from aio_ray.errors import BacktestError, BarsError
-from aio_ray.strategies import fills
-from aio_ray.strategies.metrics import infer_bar_ms
-from aio_ray.strategies.sessions import swap_units
+from aio_ray.bars.timeframes import infer_bar_ms
+from aio_ray.errors import BarsError
 
-__all__ = ["BID_ASK_FIELDS", "MIN_BARS", "OHLC_FIELDS", "BarArrays"]
+__all__ = ["BID_ASK_FIELDS", "OHLC_FIELDS", "BarArrays"]
 
 OHLC_FIELDS: tuple[str, ...] = ("open", "high", "low", "close")
 """The signal series' price fields (and the suffixes of the bid/ask fields)."""
 
 BID_ASK_FIELDS: tuple[str, ...] = tuple(f"{s}_{p}" for s in ("bid", "ask") for p in OHLC_FIELDS)
 """The optional bid/ask OHLC fields, named as the bar schema's columns (``bid_open``, ...)."""
-
-MIN_BARS = 2
-"""The fewest bars the engine backtests."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,103 +170,23 @@ class BarArrays:
             timeframe=timeframe,
         )
 
-    # ------------------------------------------------------------------------- kernel inputs
-
-    def kernel_prices(self, price_model: str) -> np.ndarray:
-        """The engine's (``fills.N_PRICE_ROWS``, n) float64 price matrix, rows ``fills.ROW_*``
-        (quote currency), validated and built once per price model, then cached.
-
-        Raises
-        ------
-        BacktestError
-            Unknown ``price_model``, fewer than :data:`MIN_BARS` bars, non-finite or
-            inconsistent OHLC, or no bid/ask OHLC for ``"bidask"``.
-        """
-        key = f"px_{price_model}"
-        px: np.ndarray | None = self._cache.get(key)
-        if px is None:
-            px = self._build_prices(price_model)
-            self._cache[key] = px
-        return px
-
-    @property
-    def swap_units(self) -> np.ndarray:
-        """(n,) float64 rollovers a position held from bar ``i - 1`` to bar ``i`` is charged
-        for (:func:`aio_ray.strategies.sessions.swap_units`); cached."""
-        w: np.ndarray | None = self._cache.get("swap_units")
-        if w is None:
-            w = self._cache["swap_units"] = swap_units(self.ts)
-        return w
-
     @property
     def bar_ms(self) -> int:
-        """Bar spacing inferred from ``ts`` (median gap, ms; :func:`metrics.infer_bar_ms`); cached."""
+        """Bar spacing inferred from ``ts`` (median gap, ms; :func:`~aio_ray.bars.timeframes.infer_bar_ms`); cached."""
         ms: int | None = self._cache.get("bar_ms")
         if ms is None:
             ms = self._cache["bar_ms"] = infer_bar_ms(self.ts)
         return ms
 
-    def _build_prices(self, price_model: str) -> np.ndarray:
-        if price_model not in fills.PRICE_MODELS:
-            raise BacktestError(f"price_model: {price_model!r} is not one of {fills.PRICE_MODELS}")
-        n = len(self)
-        if n < MIN_BARS:
-            raise BacktestError(f"bars: too few bars ({n}); need at least {MIN_BARS}")
-        o, h, lo, c = (_finite(f"bars.{a}", getattr(self, a)) for a in OHLC_FIELDS)
-        _check_ohlc("bars", o, h, lo, c)
-        px = np.empty((fills.N_PRICE_ROWS, n), dtype=np.float64)
-        px[fills.ROW_ANCHOR] = c
-        if price_model == "single":
-            px[fills.ROW_BUY_OPEN] = o
-            px[fills.ROW_SELL_OPEN] = o
-            px[fills.ROW_SELL_HIGH] = h
-            px[fills.ROW_BUY_HIGH] = h
-            px[fills.ROW_SELL_LOW] = lo
-            px[fills.ROW_BUY_LOW] = lo
-            px[fills.ROW_SELL_CLOSE] = c
-            px[fills.ROW_BUY_CLOSE] = c
-            return px
-        if not self.has_bid_ask:
-            raise BacktestError(
-                "bid_ask: price_model 'bidask' needs the bars' bid and ask OHLC "
-                "(BarArrays.bid_open ... ask_close); load them with the bars or use "
-                "price_model='single'"
-            )
-        arr = {f: _finite(f"bid_ask.{f}", getattr(self, f)) for f in BID_ASK_FIELDS}
-        _check_ohlc(
-            "bid_ask (bid)", arr["bid_open"], arr["bid_high"], arr["bid_low"], arr["bid_close"]
-        )
-        _check_ohlc(
-            "bid_ask (ask)", arr["ask_open"], arr["ask_high"], arr["ask_low"], arr["ask_close"]
-        )
-        px[fills.ROW_BUY_OPEN] = arr["ask_open"]
-        px[fills.ROW_SELL_OPEN] = arr["bid_open"]
-        px[fills.ROW_SELL_HIGH] = arr["bid_high"]
-        px[fills.ROW_SELL_LOW] = arr["bid_low"]
-        px[fills.ROW_BUY_HIGH] = arr["ask_high"]
-        px[fills.ROW_BUY_LOW] = arr["ask_low"]
-        px[fills.ROW_SELL_CLOSE] = arr["bid_close"]
-        px[fills.ROW_BUY_CLOSE] = arr["ask_close"]
-        return px
+    def cached(self, key: str, build: Callable[[BarArrays], T]) -> T:
+        """``build(self)``, computed on the first call for ``key`` and kept on these bars
+        (not pickled: a copy shipped to a Ray worker rebuilds it there)."""
+        if key in self._cache:
+            value: T = self._cache[key]
+            return value
+        value = self._cache[key] = build(self)
+        return value
 
 
 def _float_column(frame: pl.DataFrame, name: str) -> np.ndarray:
     return np.ascontiguousarray(frame[name].cast(pl.Float64).to_numpy(), dtype=np.float64)
-
-
-def _finite(name: str, a: np.ndarray) -> np.ndarray:
-    bad = ~np.isfinite(a)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise BacktestError(f"{name}: non-finite price {a[i]} at bar {i}; prices must be finite")
-    return a
-
-
-def _check_ohlc(prefix: str, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> None:
-    bad = (h < np.maximum(o, c)) | (lo > np.minimum(o, c)) | (lo <= 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise BacktestError(
-            f"{prefix}: bar {i} is not a valid OHLC bar (open {o[i]}, high {h[i]}, low {lo[i]}, "
-            f"close {c[i]}); need 0 < low <= open, close <= high"
-        )
