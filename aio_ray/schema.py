@@ -15,6 +15,7 @@ __all__ = [
     "BAR_COLUMNS",
     "BAR_SCHEMA",
     "QUARANTINE_SCHEMA",
+    "SUMMARY_METRICS",
     "TICK_COLUMNS",
     "TICK_SCHEMA",
     "TS_TYPE",
@@ -109,3 +110,20 @@ def conform_ticks(table: pa.Table, source: str) -> pa.Table:
             raise SchemaError(source, f"column 'ts' has {col.null_count} empty value(s)")
         cols.append(col)
     return pa.Table.from_arrays(cols, schema=TICK_SCHEMA)
+
+
+SUMMARY_METRICS: tuple[str, ...] = (
+    "net_profit",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "profit_factor",
+    "win_rate",
+    "trades",
+    "exposure",
+    "avg_trade",
+    "cagr",
+)
+"""The backtest metrics kept per walk-forward fold and holdout, in this order: the search's
+fold records, the ranking, and the library's metric columns (computed by
+:func:`aio_ray.strategies.metrics.compute_metrics`)."""

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, func, select
 
 from aio_ray.library.models import CandidateRow, ReturnLayout, canonical_json, now_ms, table_of
 from aio_ray.library.repo import Library
-from aio_ray.strategies.metrics import SUMMARY_METRICS
+from aio_ray.schema import SUMMARY_METRICS
 
 __all__ = [
     "CANDIDATES",

@@ -30,7 +30,7 @@ import numpy as np
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, LargeBinary, Table, Text
 from sqlmodel import Field, SQLModel
 
-from aio_ray.strategies.metrics import SUMMARY_METRICS
+from aio_ray.schema import SUMMARY_METRICS
 from aio_ray.strategies.space import identity_params
 
 __all__ = [

@@ -35,11 +35,12 @@ import polars as pl
 
 from aio_ray.bars.arrays import BarArrays
 from aio_ray.bars.timeframes import parse_timeframe
+from aio_ray.schema import SUMMARY_METRICS
 from aio_ray.strategies.config import DAY_MS, ObjectiveConfig
 from aio_ray.strategies.dsr import ReturnMoments, return_moments
 from aio_ray.strategies.engine import BacktestConfig, BacktestResult, run_backtest
 from aio_ray.strategies.families import Family, get_family
-from aio_ray.strategies.metrics import SUMMARY_METRICS, bar_returns
+from aio_ray.strategies.metrics import bar_returns
 from aio_ray.strategies.ranking import FoldOOS
 from aio_ray.strategies.sessions import period_keys
 from aio_ray.strategies.signals import Signals

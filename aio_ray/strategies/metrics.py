@@ -25,7 +25,6 @@ __all__ = [
     "METRIC_NAMES",
     "MS_PER_DAY",
     "MS_PER_YEAR",
-    "SUMMARY_METRICS",
     "TRADING_DAYS_PER_YEAR",
     "bar_returns",
     "bars_per_year",
@@ -57,19 +56,6 @@ METRIC_NAMES: tuple[str, ...] = (
 )
 """Columns of the metrics matrix (and keys of ``BacktestResult.metrics``), in order."""
 
-SUMMARY_METRICS: tuple[str, ...] = (
-    "net_profit",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "profit_factor",
-    "win_rate",
-    "trades",
-    "exposure",
-    "avg_trade",
-    "cagr",
-)
-"""The metrics kept per walk-forward fold and holdout (search, ranking, library columns)."""
 
 MS_PER_DAY = 86_400_000
 TRADING_DAYS_PER_YEAR = 260

@@ -41,12 +41,6 @@ _RANKS: dict[str, int] = {unit: i for i, layer in enumerate(LAYERS) for unit in 
 
 # (importer, imported) module pairs that cross a layer upward, with the reason each stays.
 UPWARD: dict[tuple[str, str], str] = {
-    ("aio_ray.library.models", "aio_ray.strategies.metrics"): (
-        "the metric columns of the trial tables are the backtest's SUMMARY_METRICS, named once"
-    ),
-    ("aio_ray.library.candidates", "aio_ray.strategies.metrics"): (
-        "the candidate record layout packs the same SUMMARY_METRICS, in the same order"
-    ),
     ("aio_ray.library.models", "aio_ray.strategies.space"): (
         "a strategy's id hashes its family-aware identity_params, so two spellings of one "
         "strategy share a row; the rule belongs to the families, the id to the library"
