@@ -29,10 +29,9 @@ from aio_ray.patterns.mining import mine_bars_dir
 from aio_ray.patterns.stats import validate_patterns
 from aio_ray.raycluster import ensure_ray
 from aio_ray.vision.analyze import VisionConfig, analyze_windows, record_json, window_requests
+from aio_ray.vision.registry import BACKENDS
 
 __all__ = ["analyze_cmd", "patterns_cmd"]
-
-_BACKENDS = ("cpu", "vllm", "http")
 
 
 def analyze_cmd(
@@ -66,9 +65,9 @@ def analyze_cmd(
 ) -> None:
     """Chart the latest bar windows and analyse each with a vision backend (ChartAnalysis:
     trend, patterns, levels, confidence, rationale)."""
-    if backend is not None and backend not in _BACKENDS:
+    if backend is not None and backend not in BACKENDS:
         raise typer.BadParameter(
-            f"{backend!r}: accepted are {', '.join(_BACKENDS)}", param_hint="--backend"
+            f"{backend!r}: accepted are {', '.join(BACKENDS)}", param_hint="--backend"
         )
     if windows is not None and windows < 1:
         raise typer.BadParameter(f"{windows}: must be >= 1", param_hint="--windows")

@@ -14,9 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["DEFAULT_VLM", "BackendName", "VisionConfig", "VisionSettings"]
+from aio_ray.vision.registry import BACKENDS
 
-BackendName = Literal["cpu", "vllm", "http"]
+__all__ = ["DEFAULT_VLM", "VisionConfig", "VisionSettings"]
 
 DEFAULT_VLM = "openbmb/MiniCPM-V-2_6"
 """The default vision-language model: MiniCPM-V 2.6, an 8B release supported by vLLM."""
@@ -32,7 +32,11 @@ class VisionSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: BackendName = Field(default="cpu", description="cpu | vllm | http")
+    backend: str = Field(
+        default="cpu",
+        description="a backend registered in aio_ray.vision.registry: cpu | vllm | http",
+        json_schema_extra={"enum": list(BACKENDS)},
+    )
 
     # Model.
     model_source: str = Field(default=DEFAULT_VLM, description="HF id or local path of the VLM")
@@ -108,6 +112,13 @@ class VisionSettings(BaseModel):
     )
     num_cpus: float = Field(default=1.0, gt=0, description="CPUs per actor")
     accelerator_type: str | None = Field(default=None, description='e.g. "A10G", "L4", "H100"')
+
+    @field_validator("backend")
+    @classmethod
+    def _registered_backend(cls, v: str) -> str:
+        if v not in BACKENDS:
+            raise ValueError(f"unknown vision backend {v!r}; accepted: {', '.join(BACKENDS)}")
+        return v
 
     @field_validator("base_url")
     @classmethod

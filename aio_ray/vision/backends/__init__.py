@@ -4,7 +4,7 @@ Stable public API::
 
     VisionSettings                     # frozen, strict; embedded in AppConfig by the lead
     make_backend(name=None, settings=None) -> VisionBackend
-    BACKENDS = ("cpu", "vllm", "http")
+    BACKENDS = ("cpu", "vllm", "http")  # registered in aio_ray.vision.registry
     AnalysisRequest, VisionBackend, VisionError, BackendUnavailableError   (from .base)
 
 ``cpu``: our ChartNet classifier (torch on CPU, shipped weights) + rule-based levels; runs
@@ -17,6 +17,8 @@ Heavy packages (torch, vllm) are imported only when a backend is built.
 
 from __future__ import annotations
 
+import importlib
+
 from aio_ray.vision.backends.base import (
     AnalysisRequest,
     BackendUnavailableError,
@@ -24,6 +26,7 @@ from aio_ray.vision.backends.base import (
     VisionError,
 )
 from aio_ray.vision.config import DEFAULT_VLM, VisionSettings
+from aio_ray.vision.registry import BACKEND_CLASSES, BACKENDS
 
 __all__ = [
     "BACKENDS",
@@ -35,8 +38,6 @@ __all__ = [
     "VisionSettings",
     "make_backend",
 ]
-
-BACKENDS: tuple[str, ...] = ("cpu", "vllm", "http")
 
 
 def make_backend(name: str | None = None, settings: VisionSettings | None = None) -> VisionBackend:
@@ -52,19 +53,10 @@ def make_backend(name: str | None = None, settings: VisionSettings | None = None
     """
     settings = settings or VisionSettings()
     name = name or settings.backend
-    if name == "cpu":
-        # registry: a backend module loads only when chosen (its model may need torch)
-        from aio_ray.vision.backends.cpu import CpuBackend
-
-        return CpuBackend(settings)
-    if name == "http":
-        # registry: a backend module loads only when chosen
-        from aio_ray.vision.backends.http import HttpBackend
-
-        return HttpBackend(settings)
-    if name == "vllm":
-        # registry: a backend module loads only when chosen (vllm: the gpu extra)
-        from aio_ray.vision.backends.vllm_engine import VllmBackend
-
-        return VllmBackend(settings)
-    raise VisionError(f"unknown vision backend {name!r}; accepted: {', '.join(BACKENDS)}")
+    target = BACKEND_CLASSES.get(name)
+    if target is None:
+        raise VisionError(f"unknown vision backend {name!r}; accepted: {', '.join(BACKENDS)}")
+    module, cls = target.split(":")
+    # registry: a backend module loads only when chosen (cpu needs torch, vllm the gpu extra)
+    backend: VisionBackend = getattr(importlib.import_module(module), cls)(settings)
+    return backend

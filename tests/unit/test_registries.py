@@ -1,9 +1,11 @@
-"""The tick-source registry: one name per source, checked where a config names it, each
-source's settings section present on the root config with the type the source declares."""
+"""The registries: tick sources and vision backends, one name each, checked where a config
+names them; each tick source's settings section is on the root config with its declared type,
+each vision backend's entry names a VisionBackend class."""
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 
 import pytest
 from pydantic import ValidationError
@@ -13,6 +15,9 @@ from aio_ray.data.config import DataConfig, ValidationConfig
 from aio_ray.data.sources import SOURCE_NAMES, SOURCES
 from aio_ray.data.sources.base import TickSource, get_source
 from aio_ray.errors import SourceError
+from aio_ray.vision.backends import VisionBackend, make_backend
+from aio_ray.vision.config import VisionSettings
+from aio_ray.vision.registry import BACKEND_CLASSES, BACKENDS
 
 
 def test_every_registered_source_loads_under_its_own_name() -> None:
@@ -67,3 +72,28 @@ def test_the_registry_drives_the_ingest_the_pipeline_runs(tmp_path) -> None:
     assert rep.ok and rep.source == "synthetic"
     assert rep.totals["kept"] > 10_000
     assert list(rep.days) == ["2025-07-01"]
+
+
+# ----------------------------------------------------------------------------- vision backends
+
+
+def test_every_registered_vision_backend_names_a_backend_class() -> None:
+    assert BACKENDS == ("cpu", "vllm", "http")
+    for name, target in BACKEND_CLASSES.items():
+        module, cls = target.split(":")
+        backend_cls = getattr(importlib.import_module(module), cls)
+        assert backend_cls.name == name  # what every record names as its backend
+        assert callable(backend_cls.analyze)
+
+
+def test_an_unknown_vision_backend_is_refused_by_the_settings_with_the_accepted_names() -> None:
+    with pytest.raises(
+        ValidationError, match=r"unknown vision backend 'gpt4'; accepted: cpu, vllm, http"
+    ):
+        VisionSettings(backend="gpt4")
+
+
+def test_the_registry_builds_the_cpu_backend_by_name() -> None:
+    backend: VisionBackend = make_backend("cpu")
+    assert type(backend).__name__ == "CpuBackend" and backend.name == "cpu"
+    assert backend.model_id
