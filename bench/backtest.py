@@ -320,9 +320,8 @@ def main() -> None:
     t0 = time.perf_counter()
     lines = np.vstack([sma(bars.close, k) for k in lengths])
     dist = atr(bars.high, bars.low, bars.close, ATR_LEN)
-    kernel_prices(
-        bars, "bidask"
-    )  # validated once and cached on the bars, as a search does per fold
+    # validated once and cached on the bars, as a search does per fold
+    kernel_prices(bars, "bidask")
     _ = swap_units_of(bars), bars.bar_ms
     prep_s = time.perf_counter() - t0
 
