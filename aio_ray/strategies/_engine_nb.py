@@ -11,9 +11,13 @@ parameter sets are in :mod:`aio_ray.strategies._batch_nb`, the metric kernels in
 The kernel stays in these few files, each with one job. ``step`` keeps its three quiet-bar
 loops (held long, held short, flat) written out: moved into functions of their own, inlined
 or called, they measured 50-70 % slower on the crossover batch path (and the single run 2x);
-what they share, the signal test of a quiet bar, is one inlined function, :func:`_quiet_signal`,
-as is the bookkeeping of a closed trade, :func:`_close_trade`. Both measured as fast as the
-code written out, and give bit-identical results. numba's
+what they share, the signal test of a quiet bar, is one inlined function, :func:`~aio_ray.strategies._events_nb.quiet_signal`,
+as are the bookkeeping of a closed trade (:func:`~aio_ray.strategies._events_nb.close_trade`), the order a bar's signals
+give (:func:`~aio_ray.strategies._events_nb.order_of`) and an entry's stop and target levels (:func:`~aio_ray.strategies._events_nb.entry_levels`). Each
+measured as fast as the code written out, with bit-identical results. The two batch drivers
+stay two: one driver called with a per-source function was as fast but numba cannot cache it
+(3.3 s of compiling in every process against 0.3 s), and one driver specialised on a literal
+``mode`` was 1.5-2x slower. numba's
 on-disk cache does not see a change in another file: after editing one of these modules or
 ``fills.py``, clear the caches (``make clean-kernels``).
 
@@ -89,18 +93,8 @@ from aio_ray.strategies._engine_layout import (
     S_TRADE_SWAP,
     S_TRADES,
     S_WINS,
-    TC_COMMISSION,
-    TC_ENTRY_BAR,
-    TC_ENTRY_PRICE,
-    TC_EXIT_BAR,
-    TC_EXIT_PRICE,
-    TC_PNL,
-    TC_PNL_PIPS,
-    TC_REASON,
-    TC_SIDE,
-    TC_SWAP,
-    TC_UNITS,
 )
+from aio_ray.strategies._events_nb import close_trade, entry_levels, order_of, quiet_signal
 from aio_ray.strategies._metrics_nb import (
     drawdown,
     finish,
@@ -124,84 +118,11 @@ from aio_ray.strategies.fills import (
     ROW_SELL_LOW,
     ROW_SELL_OPEN,
     commission,
-    decide_order,
     entry_units,
     long_exit_fill,
-    round_level,
     short_exit_fill,
     swap_charge,
 )
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _close_trade(
-    trades: np.ndarray,
-    record: bool,
-    k: int,
-    qty: float,
-    entry_bar: int,
-    exit_bar: int,
-    entry_px: float,
-    exit_px: float,
-    entry_comm: float,
-    exit_comm: float,
-    swap: float,
-    reason: int,
-    pip: float,
-    cash: float,
-    wins: int,
-    gross_win: float,
-    gross_loss: float,
-) -> tuple[float, int, int, float, float]:
-    """Close the position of ``qty`` signed units at ``exit_px``: its net P&L (commissions and
-    ``swap`` included) goes into the win/loss tallies, and into ``trades[k]`` if ``record``.
-    Returns ``(cash, trades, wins, gross_win, gross_loss)`` after the close."""
-    pnl = qty * (exit_px - entry_px) - entry_comm - exit_comm + swap
-    if record:
-        side = 1.0 if qty > 0.0 else -1.0
-        row = trades[k]
-        row[TC_ENTRY_BAR] = entry_bar
-        row[TC_EXIT_BAR] = exit_bar
-        row[TC_SIDE] = side
-        row[TC_UNITS] = abs(qty)
-        row[TC_ENTRY_PRICE] = entry_px
-        row[TC_EXIT_PRICE] = exit_px
-        row[TC_COMMISSION] = entry_comm + exit_comm
-        row[TC_PNL] = pnl
-        row[TC_PNL_PIPS] = side * (exit_px - entry_px) / pip
-        row[TC_REASON] = reason
-        row[TC_SWAP] = swap
-    cash += qty * exit_px - exit_comm
-    if pnl > 0.0:
-        wins += 1
-        gross_win += pnl
-    elif pnl < 0.0:
-        gross_loss -= pnl
-    return cash, k + 1, wins, gross_win, gross_loss
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _quiet_signal(
-    u: np.uint64,
-    mode: int,
-    fast: np.ndarray,
-    slow: np.ndarray,
-    fp: float,
-    sp: float,
-    le: np.ndarray,
-    se: np.ndarray,
-    lx: np.ndarray,
-    sx: np.ndarray,
-) -> tuple[bool, float, float]:
-    """Whether bar ``u`` has a signal (mode 1: a cross of the two lines, whose previous values
-    ``fp``, ``sp`` advance past a quiet bar); returns ``(signal, fp, sp)``."""
-    if mode == 1:
-        f = fast[u]
-        s = slow[u]
-        if ((f > s) & (fp <= sp)) | ((f < s) & (fp >= sp)):
-            return True, fp, sp
-        return False, f, s
-    return le[u] | se[u] | lx[u] | sx[u], fp, sp
 
 
 @njit(cache=True, nogil=True)
@@ -250,7 +171,6 @@ def step(
     sell_close = px[ROW_SELL_CLOSE]
     buy_close = px[ROW_BUY_CLOSE]
     anchor = px[ROW_ANCHOR]
-    nan = np.nan
 
     sizing = int(cv[C_SIZING])
     units = cv[C_UNITS]
@@ -265,8 +185,6 @@ def step(
     swap_long = cv[C_SWAP_LONG]
     swap_short = cv[C_SWAP_SHORT]
     has_swap = swap_long != 0.0 or swap_short != 0.0
-    has_stop_mult = not math.isnan(stop_mult)
-    has_take_mult = not math.isnan(take_mult)
 
     cash = state[S_CASH]
     pos = int(state[S_POS])  # held side: 1 long, -1 short, 0 flat
@@ -325,7 +243,7 @@ def step(
                         eq = cash + qty * sell_close[u]
                         if eq <= 0.0:
                             break
-                        signal, fp, sp = _quiet_signal(u, mode, fast, slow, fp, sp, le, se, lx, sx)
+                        signal, fp, sp = quiet_signal(u, mode, fast, slow, fp, sp, le, se, lx, sx)
                         if signal:
                             break
                         buf[u - ub0] = eq
@@ -346,7 +264,7 @@ def step(
                         eq = cash + qty * buy_close[u]
                         if eq <= 0.0:
                             break
-                        signal, fp, sp = _quiet_signal(u, mode, fast, slow, fp, sp, le, se, lx, sx)
+                        signal, fp, sp = quiet_signal(u, mode, fast, slow, fp, sp, le, se, lx, sx)
                         if signal:
                             break
                         buf[u - ub0] = eq
@@ -361,7 +279,7 @@ def step(
                     ub0 = np.uint64(b0)
                     one = np.uint64(1)
                     while u < u_end:
-                        signal, fp, sp = _quiet_signal(u, mode, fast, slow, fp, sp, le, se, lx, sx)
+                        signal, fp, sp = quiet_signal(u, mode, fast, slow, fp, sp, le, se, lx, sx)
                         if signal:
                             break
                         buf[u - ub0] = eq
@@ -385,7 +303,7 @@ def step(
                         xp = buy_open[i] + slip
                     xc = commission(comm_kind, comm_rate, abs(qty), xp)
                     reason = EXIT_REVERSE if pend == -pos else EXIT_SIGNAL
-                    cash, k, wins, gross_win, gross_loss = _close_trade(
+                    cash, k, wins, gross_win, gross_loss = close_trade(
                         trades, record, k, qty, entry_bar, i, entry_px, xp, entry_comm, xc,
                         trade_swap, reason, pip, cash, wins, gross_win, gross_loss,
                     )  # fmt: skip
@@ -450,7 +368,7 @@ def step(
                         xp = mk
                 if reason >= 0:
                     xc = commission(comm_kind, comm_rate, abs(qty), xp)
-                    cash, k, wins, gross_win, gross_loss = _close_trade(
+                    cash, k, wins, gross_win, gross_loss = close_trade(
                         trades, record, k, qty, entry_bar, i, entry_px, xp, entry_comm, xc,
                         trade_swap, reason, pip, cash, wins, gross_win, gross_loss,
                     )  # fmt: skip
@@ -477,27 +395,11 @@ def step(
                 dn = False
                 act = le[i] | se[i] | lx[i] | sx[i]
             if act and not halted and i < last:
-                if mode == 0:
-                    o = decide_order(pos, le[i], se[i], lx[i], sx[i])
-                elif direction == 0:
-                    o = decide_order(pos, up, dn, False, False)
-                elif direction > 0:
-                    o = decide_order(pos, up, False, dn, False)
-                else:
-                    o = decide_order(pos, False, dn, False, up)
+                o = order_of(mode, direction, pos, i, le, se, lx, sx, up, dn)
                 if o == ORDER_LONG or o == ORDER_SHORT:
-                    if mode == 0:
-                        sdist = sd[i]
-                        tdist = td[i]
-                    else:
-                        sdist = stop_mult * base_dist[i] if has_stop_mult else nan
-                        tdist = take_mult * base_dist[i] if has_take_mult else nan
-                    a = anchor[i]
-                    pend_stop = a - o * sdist
-                    pend_take = a + o * tdist
-                    if level_tick > 0.0:
-                        pend_stop = round_level(pend_stop, a, level_tick)
-                        pend_take = round_level(pend_take, a, level_tick)
+                    pend_stop, pend_take, sdist = entry_levels(
+                        o, i, mode, sd, td, base_dist, stop_mult, take_mult, anchor, level_tick
+                    )
                     pend_units = entry_units(sizing, units, risk, lot_step, eq, sdist)
                 pend = o
             i += 1
