@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from aio_ray.bars.arrays import BarArrays
+from aio_ray.schema import SUMMARY_METRICS
 from aio_ray.strategies.population import (
     METRIC_INDEX,
     PopulationResult,
@@ -256,21 +257,7 @@ def _finalist(res: PopulationResult, p: int, number: int) -> dict[str, Any]:
                 "fold": lay.fold[w],
                 "sample": lay.sample[w],
                 "end_exits": int(res.end_exits[p, w]),
-                **{
-                    k: m[k]
-                    for k in (
-                        "net_profit",
-                        "sharpe",
-                        "sortino",
-                        "max_drawdown",
-                        "profit_factor",
-                        "win_rate",
-                        "trades",
-                        "exposure",
-                        "avg_trade",
-                        "cagr",
-                    )
-                },
+                **{k: m[k] for k in SUMMARY_METRICS},
             }
         )
     oos = [w for w in range(lay.n_windows) if lay.sample[w] == "oos"]
